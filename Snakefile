@@ -1,0 +1,24 @@
+# Selection via Proxy (Coleman et al., ICLR 2020): train cheap proxies, rank every
+# training example by the proxies' uncertainty, train the target on the top fraction.
+# Run: snakemake --cores all --resources gpu=1   (see README.md)
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/proxy.smk"
+include: "workflow/rules/selection.smk"
+include: "workflow/rules/target.smk"
+include: "workflow/rules/summary.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.summarize.output.summary,

@@ -1,0 +1,187 @@
+"""The ``svp`` command: run any stage of the workflow by hand (the Snakemake rules call it too)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import yaml
+
+
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error}): {text[:80]}") from None
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--info", type=_json, default={}, help="JSON facts about the run stored with its outputs")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="svp", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check-config", help="validate a config file and print it with defaults filled in")
+    check.add_argument("config")
+
+    commands.add_parser("models", help="list the registered models")
+    commands.add_parser("datasets", help="list the registered data sets")
+
+    prepare = commands.add_parser("prepare", help="download/read a data set into train.npz, test.npz, manifest.json")
+    prepare.add_argument("--dataset", type=_json, required=True, help="the config's dataset mapping, as JSON")
+    prepare.add_argument("--out-dir", required=True)
+
+    train = commands.add_parser("train", help="train a model on the prepared data or a subset of it")
+    train.add_argument("--model", required=True)
+    train.add_argument("--training", type=_json, default={}, help="training settings, as JSON")
+    train.add_argument("--seed", type=int, required=True)
+    train.add_argument("--data", required=True, help="prepared data folder")
+    train.add_argument("--subset", help="parquet file of example indices to train on (default: all)")
+    train.add_argument("--model-out", required=True)
+    train.add_argument("--history-out", required=True)
+    train.add_argument("--metrics-out", required=True)
+    _add_run_options(train)
+
+    score = commands.add_parser("score", help="score every training example's uncertainty with a trained model")
+    score.add_argument("--checkpoint", required=True)
+    score.add_argument("--data", required=True)
+    score.add_argument("--out", required=True)
+    score.add_argument("--batch-size", type=int, default=1024)
+    _add_run_options(score)
+
+    rank = commands.add_parser("rank", help="rank examples by a metric and combine the ranks of several runs")
+    rank.add_argument("scores", nargs="+", help="score parquet files, one per proxy run")
+    rank.add_argument("--metric", required=True)
+    rank.add_argument("--out", required=True)
+    rank.add_argument("--info", type=_json, default={})
+
+    select = commands.add_parser("select", help="write the subset of one fraction, in selection order")
+    select.add_argument("--fraction", type=float, required=True)
+    select.add_argument("--out", required=True)
+    select.add_argument("--class-balanced", action="store_true")
+    source = select.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ranks", help="combined ranks parquet (proxy selection)")
+    source.add_argument("--random-seed", type=int, help="seed of a random selection")
+    select.add_argument("--data", help="prepared data folder (labels for random selection)")
+    select.add_argument("--info", type=_json, default={})
+
+    summarize = commands.add_parser("summarize", help="summarise target runs into a CSV table")
+    summarize.add_argument("--targets", nargs="+", required=True, help="target metrics.json files")
+    summarize.add_argument("--proxies", nargs="*", default=[], help="proxy metrics.json files")
+    summarize.add_argument("--scores", nargs="*", default=[], help="score parquet files")
+    summarize.add_argument("--out", required=True)
+
+    show = commands.add_parser("show-summary", help="print a summary.csv as a table")
+    show.add_argument("summary")
+
+    store = commands.add_parser("store-config", help="write the resolved config (JSON) as YAML")
+    store.add_argument("--config", type=_json, required=True)
+    store.add_argument("--out", required=True)
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    # Stages import torch lazily so that `svp check-config` and friends answer at once.
+    if args.command == "check-config":
+        from svp.config import load_config
+
+        print(yaml.safe_dump(load_config(args.config), sort_keys=False), end="")
+    elif args.command == "models":
+        from svp.models import list_models
+
+        print("\n".join(list_models()))
+    elif args.command == "datasets":
+        from svp.data import list_datasets
+
+        print("\n".join(list_datasets()))
+    elif args.command == "prepare":
+        from svp.data import prepare_dataset
+
+        manifest = prepare_dataset(args.dataset, args.out_dir)
+        print(f"prepared {manifest['name']}: {manifest['n_train']:,} training and {manifest['n_test']:,} test examples")
+    elif args.command == "train":
+        from svp.stages import train_run
+
+        train_run(
+            model_name=args.model,
+            training=args.training,
+            seed=args.seed,
+            data_dir=args.data,
+            subset=args.subset,
+            model_out=args.model_out,
+            history_out=args.history_out,
+            metrics_out=args.metrics_out,
+            run_info=args.info,
+            threads=args.threads,
+        )
+    elif args.command == "score":
+        from svp.stages import score_run
+
+        score_run(
+            checkpoint=args.checkpoint,
+            data_dir=args.data,
+            scores_out=args.out,
+            batch_size=args.batch_size,
+            run_info=args.info,
+            threads=args.threads,
+        )
+    elif args.command == "rank":
+        from svp.stages import rank_runs
+
+        rank_runs(score_files=args.scores, metric=args.metric, ranks_out=args.out, run_info=args.info)
+    elif args.command == "select":
+        from svp.stages import select_subset
+
+        if args.random_seed is not None and not args.data:
+            raise ValueError("--random-seed needs --data (the prepared data folder, for the labels)")
+        select_subset(
+            fraction=args.fraction,
+            subset_out=args.out,
+            class_balanced=args.class_balanced,
+            ranks_file=args.ranks,
+            data_dir=args.data,
+            random_seed=args.random_seed,
+            run_info=args.info,
+        )
+    elif args.command == "summarize":
+        from svp import summary
+
+        table = summary.summarize(
+            summary.load_runs(args.targets),
+            summary.load_runs(args.proxies).reindex(columns=["proxy", "seed", "seconds"]),
+            summary.load_scoring(args.scores),
+        )
+        summary.write_summary(table, args.out)
+        print(summary.format_table(table))
+    elif args.command == "show-summary":
+        import pandas as pd
+
+        from svp.summary import format_table
+
+        print(format_table(pd.read_csv(args.summary)))
+    elif args.command == "store-config":
+        from svp.io import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(yaml.safe_dump(args.config, sort_keys=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from svp.config import ConfigError
+    from svp.data import DataError
+
+    try:
+        run(args)
+    except (ConfigError, DataError, ValueError, FileNotFoundError) as error:
+        print(f"svp {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

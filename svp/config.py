@@ -1,0 +1,124 @@
+"""Validate an experiment's config before any job runs, and fill in the defaults.
+
+The JSON schema (workflow/schemas/config.schema.yaml) describes and documents every
+key; this module applies it with messages that name the offending key and the allowed
+values, then checks what a schema cannot know: the registered data sets and models,
+and the input files the chosen data set needs.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the key and what is allowed."""
+
+
+def _with_defaults(validator_class):
+    """A validator that fills each missing property from its schema ``default``."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def fill_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": fill_defaults})
+
+
+def key_path(parts: Iterable) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = key_path(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        keys = ", ".join(f"'{key_path([*error.absolute_path, k])}'" for k in unknown)
+        return f"unknown config key {keys}; allowed keys here: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"config key '{where}': {error.instance!r} is not allowed; allowed values: {error.validator_value}"
+    if error.validator == "required":
+        return f"config key '{where}': {error.message}"
+    return f"config key '{where}': {error.message}"
+
+
+def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Return a copy of ``config`` with defaults filled in, or raise ConfigError."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    resolved = copy.deepcopy(config)
+    validator = _with_defaults(jsonschema.validators.validator_for(schema))(schema)
+    errors = sorted(validator.iter_errors(resolved), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e) for e in errors))
+    _check_registered_names(resolved)
+    _check_dataset_inputs(resolved["dataset"])
+    return resolved
+
+
+def _check_registered_names(config: dict) -> None:
+    from svp import data, models  # imported here: torch is slow to import, schema errors come first
+
+    name = config["dataset"]["name"]
+    if name not in data.list_datasets():
+        raise ConfigError(f"config key 'dataset.name': unknown data set {name!r}; allowed values: {data.list_datasets()}")
+    for role in ("proxies", "targets"):
+        for run_name, run in config[role].items():
+            if run["model"] not in models.list_models():
+                raise ConfigError(
+                    f"config key '{role}.{run_name}.model': unknown model {run['model']!r}; "
+                    f"allowed values: {models.list_models()}"
+                )
+
+
+# Keys each kind of data set needs, beyond `name`.
+REQUIRED_DATASET_KEYS = {"npz": ("train", "test"), "image_folder": ("path",)}
+
+
+def _check_dataset_inputs(dataset: dict) -> None:
+    for key in REQUIRED_DATASET_KEYS.get(dataset["name"], ()):
+        if key not in dataset:
+            raise ConfigError(f"config key 'dataset.{key}' is required for data set {dataset['name']!r}")
+    for key in ("train", "test"):
+        for index, path in enumerate(dataset.get(key, []) if dataset["name"] == "npz" else []):
+            if not Path(path).is_file():
+                raise ConfigError(f"config key 'dataset.{key}[{index}]': file not found: {Path(path).resolve()}")
+    if dataset["name"] == "npz" and "classes" in dataset and not Path(dataset["classes"]).is_file():
+        raise ConfigError(f"config key 'dataset.classes': file not found: {Path(dataset['classes']).resolve()}")
+    if dataset["name"] == "image_folder":
+        for split in ("train", "test"):
+            folder = Path(dataset["path"]) / split
+            if not folder.is_dir():
+                raise ConfigError(
+                    f"config key 'dataset.path': expected a folder {folder.resolve()} with one sub-folder of images per class"
+                )
+
+
+def load_config(path: str | Path) -> dict:
+    """Read and validate a YAML config file."""
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(config).__name__}")
+    return validate_config(config)
+
+
+def format_fraction(fraction: float) -> str:
+    """The fraction as it appears in file names: 0.4 -> '0.4', 1 -> '1.0'."""
+    return str(float(fraction))

@@ -1,0 +1,35 @@
+import numpy as np
+
+from svp.ranking import combine_ranks, positions_of, ranks_from_scores
+
+
+def test_rank_zero_is_the_most_uncertain_and_ties_go_to_the_lower_index():
+    scores = np.array([0.1, 0.9, 0.5, 0.9])
+    np.testing.assert_array_equal(ranks_from_scores(scores), [3, 0, 2, 1])
+
+
+def test_positions_invert_an_order():
+    order = np.array([2, 0, 3, 1])
+    positions = positions_of(order)
+    np.testing.assert_array_equal(order[positions], np.arange(4))
+
+
+def test_rank_combination_on_a_constructed_case():
+    # Mean ranks: a=(0+2+1)/3=1, b=(1+0+0)/3=1/3, c=(2+1+2)/3=5/3, d=3.
+    run_ranks = np.array(
+        [
+            [0, 1, 2, 3],
+            [2, 0, 1, 3],
+            [1, 0, 2, 3],
+        ]
+    )
+    np.testing.assert_array_equal(combine_ranks(run_ranks), [1, 0, 2, 3])
+
+
+def test_rank_combination_of_one_run_is_that_run():
+    ranks = ranks_from_scores(np.random.default_rng(0).random(50))
+    np.testing.assert_array_equal(combine_ranks(ranks[None, :]), ranks)
+
+
+def test_equal_mean_ranks_break_ties_by_index():
+    np.testing.assert_array_equal(combine_ranks(np.array([[0, 1], [1, 0]])), [0, 1])

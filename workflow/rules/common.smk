@@ -1,0 +1,114 @@
+# Shared by all rules: the validated config, wildcard patterns and the functions that
+# turn wildcards into inputs and settings. The logic of every stage lives in `svp`.
+
+import json
+import shlex
+import sys
+
+import svp
+from svp import plan
+from svp.config import ConfigError, validate_config
+from svp.uncertainty import METRICS
+
+try:
+    config.update(validate_config(config))
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+RESULTS = f"results/{config['experiment']}"
+# The interpreter running Snakemake also runs the stages, so the workflow works from a
+# virtual environment without activating it.
+SVP = f"{shlex.quote(sys.executable)} -m svp"
+# Stages whose code lives in the package rerun when its version changes.
+SVP_VERSION = svp.__version__
+
+
+wildcard_constraints:
+    proxy=r"[A-Za-z0-9_]+",
+    target=r"[A-Za-z0-9_]+",
+    seed=r"\d+",
+    metric="|".join(METRICS),
+    fraction=r"0\.\d+|1\.0",
+    selection=r"full|random|[A-Za-z0-9_]+-(" + "|".join(METRICS) + ")",
+    subset=r"random-\d+|[A-Za-z0-9_]+-(" + "|".join(METRICS) + ")",
+
+
+def proxy_model(wildcards):
+    return config["proxies"][wildcards.proxy]["model"]
+
+
+def proxy_training(wildcards):
+    return json.dumps(config["proxies"][wildcards.proxy]["training"])
+
+
+def proxy_info(wildcards):
+    return json.dumps({"role": "proxy", "proxy": wildcards.proxy, "seed": int(wildcards.seed)})
+
+
+def proxy_score_files(wildcards):
+    return expand(
+        rules.score_examples.output.scores, proxy=wildcards.proxy, seed=config["proxies"][wildcards.proxy]["seeds"]
+    )
+
+
+def subset_source(wildcards):
+    """Where a subset's order comes from: a proxy's combined ranking or a random seed."""
+    if wildcards.subset.startswith(f"{plan.RANDOM}-"):
+        return {}
+    proxy, metric = plan.parse_selection(wildcards.subset)
+    return {"ranks": rules.rank_examples.output.ranks.format(proxy=proxy, metric=metric)}
+
+
+def subset_source_args(wildcards, input):
+    if "ranks" in input.keys():
+        return f"--ranks {shlex.quote(input.ranks)}"
+    return f"--random-seed {wildcards.subset.split('-', 1)[1]} --data {shlex.quote(DATA_DIR)}"
+
+
+def target_model(wildcards):
+    return config["targets"][wildcards.target]["model"]
+
+
+def target_training(wildcards):
+    return json.dumps(config["targets"][wildcards.target]["training"])
+
+
+def target_subset(wildcards):
+    """The subset file a target run trains on; the full-data baseline needs none."""
+    if wildcards.selection == plan.FULL:
+        return {}
+    subset = plan.subset_name(wildcards.selection, wildcards.seed)
+    return {"subset": rules.select_subset.output.subset.format(subset=subset, fraction=wildcards.fraction)}
+
+
+def target_subset_args(wildcards, input):
+    return f"--subset {shlex.quote(input.subset)}" if "subset" in input.keys() else ""
+
+
+def target_info(wildcards):
+    proxy, metric = plan.parse_selection(wildcards.selection)
+    return json.dumps(
+        {
+            "role": "target",
+            "target": wildcards.target,
+            "selection": wildcards.selection,
+            "proxy": proxy,
+            "metric": metric,
+            "fraction": float(wildcards.fraction),
+            "seed": int(wildcards.seed),
+        }
+    )
+
+
+def all_target_metrics():
+    return [rules.train_target.output.metrics.format(**run) for run in plan.target_runs(config)]
+
+
+def all_proxy_metrics():
+    used = {plan.parse_selection(s)[0] for s in plan.proxy_selections(config)}
+    return [rules.train_proxy.output.metrics.format(**run) for run in plan.proxy_runs(config) if run["proxy"] in used]
+
+
+def all_score_files():
+    used = {plan.parse_selection(s)[0] for s in plan.proxy_selections(config)}
+    return [rules.score_examples.output.scores.format(**run) for run in plan.proxy_runs(config) if run["proxy"] in used]

@@ -1,0 +1,29 @@
+rule store_config:
+    output:
+        config=f"{RESULTS}/config.yaml",
+    params:
+        config=json.dumps(config),
+    log:
+        f"{RESULTS}/logs/store_config.log",
+    shell:
+        "{SVP} store-config --config {params.config:q} --out {output.config:q} > {log:q} 2>&1"
+
+
+rule summarize:
+    input:
+        targets=all_target_metrics(),
+        proxies=all_proxy_metrics(),
+        scores=all_score_files(),
+        config=rules.store_config.output.config,
+    output:
+        summary=f"{RESULTS}/summary.csv",
+    log:
+        f"{RESULTS}/logs/summarize.log",
+    shell:
+        "{SVP} summarize --targets {input.targets:q} --proxies {input.proxies:q} --scores {input.scores:q}"
+        " --out {output.summary:q} > {log:q} 2>&1"
+
+
+onsuccess:
+    if os.path.exists(rules.summarize.output.summary):
+        shell("{SVP} show-summary {rules.summarize.output.summary:q}")
