@@ -1,0 +1,103 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from svp.config import ConfigError, load_config, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "config").glob("*.yaml"))
+
+
+def minimal() -> dict:
+    return {
+        "experiment": "unit",
+        "dataset": {"name": "digits"},
+        "proxies": {"cnn": {"model": "small_cnn"}},
+        "targets": {"big": {"model": "preact_resnet20"}},
+    }
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_configs_are_valid(path):
+    load_config(path)
+
+
+def test_defaults_are_filled_in():
+    resolved = validate_config(minimal())
+    assert resolved["selection"] == {
+        "metrics": ["least_confidence", "margin", "entropy"],
+        "fractions": [0.4, 0.6, 0.8, 1.0],
+        "class_balanced": False,
+        "random": True,
+    }
+    training = resolved["proxies"]["cnn"]["training"]
+    assert training["batch_size"] == 128 and training["momentum"] == 0.9 and training["weight_decay"] == 5e-4
+    assert sum(piece["epochs"] for piece in training["lr_schedule"]) == 181
+    assert resolved["proxies"]["cnn"]["seeds"] == [0]
+    assert resolved["dataset"]["root"] == "data"
+
+
+def test_validation_does_not_change_its_input():
+    config = minimal()
+    before = copy.deepcopy(config)
+    validate_config(config)
+    assert config == before
+
+
+def _with(change) -> dict:
+    config = minimal()
+    change(config)
+    return config
+
+
+BAD_CONFIGS = {
+    "unknown top-level key": (lambda c: c.update(epochs=3), ["'epochs'", "allowed keys"]),
+    "unknown nested key": (
+        lambda c: c["proxies"]["cnn"].update(training={"lr": 0.1}),
+        ["proxies.cnn.training.lr", "lr_schedule"],
+    ),
+    "wrong type": (lambda c: c["proxies"]["cnn"].update(seeds="0"), ["proxies.cnn.seeds", "not of type 'array'"]),
+    "fraction above one": (lambda c: c.update(selection={"fractions": [0.5, 1.5]}), ["selection.fractions[1]", "maximum"]),
+    "fraction of zero": (lambda c: c.update(selection={"fractions": [0]}), ["selection.fractions[0]"]),
+    "unknown metric": (
+        lambda c: c.update(selection={"metrics": ["entropie"]}),
+        ["selection.metrics[0]", "'entropie'", "least_confidence", "margin", "entropy"],
+    ),
+    "unknown data set": (lambda c: c["dataset"].update(name="imagenet42"), ["dataset.name", "'imagenet42'", "cifar10"]),
+    "unknown model": (lambda c: c["targets"]["big"].update(model="resnet9000"), ["targets.big.model", "preact_resnet164"]),
+    "missing required key": (lambda c: c.pop("targets"), ["'targets' is a required property"]),
+    "reserved run name": (lambda c: c["proxies"].update(random={"model": "small_cnn"}), ["proxies", "random"]),
+    "negative learning rate": (
+        lambda c: c["targets"]["big"].update(training={"lr_schedule": [{"epochs": 1, "lr": -0.1}]}),
+        ["targets.big.training.lr_schedule[0].lr"],
+    ),
+    "npz without files": (lambda c: c.update(dataset={"name": "npz"}), ["dataset.train", "required"]),
+    "npz file missing": (
+        lambda c: c.update(dataset={"name": "npz", "train": ["nowhere/train.npz"], "test": ["nowhere/test.npz"]}),
+        ["dataset.train[0]", "nowhere/train.npz", "not found"],
+    ),
+    "image folder missing": (
+        lambda c: c.update(dataset={"name": "image_folder", "path": "no/such/folder"}),
+        ["dataset.path", "no/such/folder/train"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGS, ids=list(BAD_CONFIGS))
+def test_bad_configs_are_rejected_naming_the_key(case):
+    change, expected = BAD_CONFIGS[case]
+    with pytest.raises(ConfigError) as error:
+        validate_config(_with(change))
+    for text in expected:
+        assert text in str(error.value), f"{text!r} not in: {error.value}"
+
+
+def test_config_file_must_be_a_mapping(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from svp.models import create_model
+from svp.training import ImageData, TrainingSettings, augment_batch, predict_logits, train
+
+
+def test_lr_schedule_is_piecewise_constant_per_epoch():
+    settings = TrainingSettings()
+    assert settings.epochs == 181
+    assert [settings.lr_at(e) for e in (0, 1, 90, 91, 135, 136, 180)] == [0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    with pytest.raises(IndexError):
+        settings.lr_at(181)
+
+
+def test_unknown_training_setting_is_named():
+    with pytest.raises(ValueError, match="epochz"):
+        TrainingSettings.from_dict({"epochz": 3})
+
+
+def test_augmentation_crops_inside_the_padding_and_flips():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4) + 1
+    assert torch.equal(augment_batch(images, 0, False, generator), images)
+    cropped = augment_batch(images.repeat(64, 1, 1, 1), 1, False, generator)
+    assert cropped.shape == (128, 1, 4, 4)
+    # Each crop is a 4x4 window of the zero-padded 6x6 image: its non-zero values are a
+    # contiguous block of the original.
+    originals = images.repeat(64, 1, 1, 1)
+    for crop, original in zip(cropped, originals):
+        padded = torch.nn.functional.pad(original, (1, 1, 1, 1))
+        windows = [padded[:, r : r + 4, c : c + 4] for r in range(3) for c in range(3)]
+        assert any(torch.equal(crop, w) for w in windows)
+    flipped = augment_batch(images.repeat(64, 1, 1, 1), 0, True, generator)
+    is_flipped = [torch.equal(f, o.flip(2)) for f, o in zip(flipped, originals)]
+    assert 0 < sum(is_flipped) < 128
+    assert all(torch.equal(f, o) or flip for f, o, flip in zip(flipped, originals, is_flipped))
+
+
+def _toy_data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.integers(0, 60, (n, 8, 8, 1)).astype(np.uint8)
+    x[np.arange(n), y * 2, :, 0] = 255  # a class-dependent bright row makes it learnable
+    return ImageData.from_arrays(x, y, [0.3], [0.3], torch.device("cpu"))
+
+
+def _train_once(seed, data):
+    settings = TrainingSettings(lr_schedule=[{"epochs": 3, "lr": 0.05}], batch_size=32, eval_every=1)
+    torch.manual_seed(seed)
+    model = create_model("small_cnn", 3, 1)
+    history = train(model, data, torch.arange(len(data)), settings, {"crop_padding": 1, "flip": False}, seed, data, log=lambda _: None)
+    return model, history
+
+
+def test_training_learns_and_is_reproducible_on_cpu():
+    data = _toy_data()
+    model_a, history_a = _train_once(0, data)
+    model_b, history_b = _train_once(0, data)
+    assert history_a[-1]["train_loss"] < history_a[0]["train_loss"]
+    assert [r["train_loss"] for r in history_a] == [r["train_loss"] for r in history_b]
+    torch.testing.assert_close(predict_logits(model_a, data, 50), predict_logits(model_b, data, 50), rtol=0, atol=0)
+    _, history_c = _train_once(1, data)
+    assert history_c[-1]["train_loss"] != history_a[-1]["train_loss"]
+    assert {"epoch", "lr", "train_loss", "train_accuracy", "test_error", "test_accuracy"} <= set(history_a[-1])
+
+
+def test_predict_logits_covers_every_example_in_order():
+    data = _toy_data(n=37)
+    torch.manual_seed(0)
+    model = create_model("small_cnn", 3, 1)
+    batched = predict_logits(model, data, batch_size=10)
+    whole = predict_logits(model, data, batch_size=1000)
+    assert batched.shape == (37, 3)
+    torch.testing.assert_close(batched, whole, rtol=1e-5, atol=1e-5)
