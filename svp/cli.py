@@ -130,11 +130,11 @@ def run(args: argparse.Namespace) -> None:
             threads=args.threads,
         )
     elif args.command == "rank":
-        from svp.stages import rank_runs
+        from svp.subsets import rank_runs
 
         rank_runs(score_files=args.scores, metric=args.metric, ranks_out=args.out, run_info=args.info)
     elif args.command == "select":
-        from svp.stages import select_subset
+        from svp.subsets import select_subset
 
         if args.random_seed is not None and not args.data:
             raise ValueError("--random-seed needs --data (the prepared data folder, for the labels)")

@@ -84,13 +84,13 @@ def format_table(summary: pd.DataFrame) -> str:
     for column in ["proxy_seconds", "scoring_seconds", "target_seconds", "total_seconds"]:
         shown[column] = shown[column].map("{:.1f}".format)
     shown["speedup"] = shown["speedup"].map("{:.2f}x".format)
-    columns = ["target", "selection", "fraction", "runs", "error"] + COLUMNS[7:]
+    columns = ["target", "selection", "fraction", "runs", "error"] + COLUMNS[8:]
     return shown[columns].rename(columns={"error": "error % (mean +- std)"}).to_string(index=False)
 
 
 def load_scoring(score_files: list[str | Path]) -> pd.DataFrame:
     """proxy, seed and scoring_seconds of each score file, from its parquet metadata."""
-    from svp.stages import read_parquet_metadata
+    from svp.parquet import read_parquet_metadata
 
     rows = [read_parquet_metadata(path) for path in score_files]
     return pd.DataFrame(rows).reindex(columns=["proxy", "seed", "scoring_seconds"])

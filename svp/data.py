@@ -1,0 +1,818 @@
+"""Image data sets, each prepared once into one common on-disk format.
+
+A registry maps a data set name (config key ``dataset.name``) to a builder that reads
+the raw data and returns a :class:`PreparedData`. :func:`prepare_dataset` validates it
+and writes three files into a folder:
+
+* ``train.npz`` and ``test.npz``: uncompressed NumPy archives with ``x`` (uint8,
+  N x H x W x C) and ``y`` (int64, N), written byte-for-byte reproducibly;
+* ``manifest.json``: where the data came from (with checksums of the raw files), the
+  class names and counts, the image shape, per-channel mean and std of the training
+  images, the augmentation that suits the data set, and sha256 checksums of the two
+  ``.npz`` files. It is written last, so its presence means the folder is complete.
+
+:func:`load_prepared` reads such a folder back. Every problem a user can cause or fix
+raises :class:`DataError`, whose message names the config key or file and the fix.
+
+The torchvision data sets (CIFAR10/100, SVHN, MNIST, FashionMNIST) go through
+torchvision's own download, md5 check and extraction code. torch and torchvision are
+imported only by the builders that need them, so the default ``digits`` data set
+(bundled with scikit-learn) prepares in well under a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import pickle
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Mapping, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "DATASETS",
+    "DataError",
+    "PreparedData",
+    "list_datasets",
+    "load_prepared",
+    "prepare_dataset",
+    "register_dataset",
+]
+
+MANIFEST_FILE = "manifest.json"
+SPLIT_FILES = {"train": "train.npz", "test": "test.npz"}
+PREPARE_HINT = "rerun the prepare step (`svp prepare`, or delete the folder and rerun the workflow)"
+
+
+class DataError(Exception):
+    """A problem with a data set's config or files; the message says how to fix it."""
+
+
+@dataclass
+class PreparedData:
+    """One data set in memory, as every builder returns it."""
+
+    x_train: np.ndarray  # uint8 (N, H, W, C)
+    y_train: np.ndarray  # int64 (N,)
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+    source: str  # human-readable origin: URL, library or file paths
+    source_files: dict[str, str] = field(default_factory=dict)  # raw file path -> md5 or sha256
+    augment: dict = field(default_factory=dict)  # {"crop_padding": int, "flip": bool}
+
+
+Builder = Callable[[dict], PreparedData]
+DATASETS: dict[str, Builder] = {}
+
+
+def register_dataset(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: make ``builder(options) -> PreparedData`` available as ``dataset.name: <name>``."""
+
+    def decorate(builder: Builder) -> Builder:
+        if name in DATASETS:
+            raise ValueError(f"data set {name!r} is registered twice")
+        DATASETS[name] = builder
+        return builder
+
+    return decorate
+
+
+def list_datasets() -> list[str]:
+    return sorted(DATASETS)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _key(name: str) -> str:
+    return f"dataset.{name}"
+
+
+def _bool_option(options: Mapping, name: str, default: bool) -> bool:
+    value = options.get(name, default)
+    # A string such as "false" would be truthy: insist on a YAML boolean.
+    if not isinstance(value, bool):
+        raise DataError(f"config key {_key(name)}: expected true or false, got {value!r}")
+    return value
+
+
+def _int_option(options: Mapping, name: str, default: int | None, minimum: int) -> int | None:
+    value = options.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise DataError(f"config key {_key(name)}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _fraction_option(options: Mapping, name: str, default: float) -> float:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise DataError(f"config key {_key(name)}: expected a number between 0 and 1 (exclusive), got {value!r}")
+    return float(value)
+
+
+def _required_option(options: Mapping, name: str, what: str) -> Any:
+    if options.get(name) is None:
+        raise DataError(f"config key {_key(name)} is required for data set {options.get('name')!r}: {what}")
+    return options[name]
+
+
+def _path_list_option(options: Mapping, name: str) -> list[Path]:
+    value = _required_option(options, name, "a list of .npz files")
+    paths = [value] if isinstance(value, (str, os.PathLike)) else value
+    if not isinstance(paths, (list, tuple)) or not paths:
+        raise DataError(f"config key {_key(name)}: expected a non-empty list of .npz file paths, got {value!r}")
+    resolved = [Path(path).expanduser().resolve() for path in paths]
+    for index, path in enumerate(resolved):
+        if not path.is_file():
+            raise DataError(f"config key {_key(name)}[{index}]: file not found: {path}; fix the path in the config")
+    return resolved
+
+
+def _augment(options: Mapping, crop_padding: int, flip: bool) -> dict:
+    """The data set's default augmentation, overridden by ``dataset.crop_padding`` / ``dataset.flip``."""
+    return {
+        "crop_padding": _int_option(options, "crop_padding", crop_padding, minimum=0),
+        "flip": _bool_option(options, "flip", flip),
+    }
+
+
+def _padding_for_height(height: int) -> int:
+    # 4 pixels is the standard for 32x32 images; smaller images get proportionally less
+    # so that a random crop cannot push most of a small image out of view.
+    return 4 if height >= 32 else max(1, height // 8)
+
+
+# --------------------------------------------------------------------------- checksums
+
+
+def _file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- digits
+
+
+@register_dataset("digits")
+def build_digits(options: dict) -> PreparedData:
+    """scikit-learn's bundled 8x8 digits (1,797 images), split once, stratified, with a fixed seed."""
+    import sklearn
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    test_fraction = _fraction_option(options, "test_fraction", 0.25)
+    bunch = load_digits()
+    # Values are 0..16; 255 / 16 is exact in binary, so rounding is the only approximation.
+    images = np.round(bunch.images * (255 / 16)).astype(np.uint8)[..., np.newaxis]
+    labels = bunch.target.astype(np.int64)
+    train_index, test_index = train_test_split(
+        np.arange(len(labels)), test_size=test_fraction, random_state=0, stratify=labels
+    )
+    # Sorted, so that example i of each split keeps the original relative order.
+    train_index, test_index = np.sort(train_index), np.sort(test_index)
+    raw_file = Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
+    return PreparedData(
+        x_train=images[train_index],
+        y_train=labels[train_index],
+        x_test=images[test_index],
+        y_test=labels[test_index],
+        classes=[str(digit) for digit in range(10)],
+        source=(
+            f"scikit-learn {sklearn.__version__} load_digits (bundled UCI handwritten digits, 8x8, values 0-16 "
+            f"scaled to 0-255); stratified split, test_fraction={test_fraction}, random_state=0"
+        ),
+        source_files={str(raw_file): _file_digest(raw_file)} if raw_file.is_file() else {},
+        # Digits are not mirror-symmetric (a flipped 2 is no digit); tiny images get 1 pixel.
+        augment=_augment(options, crop_padding=1, flip=False),
+    )
+
+
+# --------------------------------------------------------------------------- npz
+
+
+def _read_npz(path: Path, option: str) -> tuple[np.ndarray, np.ndarray]:
+    where = f"{path} (config key {_key(option)})"
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise DataError(
+            f"{where}: not a readable .npz file ({error}); save it with np.savez(path, x=..., y=...)"
+        ) from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{where}: a single .npy array, not an .npz archive; save it with np.savez(path, x=..., y=...)")
+    with archive:
+        missing = sorted({"x", "y"} - set(archive.files))
+        if missing:
+            raise DataError(
+                f"{where}: array(s) {missing} missing, found {archive.files}; it needs x (images) and y (labels)"
+            )
+        try:
+            x, y = archive["x"], archive["y"]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+            raise DataError(f"{where}: cannot read its arrays ({error}); the file may be truncated") from error
+    if x.dtype != np.uint8:
+        raise DataError(f"{where}: x has dtype {x.dtype}, expected uint8 pixel values 0..255; convert it first")
+    if x.ndim == 3:  # grey images without a channel axis
+        x = x[..., np.newaxis]
+    if x.ndim != 4:
+        raise DataError(f"{where}: x has shape {x.shape}, expected (N, H, W, C) or (N, H, W)")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{where}: y has shape {y.shape} and dtype {y.dtype}, expected integer labels of shape (N,)")
+    if len(x) != len(y):
+        raise DataError(f"{where}: x has {len(x)} images but y has {len(y)} labels")
+    return x, y.astype(np.int64)
+
+
+def _read_npz_split(paths: list[Path], option: str) -> tuple[np.ndarray, np.ndarray]:
+    parts = [_read_npz(path, option) for path in paths]
+    shapes = {x.shape[1:] for x, _ in parts}
+    if len(shapes) > 1:
+        found = ", ".join(f"{path.name}: {x.shape[1:]}" for path, (x, _) in zip(paths, parts))
+        raise DataError(f"config key {_key(option)}: the files hold images of different shapes ({found})")
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+
+
+def _read_class_names(path: Path) -> list[str]:
+    where = f"{path} (config key {_key('classes')})"
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(
+            f"{where}: cannot read it ({error}); it should be a UTF-8 text file, one class name per line"
+        ) from error
+    while names and not names[-1]:
+        names.pop()
+    if not names or "" in names:
+        raise DataError(f"{where}: expected one non-empty class name per line, in label order")
+    if len(set(names)) != len(names):
+        raise DataError(f"{where}: class names repeat; each label needs its own name")
+    return names
+
+
+@register_dataset("npz")
+def build_npz(options: dict) -> PreparedData:
+    """Images already in .npz files (x uint8 N,H,W[,C]; y labels); several files per split are concatenated."""
+    train_paths = _path_list_option(options, "train")
+    test_paths = _path_list_option(options, "test")
+    classes_path = options.get("classes")
+    if classes_path is not None:
+        classes_path = Path(classes_path).expanduser().resolve()
+        if not classes_path.is_file():
+            raise DataError(f"config key {_key('classes')}: file not found: {classes_path}; fix the path in the config")
+    x_train, y_train = _read_npz_split(train_paths, "train")
+    x_test, y_test = _read_npz_split(test_paths, "test")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(
+            f"config keys {_key('train')} and {_key('test')}: train images have shape {x_train.shape[1:]}, "
+            f"test images {x_test.shape[1:]}; both splits need the same shape"
+        )
+    largest_label = int(max(y_train.max(initial=0), y_test.max(initial=0)))
+    if classes_path is None:
+        classes = [str(label) for label in range(largest_label + 1)]
+    else:
+        classes = _read_class_names(classes_path)
+        if largest_label >= len(classes):
+            raise DataError(
+                f"{classes_path} (config key {_key('classes')}) names {len(classes)} classes, "
+                f"but the labels go up to {largest_label}; add the missing names or fix the labels"
+            )
+    source_files = {str(path): _file_digest(path) for path in dict.fromkeys(train_paths + test_paths)}
+    if classes_path is not None:
+        source_files[str(classes_path)] = _file_digest(classes_path)
+    return PreparedData(
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        classes=classes,
+        source=f"npz files: train {[str(p) for p in train_paths]}, test {[str(p) for p in test_paths]}",
+        source_files=source_files,
+        # Whether mirroring keeps the label depends on the content, unknown here: off unless asked.
+        augment=_augment(options, crop_padding=_padding_for_height(x_train.shape[1]), flip=False),
+    )
+
+
+# --------------------------------------------------------------------------- image_folder
+
+
+def _discover_image_folder(folder: Path):
+    from torchvision.datasets import ImageFolder
+
+    try:
+        return ImageFolder(str(folder))
+    except (FileNotFoundError, NotADirectoryError) as error:
+        raise DataError(
+            f"config key {_key('path')}: {folder} must be a folder with one sub-folder of images per class "
+            f"({error})"
+        ) from None
+
+
+def _read_image_files(folder: Path, samples: list[tuple[str, int]], mode: str, size: int | None):
+    """Decode every image; return the arrays, their labels and one sha256 over all the files."""
+    from PIL import Image
+
+    images, digest = [], hashlib.sha256()
+    for path, _ in samples:
+        content = Path(path).read_bytes()
+        digest.update(os.path.relpath(path, folder).encode() + b"\0" + hashlib.sha256(content).digest())
+        try:
+            with Image.open(io.BytesIO(content)) as image:
+                image = image.convert(mode)
+                if size is not None:
+                    image = image.resize((size, size), Image.Resampling.BILINEAR)
+                images.append(np.asarray(image, dtype=np.uint8))
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path}: cannot read this image ({error}); replace or remove it") from None
+    labels = np.array([label for _, label in samples], dtype=np.int64)
+    return images, labels, digest.hexdigest()
+
+
+def _stack_images(images: list[np.ndarray], paths: list[str]) -> np.ndarray:
+    shapes: dict[tuple, str] = {}
+    for image, path in zip(images, paths):
+        shapes.setdefault(image.shape, path)
+    if len(shapes) > 1:
+        examples = "; ".join(f"{path} is {shape[1]}x{shape[0]}" for shape, path in list(shapes.items())[:3])
+        raise DataError(
+            f"config key {_key('image_size')}: the images differ in size ({examples}); set dataset.image_size "
+            f"to resize every image to one square size"
+        )
+    stacked = np.stack(images)
+    return stacked[..., np.newaxis] if stacked.ndim == 3 else stacked
+
+
+@register_dataset("image_folder")
+def build_image_folder(options: dict) -> PreparedData:
+    """Image files in ``<path>/train/<class>/*`` and ``<path>/test/<class>/*`` (torchvision ImageFolder layout)."""
+    path = _required_option(options, "path", "a folder with train/<class>/ and test/<class>/")
+    root = Path(path).expanduser().resolve()
+    size = _int_option(options, "image_size", None, minimum=1)
+    channels = options.get("channels", 3)
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise DataError(f"config key {_key('channels')}: expected 1 (grey) or 3 (colour), got {channels!r}")
+    mode = "L" if channels == 1 else "RGB"
+
+    folders = {split: _discover_image_folder(root / split) for split in ("train", "test")}
+    if folders["train"].classes != folders["test"].classes:
+        raise DataError(
+            f"config key {_key('path')}: {root / 'train'} has classes {folders['train'].classes} but "
+            f"{root / 'test'} has {folders['test'].classes}; both need the same class sub-folders"
+        )
+    loaded = {split: _read_image_files(root / split, f.samples, mode, size) for split, f in folders.items()}
+    # One check over both splits: train and test images must share one shape too.
+    all_paths = [path for f in folders.values() for path, _ in f.samples]
+    all_images = _stack_images(loaded["train"][0] + loaded["test"][0], all_paths)
+    n_train = len(loaded["train"][0])
+    return PreparedData(
+        x_train=all_images[:n_train],
+        y_train=loaded["train"][1],
+        x_test=all_images[n_train:],
+        y_test=loaded["test"][1],
+        classes=list(folders["train"].classes),
+        source=f"image files in {root} (torchvision ImageFolder, mode {mode}, image_size {size})",
+        # One digest per split over (relative path, file sha256) of every image, in order:
+        # a line per image would bloat the manifest for folders of thousands of files.
+        source_files={str(root / split): loaded[split][2] for split in folders},
+        augment=_augment(options, crop_padding=_padding_for_height(all_images.shape[1]), flip=False),
+    )
+
+
+# --------------------------------------------------------------------------- torchvision
+
+
+@dataclass(frozen=True)
+class _RawFile:
+    """A file torchvision downloads, with the files made from it that torchvision then reads."""
+
+    name: str
+    md5: str
+    urls: tuple[str, ...]
+    extracted: tuple[str, ...] = ()  # relative to the download folder; empty: the file is read as is
+
+    def usable(self, folder: Path) -> bool:
+        """True when torchvision can read the data without fetching or extracting anything."""
+        needed = self.extracted or (self.name,)
+        return all((folder / name).is_file() for name in needed)
+
+
+class _Splits(NamedTuple):
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+    read_files: dict[str, str]  # path -> md5 of the raw files torchvision read
+
+
+class _TorchvisionFamily:
+    """How one family of torchvision data set classes stores, fetches and returns its data.
+
+    Class attributes (url, md5, file lists) are read at call time, not copied, so that
+    what torchvision would download is always what the messages name.
+    """
+
+    def folder(self, cls: type, root: Path) -> Path:
+        raise NotImplementedError
+
+    def raw_files(self, cls: type) -> list[_RawFile]:
+        raise NotImplementedError
+
+    def load(self, cls: type, root: Path, download: bool) -> _Splits:
+        raise NotImplementedError
+
+
+class _Cifar(_TorchvisionFamily):
+    def folder(self, cls: type, root: Path) -> Path:
+        return root
+
+    def _members(self, cls: type) -> list[tuple[str, str]]:
+        return [(f"{cls.base_folder}/{name}", md5) for name, md5 in [*cls.train_list, *cls.test_list]] + [
+            (f"{cls.base_folder}/{cls.meta['filename']}", cls.meta["md5"])
+        ]
+
+    def raw_files(self, cls: type) -> list[_RawFile]:
+        extracted = tuple(name for name, _ in self._members(cls))
+        return [_RawFile(cls.filename, cls.tgz_md5, (cls.url,), extracted)]
+
+    def load(self, cls: type, root: Path, download: bool) -> _Splits:
+        train = cls(str(root), train=True, download=download)
+        test = cls(str(root), train=False, download=False)  # the one archive holds both splits
+        # torchvision md5-checked every member before reading it: its md5s are the verified ones.
+        read_files = {str(root / name): md5 for name, md5 in self._members(cls)}
+        archive = root / cls.filename
+        if archive.is_file():
+            read_files[str(archive)] = _file_digest(archive, "md5")
+        return _Splits(
+            np.ascontiguousarray(train.data, dtype=np.uint8),
+            np.asarray(train.targets, dtype=np.int64),
+            np.ascontiguousarray(test.data, dtype=np.uint8),
+            np.asarray(test.targets, dtype=np.int64),
+            [str(name) for name in train.classes],
+            read_files,
+        )
+
+
+class _Svhn(_TorchvisionFamily):
+    splits = ("train", "test")  # "extra" is a separate, much larger training set, not used here
+
+    def folder(self, cls: type, root: Path) -> Path:
+        return root
+
+    def raw_files(self, cls: type) -> list[_RawFile]:
+        return [_RawFile(cls.split_list[s][1], cls.split_list[s][2], (cls.split_list[s][0],)) for s in self.splits]
+
+    def load(self, cls: type, root: Path, download: bool) -> _Splits:
+        arrays = []
+        for split in self.splits:
+            dataset = cls(str(root), split=split, download=download)
+            # torchvision keeps SVHN as N,C,H,W; everything here is N,H,W,C.
+            arrays += [np.ascontiguousarray(dataset.data.transpose(0, 2, 3, 1)), dataset.labels.astype(np.int64)]
+        read_files = {str(root / raw.name): raw.md5 for raw in self.raw_files(cls)}  # md5-checked by torchvision
+        return _Splits(*arrays, [str(digit) for digit in range(10)], read_files)
+
+
+class _Mnist(_TorchvisionFamily):
+    def folder(self, cls: type, root: Path) -> Path:
+        return root / cls.__name__ / "raw"
+
+    def raw_files(self, cls: type) -> list[_RawFile]:
+        return [
+            _RawFile(name, md5, tuple(mirror + name for mirror in cls.mirrors), (Path(name).stem,))
+            for name, md5 in cls.resources
+        ]
+
+    def load(self, cls: type, root: Path, download: bool) -> _Splits:
+        train = cls(str(root), train=True, download=download)
+        test = cls(str(root), train=False, download=False)
+        folder = self.folder(cls, root)
+        read_files = {}
+        for raw in self.raw_files(cls):
+            # torchvision does not re-check the extracted files; record what is on disk.
+            path = folder / raw.name if (folder / raw.name).is_file() else folder / raw.extracted[0]
+            read_files[str(path)] = _file_digest(path, "md5")
+        return _Splits(
+            train.data.numpy()[..., np.newaxis],
+            train.targets.numpy().astype(np.int64),
+            test.data.numpy()[..., np.newaxis],
+            test.targets.numpy().astype(np.int64),
+            # MNIST's names are "0 - zero", ...: keep the digit, like svhn and digits.
+            [str(name).split(" - ")[0] for name in cls.classes],
+            read_files,
+        )
+
+
+# Errors torchvision's download, extraction and readers raise for missing, unreachable
+# or corrupt files (URLError is an OSError).
+_FETCH_ERRORS = (
+    OSError,
+    RuntimeError,
+    ValueError,
+    TypeError,
+    KeyError,
+    EOFError,
+    tarfile.TarError,
+    zlib.error,
+    pickle.UnpicklingError,
+)
+
+
+def _describe_files(folder: Path, files: list[_RawFile]) -> str:
+    return "\n".join(f"  {folder / raw.name}  (md5 {raw.md5})  from {' or '.join(raw.urls)}" for raw in files)
+
+
+def _corrupt_files(folder: Path, files: list[_RawFile]) -> list[str]:
+    notes = []
+    for raw in files:
+        path = folder / raw.name
+        if path.is_file() and (found := _file_digest(path, "md5")) != raw.md5:
+            notes.append(
+                f"{path} has md5 {found}, expected {raw.md5}: the file is corrupt or incomplete; delete it and rerun"
+            )
+    return notes
+
+
+def _torchvision_class(class_name: str) -> type:
+    import torchvision.datasets
+
+    return getattr(torchvision.datasets, class_name)
+
+
+def _build_torchvision(
+    name: str, class_name: str, family: _TorchvisionFamily, options: Mapping, augment: dict
+) -> PreparedData:
+    cls = _torchvision_class(class_name)
+    root = Path(options.get("root", "data")).expanduser().resolve()
+    download = _bool_option(options, "download", True)
+    folder = family.folder(cls, root)
+    raw_files = family.raw_files(cls)
+    location = f"folder {folder} (from config key {_key('root')}: {root})"
+    # Checked before any slow work: without download, missing files are an immediate error.
+    to_fetch = [raw for raw in raw_files if not raw.usable(folder)]
+    if not download and to_fetch:
+        missing = [raw for raw in to_fetch if not (folder / raw.name).is_file()]
+        if missing:
+            raise DataError(
+                f"data set {name!r}: {_key('download')} is false and these files are missing from the {location}:\n"
+                f"{_describe_files(folder, missing)}\n"
+                f"Copy them into that folder, or set {_key('download')}: true to fetch them (needs the host reachable)."
+            )
+        corrupt = _corrupt_files(folder, to_fetch)
+        if corrupt:
+            raise DataError(f"data set {name!r}: " + "\n".join(corrupt))
+        # The archives are here and intact: torchvision's download step then only extracts them.
+        download = True
+    try:
+        splits = family.load(cls, root, download)
+    except _FETCH_ERRORS as error:
+        notes = "".join(f"\n{note}" for note in _corrupt_files(folder, raw_files))
+        raise DataError(
+            f"data set {name!r}: torchvision could not download or read its files "
+            f"({type(error).__name__}: {error}).{notes}\n"
+            f"Expected in the {location}:\n{_describe_files(folder, raw_files)}\n"
+            f"If the host is unreachable from this machine, fetch the files elsewhere and copy them into that "
+            f"folder; {_key('download')}: true fetches them when the host is reachable."
+        ) from error
+    urls = ", ".join(url for raw in raw_files for url in raw.urls)
+    return PreparedData(
+        x_train=splits.x_train,
+        y_train=splits.y_train,
+        x_test=splits.x_test,
+        y_test=splits.y_test,
+        classes=splits.classes,
+        source=f"torchvision.datasets.{class_name} from {urls}, stored in {folder}",
+        source_files=splits.read_files,
+        augment=augment,
+    )
+
+
+def _register_torchvision(name: str, class_name: str, family: _TorchvisionFamily, crop_padding: int, flip: bool):
+    def build(options: dict) -> PreparedData:
+        return _build_torchvision(name, class_name, family, options, _augment(options, crop_padding, flip))
+
+    build.__name__ = build.__qualname__ = f"build_{name}"
+    build.__doc__ = f"torchvision's {class_name}, downloaded (if allowed), md5-checked and extracted by torchvision."
+    register_dataset(name)(build)
+
+
+# Natural images: mirroring keeps the class, and 4-pixel padding is the standard CIFAR recipe.
+_register_torchvision("cifar10", "CIFAR10", _Cifar(), crop_padding=4, flip=True)
+_register_torchvision("cifar100", "CIFAR100", _Cifar(), crop_padding=4, flip=True)
+# Digits: a mirrored digit is not the same digit (or no digit), so no flipping.
+_register_torchvision("svhn", "SVHN", _Svhn(), crop_padding=4, flip=False)
+_register_torchvision("mnist", "MNIST", _Mnist(), crop_padding=2, flip=False)
+# Clothes are left-right symmetric (a mirrored shoe is still a shoe): flipping is a valid augmentation.
+_register_torchvision("fashionmnist", "FashionMNIST", _Mnist(), crop_padding=2, flip=True)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+# np.savez stamps each member with the current time; a fixed stamp makes the bytes,
+# and so the sha256 in the manifest, depend on the data alone.
+_ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+
+
+def _write_npz(handle: BinaryIO, arrays: Mapping[str, np.ndarray]) -> None:
+    """The same uncompressed layout as np.savez (members ``<key>.npy``), but reproducible."""
+    with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIMESTAMP)
+            info.compress_type = zipfile.ZIP_STORED
+            info.external_attr = 0o644 << 16
+            with archive.open(info, mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write via a temporary file beside ``path``; a failure never leaves a partial ``path``."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; prepared data is meant to be shared
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def _validate(data: PreparedData, name: str) -> None:
+    """Check a builder's result; labels out of range are the error users can cause (wrong class list)."""
+    if not data.classes or len(set(data.classes)) != len(data.classes):
+        raise DataError(f"data set {name!r}: class names must be non-empty and unique, got {data.classes}")
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4:
+            raise DataError(
+                f"data set {name!r}: {split} images must be uint8 (N, H, W, C), got {getattr(x, 'shape', x)}"
+            )
+        if not isinstance(y, np.ndarray) or y.dtype != np.int64 or y.ndim != 1:
+            raise DataError(f"data set {name!r}: {split} labels must be int64 (N,), got {getattr(y, 'dtype', y)}")
+        if len(x) != len(y):
+            raise DataError(f"data set {name!r}: {split} has {len(x)} images but {len(y)} labels")
+        if len(x) == 0:
+            raise DataError(f"data set {name!r}: the {split} split is empty; check the data set's config and files")
+        if y.min() < 0 or y.max() >= len(data.classes):
+            raise DataError(
+                f"data set {name!r}: {split} labels span {y.min()}..{y.max()} but there are {len(data.classes)} "
+                f"classes; labels must be 0..{len(data.classes) - 1} (check {_key('classes')} and the labels)"
+            )
+    if data.x_train.shape[1:] != data.x_test.shape[1:]:
+        raise DataError(
+            f"data set {name!r}: train images are {data.x_train.shape[1:]} but test images {data.x_test.shape[1:]}"
+        )
+    if set(data.augment) != {"crop_padding", "flip"}:
+        raise DataError(f"data set {name!r}: augment must have crop_padding and flip, got {data.augment}")
+
+
+def _channel_mean_std(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1] units, exact integer sums over bounded chunks."""
+    channels = x.shape[-1]
+    chunk = max(1, (1 << 22) // max(1, x[0].size))  # about 32 MB of int64 at a time
+    total = np.zeros(channels, dtype=np.int64)
+    total_sq = np.zeros(channels, dtype=np.int64)
+    for start in range(0, len(x), chunk):
+        values = x[start : start + chunk].reshape(-1, channels).astype(np.int64)
+        total += values.sum(axis=0)
+        total_sq += np.square(values).sum(axis=0)
+    count = x.size // channels
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    # Training divides by std: a constant channel would divide by zero, so floor it at
+    # one grey level.
+    std = np.maximum(std, 1.0)
+    return [float(m) for m in mean / 255], [float(s) for s in std / 255]
+
+
+def _class_counts(y: np.ndarray, classes: list[str]) -> dict[str, int]:
+    counts = np.bincount(y, minlength=len(classes))
+    return {name: int(n) for name, n in zip(classes, counts)}
+
+
+def _dataset_name(options: Mapping) -> str:
+    if not isinstance(options, Mapping):
+        raise DataError(f"config key dataset: expected a mapping with a name, got {options!r}")
+    name = options.get("name")
+    if not isinstance(name, str) or name not in DATASETS:
+        raise DataError(
+            f"config key {_key('name')}: unknown data set {name!r}; allowed values: {', '.join(list_datasets())}"
+        )
+    return name
+
+
+def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
+    """Build the data set named by ``options["name"]`` and write it to ``out_dir``; return the manifest."""
+    name = _dataset_name(options)
+    data = DATASETS[name](dict(options))
+    _validate(data, name)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # Until the new manifest exists, the folder must not look complete.
+    (out / MANIFEST_FILE).unlink(missing_ok=True)
+    checksums = {}
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        path = out / SPLIT_FILES[split]
+        _atomic_write(path, lambda handle, x=x, y=y: _write_npz(handle, {"x": x, "y": y}))
+        checksums[SPLIT_FILES[split]] = _file_digest(path)
+
+    mean, std = _channel_mean_std(data.x_train)
+    manifest = {
+        "name": name,
+        "modality": "image",
+        "source": data.source,
+        "source_files": dict(data.source_files),
+        "classes": list(data.classes),
+        "num_classes": len(data.classes),
+        "image_shape": [int(n) for n in data.x_train.shape[1:]],
+        "counts": {
+            "train": _class_counts(data.y_train, data.classes),
+            "test": _class_counts(data.y_test, data.classes),
+        },
+        "n_train": len(data.y_train),
+        "n_test": len(data.y_test),
+        "checksums": checksums,
+        "augment": {"crop_padding": int(data.augment["crop_padding"]), "flip": bool(data.augment["flip"])},
+        "mean": mean,
+        "std": std,
+    }
+    text = json.dumps(manifest, indent=2) + "\n"
+    _atomic_write(out / MANIFEST_FILE, lambda handle: handle.write(text.encode("utf-8")))
+    return manifest
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(
+            f"{path}: missing, so the data was never prepared or its preparation failed; {PREPARE_HINT}"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: unreadable ({error}); {PREPARE_HINT}") from None
+    required = ("classes", "num_classes", "image_shape", "checksums", "augment", "mean", "std")
+    missing = [key for key in required if not isinstance(manifest, dict) or key not in manifest]
+    if missing:
+        raise DataError(f"{path}: keys {missing} missing; it was written by another version; {PREPARE_HINT}")
+    return manifest
+
+
+def _read_split(path: Path, sha256: str | None) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"{path}: missing; {PREPARE_HINT}")
+    if sha256 is not None and _file_digest(path) != sha256:
+        raise DataError(
+            f"{path}: its sha256 differs from the one in {MANIFEST_FILE} (corrupt or replaced); {PREPARE_HINT}"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            x, y = archive["x"], archive["y"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError, TypeError) as error:
+        raise DataError(f"{path}: unreadable ({error}); {PREPARE_HINT}") from None
+    if x.dtype != np.uint8 or x.ndim != 4 or y.dtype != np.int64 or y.shape != (len(x),):
+        raise DataError(f"{path}: unexpected arrays x {x.dtype}{x.shape}, y {y.dtype}{y.shape}; {PREPARE_HINT}")
+    return x, y
+
+
+def load_prepared(
+    out_dir: str | os.PathLike,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], dict]:
+    """Read a prepared folder: ``((x_train, y_train), (x_test, y_test), manifest)``, checksums verified."""
+    out = Path(out_dir)
+    manifest = _read_manifest(out / MANIFEST_FILE)
+    train = _read_split(out / SPLIT_FILES["train"], manifest["checksums"].get(SPLIT_FILES["train"]))
+    test = _read_split(out / SPLIT_FILES["test"], manifest["checksums"].get(SPLIT_FILES["test"]))
+    return train, test, manifest
+
+
+def load_labels(out_dir: str | os.PathLike, split: str = "train") -> np.ndarray:
+    """Only the labels of a prepared split (no images read): what a random selection needs."""
+    path = Path(out_dir) / SPLIT_FILES[split]
+    if not path.is_file():
+        raise DataError(f"{path}: missing; {PREPARE_HINT}")
+    with np.load(path, allow_pickle=False) as archive:
+        return archive["y"]

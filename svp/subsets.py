@@ -1,0 +1,70 @@
+"""The stages that order examples (ranking, selection): read input files, write parquet outputs.
+
+They need no model and no torch, so they start fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from svp import data
+from svp.parquet import read_parquet_metadata, write_parquet
+from svp.ranking import combine_ranks, ranks_from_scores
+from svp.selection import random_ranks, selection_order, subset_size
+from svp.uncertainty import METRICS
+
+
+def rank_runs(*, score_files: list[str | Path], metric: str, ranks_out: str | Path, run_info: dict | None = None) -> pd.DataFrame:
+    """Rank examples by ``metric`` in each proxy run, and combine the runs' ranks."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    runs = [pd.read_parquet(path, columns=["index", "label", metric]) for path in score_files]
+    for path, run in zip(score_files, runs):
+        if not np.array_equal(run["index"].to_numpy(), np.arange(len(run))):
+            raise ValueError(f"{path}: expected one row per example, in index order")
+        if not np.array_equal(run["label"].to_numpy(), runs[0]["label"].to_numpy()):
+            raise ValueError(f"{path}: labels differ from {score_files[0]}; were the runs scored on the same data?")
+    run_ranks = np.stack([ranks_from_scores(run[metric].to_numpy()) for run in runs])
+    ranked = pd.DataFrame({"index": runs[0]["index"], "label": runs[0]["label"], "rank": combine_ranks(run_ranks)})
+    ranked["score_mean"] = np.mean([run[metric].to_numpy() for run in runs], axis=0)
+    for path, ranks in zip(score_files, run_ranks):
+        seed = read_parquet_metadata(path).get("seed", Path(path).stem)
+        ranked[f"rank_seed{seed}"] = ranks
+    write_parquet(ranked, ranks_out, {**(run_info or {}), "metric": metric, "runs": [str(p) for p in score_files]})
+    return ranked
+
+
+def select_subset(
+    *,
+    fraction: float,
+    subset_out: str | Path,
+    class_balanced: bool,
+    ranks_file: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    random_seed: int | None = None,
+    run_info: dict | None = None,
+) -> pd.DataFrame:
+    """Write the examples of one subset, in selection order (most valuable first).
+
+    With ``ranks_file`` the order follows the combined proxy ranks; with ``random_seed``
+    it is a random order (labels read from ``data_dir``). Fraction 1.0 keeps everything.
+    """
+    if (ranks_file is None) == (random_seed is None):
+        raise ValueError("give exactly one of ranks_file (proxy selection) and random_seed (random selection)")
+    if ranks_file is not None:
+        ranked = pd.read_parquet(ranks_file, columns=["index", "label", "rank"])
+        labels, ranks = ranked["label"].to_numpy(), ranked["rank"].to_numpy()
+    else:
+        labels = data.load_labels(data_dir, "train")
+        ranks = random_ranks(len(labels), random_seed)
+    order = selection_order(ranks, labels, class_balanced)[: subset_size(fraction, len(labels))]
+    subset = pd.DataFrame({"index": order.astype(np.int64), "label": labels[order]})
+    write_parquet(
+        subset,
+        subset_out,
+        {**(run_info or {}), "fraction": fraction, "class_balanced": class_balanced, "n_total": len(labels)},
+    )
+    return subset

@@ -1,0 +1,113 @@
+"""The whole DAG through Snakemake on a tiny real config (scikit-learn digits)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "experiment": "tiny",
+    "dataset": {"name": "digits"},
+    "proxies": {"cnn": {"model": "small_cnn", "seeds": [0, 1], "training": {"batch_size": 64, "lr_schedule": [{"epochs": 2, "lr": 0.05}]}}},
+    "targets": {"net": {"model": "preact_resnet8", "seeds": [0], "training": {"batch_size": 64, "lr_schedule": [{"epochs": 2, "lr": 0.05}]}}},
+    "selection": {"metrics": ["entropy", "margin"], "fractions": [0.5, 1.0], "class_balanced": True},
+}
+RESULTS = "results/tiny"
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str, config: dict = TINY) -> subprocess.CompletedProcess:
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+    command = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", "--resources", "gpu=1", *args,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    if result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def planned_rules(result: subprocess.CompletedProcess) -> set[str]:
+    """Rule names of the jobs a (dry) run lists."""
+    return {line.split()[1].rstrip(":") for line in (result.stdout + result.stderr).splitlines() if line.startswith(("rule ", "localrule "))}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = snakemake(workdir)
+    return workdir, result
+
+
+def test_every_stage_writes_its_outputs(finished_run):
+    workdir, result = finished_run
+    results = workdir / RESULTS
+    manifest = json.loads((results / "data/manifest.json").read_text())
+    n_train = manifest["n_train"]
+    for seed in (0, 1):
+        scores = pd.read_parquet(results / f"scores/cnn/seed{seed}.parquet")
+        assert len(scores) == n_train and scores["index"].tolist() == list(range(n_train))
+        assert {"label", "prediction", "least_confidence", "margin", "entropy"} <= set(scores.columns)
+        assert (results / f"proxies/cnn/seed{seed}/history.csv").exists()
+    for metric in ("entropy", "margin"):
+        ranks = pd.read_parquet(results / f"ranks/cnn-{metric}.parquet")
+        assert sorted(ranks["rank"]) == list(range(n_train))
+        assert {"rank_seed0", "rank_seed1"} <= set(ranks.columns)
+        subset = pd.read_parquet(results / f"subsets/cnn-{metric}/0.5.parquet")
+        assert len(subset) == int(np.floor(0.5 * n_train + 0.5)) and subset["index"].is_unique
+    assert len(pd.read_parquet(results / "subsets/random-0/0.5.parquet")) == int(np.floor(0.5 * n_train + 0.5))
+    for selection, fraction in [("full", "1.0"), ("cnn-entropy", "0.5"), ("cnn-margin", "0.5"), ("random", "0.5")]:
+        metrics = json.loads((results / f"targets/net/{selection}/{fraction}/seed0/metrics.json").read_text())
+        assert 0 <= metrics["test_error"] <= 100 and metrics["test_accuracy"] == pytest.approx(100 - metrics["test_error"])
+        assert metrics["n_train"] == (n_train if selection == "full" else int(np.floor(0.5 * n_train + 0.5)))
+        assert metrics["epochs"] == 2 and metrics["seconds"] > 0
+        assert (results / f"targets/net/{selection}/{fraction}/seed0/model.pt").exists()
+    summary = pd.read_csv(results / "summary.csv")
+    assert set(summary["selection"]) == {"full", "cnn-entropy", "cnn-margin", "random"}
+    full = summary[summary["selection"] == "full"].iloc[0]
+    assert full["speedup"] == pytest.approx(1.0)
+    svp_row = summary[summary["selection"] == "cnn-entropy"].iloc[0]
+    assert svp_row["proxy_seconds"] > 0 and svp_row["scoring_seconds"] > 0
+    assert svp_row["total_seconds"] == pytest.approx(svp_row["proxy_seconds"] + svp_row["scoring_seconds"] + svp_row["target_seconds"], rel=1e-4)
+    stored = yaml.safe_load((results / "config.yaml").read_text())
+    assert stored["selection"]["class_balanced"] is True and stored["scoring"]["batch_size"] == 1024
+    assert "speedup" in result.stdout + result.stderr  # the summary table is printed at the end
+    assert not list(results.rglob("*.tmp"))
+
+
+def test_second_run_has_nothing_to_do(finished_run):
+    workdir, _ = finished_run
+    result = snakemake(workdir)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_one_stage_reruns_alone(finished_run):
+    workdir, _ = finished_run
+    ranks = workdir / RESULTS / "ranks/cnn-entropy.parquet"
+    summary = workdir / RESULTS / "summary.csv"
+    ranks_before, summary_before = ranks.stat().st_mtime_ns, summary.stat().st_mtime_ns
+    result = snakemake(workdir, str(ranks.relative_to(workdir)), "--forcerun", "rank_examples")
+    assert planned_rules(result) == {"rank_examples"}
+    assert ranks.stat().st_mtime_ns > ranks_before and summary.stat().st_mtime_ns == summary_before
+    # What depends on the new ranks (and nothing else) is now out of date.
+    dry = snakemake(workdir, "--dry-run")
+    assert planned_rules(dry) == {"select_subset", "train_target", "summarize", "all"}
+
+
+def test_changing_a_proxy_setting_reruns_the_proxy_and_what_follows_not_the_data(finished_run):
+    workdir, _ = finished_run
+    changed = json.loads(json.dumps(TINY))
+    changed["proxies"]["cnn"]["training"]["lr_schedule"] = [{"epochs": 2, "lr": 0.02}]
+    dry = snakemake(workdir, "--dry-run", config=changed)
+    assert "prepare_data" not in planned_rules(dry)
+    assert {"train_proxy", "score_examples", "rank_examples", "select_subset", "train_target", "summarize"} <= planned_rules(dry)
