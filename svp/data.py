@@ -22,14 +22,12 @@ imported only by the builders that need them, so the default ``digits`` data set
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import pickle
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -37,6 +35,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping, NamedTuple
 
 import numpy as np
+
+from svp.io import atomic_path
 
 __all__ = [
     "DATASETS",
@@ -643,19 +643,9 @@ def _write_npz(handle: BinaryIO, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write via a temporary file beside ``path``; a failure never leaves a partial ``path``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; prepared data is meant to be shared
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    """Write through ``write(handle)``; a failure never leaves a partial ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
 
 
 def _validate(data: PreparedData, name: str) -> None:

@@ -28,8 +28,10 @@ pytestmark = pytest.mark.workflow
 def snakemake(workdir: Path, *args: str, config: dict = TINY) -> subprocess.CompletedProcess:
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
     command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", "--resources", "gpu=1", *args,
+        # Targets and options taking several values come first: --configfile and
+        # --resources would swallow a target named after them.
+        sys.executable, "-m", "snakemake", *args, "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--cores", "2", "--resources", "gpu=1", "--configfile", str(workdir / "tiny.yaml"),
     ]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     if result.returncode != 0:
@@ -83,6 +85,7 @@ def test_every_stage_writes_its_outputs(finished_run):
     assert stored["selection"]["class_balanced"] is True and stored["scoring"]["batch_size"] == 1024
     assert "speedup" in result.stdout + result.stderr  # the summary table is printed at the end
     assert not list(results.rglob("*.tmp"))
+    assert (results / "summary.csv").stat().st_mode & 0o044  # readable by others, like any new file
 
 
 def test_second_run_has_nothing_to_do(finished_run):
@@ -99,9 +102,11 @@ def test_one_stage_reruns_alone(finished_run):
     result = snakemake(workdir, str(ranks.relative_to(workdir)), "--forcerun", "rank_examples")
     assert planned_rules(result) == {"rank_examples"}
     assert ranks.stat().st_mtime_ns > ranks_before and summary.stat().st_mtime_ns == summary_before
-    # What depends on the new ranks (and nothing else) is now out of date.
-    dry = snakemake(workdir, "--dry-run")
-    assert planned_rules(dry) == {"select_subset", "train_target", "summarize", "all"}
+    # The new ranks equal the old ones, so nothing downstream is out of date...
+    assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(snakemake(workdir, "--dry-run"))
+    # ...and forcing the stage without naming a file takes everything after it along.
+    dry = snakemake(workdir, "--dry-run", "--forcerun", "rank_examples")
+    assert planned_rules(dry) == {"rank_examples", "select_subset", "train_target", "summarize", "all"}
 
 
 def test_changing_a_proxy_setting_reruns_the_proxy_and_what_follows_not_the_data(finished_run):
