@@ -6,8 +6,11 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+# config/config.yaml unless --configfile names another, which then replaces it rather
+# than being merged into it (merging would mix in the default's proxies and targets).
+if not workflow.config_settings.configfiles:
 
-configfile: "config/config.yaml"
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -2,6 +2,7 @@
 # turn wildcards into inputs and settings. The logic of every stage lives in `svp`.
 
 import json
+import os
 import shlex
 import sys
 
@@ -16,9 +17,17 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 RESULTS = f"results/{config['experiment']}"
-# The interpreter running Snakemake also runs the stages, so the workflow works from a
-# virtual environment without activating it.
-SVP = f"{shlex.quote(sys.executable)} -m svp"
+
+
+envvars:
+    "PATH",
+
+
+# Jobs find the `svp` command of the environment Snakemake runs in, even when that
+# virtual environment was not activated.
+os.environ["PATH"] = os.pathsep.join(
+    [os.path.dirname(sys.executable), os.environ.get("PATH", "")]
+)
 # Stages whose code lives in the package rerun when its version changes.
 SVP_VERSION = svp.__version__
 
@@ -42,12 +51,16 @@ def proxy_training(wildcards):
 
 
 def proxy_info(wildcards):
-    return json.dumps({"role": "proxy", "proxy": wildcards.proxy, "seed": int(wildcards.seed)})
+    return json.dumps(
+        {"role": "proxy", "proxy": wildcards.proxy, "seed": int(wildcards.seed)}
+    )
 
 
 def proxy_score_files(wildcards):
     return expand(
-        rules.score_examples.output.scores, proxy=wildcards.proxy, seed=config["proxies"][wildcards.proxy]["seeds"]
+        rules.score_examples.output.scores,
+        proxy=wildcards.proxy,
+        seed=config["proxies"][wildcards.proxy]["seeds"],
     )
 
 
@@ -56,13 +69,21 @@ def subset_source(wildcards):
     if wildcards.subset.startswith(f"{plan.RANDOM}-"):
         return {}
     proxy, metric = plan.parse_selection(wildcards.subset)
-    return {"ranks": rules.rank_examples.output.ranks.format(proxy=proxy, metric=metric)}
+    return {
+        "ranks": rules.rank_examples.output.ranks.format(proxy=proxy, metric=metric)
+    }
 
 
 def subset_source_args(wildcards, input):
     if "ranks" in input.keys():
         return f"--ranks {shlex.quote(input.ranks)}"
-    return f"--random-seed {wildcards.subset.split('-', 1)[1]} --data {shlex.quote(DATA_DIR)}"
+    seed = wildcards.subset.split("-", 1)[1]
+    return f"--random-seed {seed} --data {shlex.quote(os.path.dirname(input.labels))}"
+
+
+def data_dir(wildcards, input):
+    """The prepared data folder, from the rule's data inputs."""
+    return os.path.dirname(input.manifest)
 
 
 def target_model(wildcards):
@@ -78,7 +99,11 @@ def target_subset(wildcards):
     if wildcards.selection == plan.FULL:
         return {}
     subset = plan.subset_name(wildcards.selection, wildcards.seed)
-    return {"subset": rules.select_subset.output.subset.format(subset=subset, fraction=wildcards.fraction)}
+    return {
+        "subset": rules.select_subset.output.subset.format(
+            subset=subset, fraction=wildcards.fraction
+        )
+    }
 
 
 def target_subset_args(wildcards, input):
@@ -101,14 +126,25 @@ def target_info(wildcards):
 
 
 def all_target_metrics():
-    return [rules.train_target.output.metrics.format(**run) for run in plan.target_runs(config)]
+    return [
+        rules.train_target.output.metrics.format(**run)
+        for run in plan.target_runs(config)
+    ]
 
 
 def all_proxy_metrics():
     used = {plan.parse_selection(s)[0] for s in plan.proxy_selections(config)}
-    return [rules.train_proxy.output.metrics.format(**run) for run in plan.proxy_runs(config) if run["proxy"] in used]
+    return [
+        rules.train_proxy.output.metrics.format(**run)
+        for run in plan.proxy_runs(config)
+        if run["proxy"] in used
+    ]
 
 
 def all_score_files():
     used = {plan.parse_selection(s)[0] for s in plan.proxy_selections(config)}
-    return [rules.score_examples.output.scores.format(**run) for run in plan.proxy_runs(config) if run["proxy"] in used]
+    return [
+        rules.score_examples.output.scores.format(**run)
+        for run in plan.proxy_runs(config)
+        if run["proxy"] in used
+    ]

@@ -6,11 +6,10 @@ rule prepare_data:
         train=f"{DATA_DIR}/train.npz",
         test=f"{DATA_DIR}/test.npz",
         manifest=f"{DATA_DIR}/manifest.json",
-    params:
-        dataset=json.dumps(config["dataset"]),
-        out_dir=DATA_DIR,
-        svp_version=SVP_VERSION,
     log:
         f"{RESULTS}/logs/prepare_data.log",
+    params:
+        dataset=json.dumps(config["dataset"]),
+        svp_version=SVP_VERSION,
     shell:
-        "{SVP} prepare --dataset {params.dataset:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "svp prepare --dataset {params.dataset:q} --out-dir $(dirname {output.manifest:q}) > {log:q} 2>&1"

@@ -5,21 +5,21 @@ rule train_proxy:
         model=f"{RESULTS}/proxies/{{proxy}}/seed{{seed}}/model.pt",
         history=f"{RESULTS}/proxies/{{proxy}}/seed{{seed}}/history.csv",
         metrics=f"{RESULTS}/proxies/{{proxy}}/seed{{seed}}/metrics.json",
-    params:
-        model=proxy_model,
-        training=proxy_training,
-        info=proxy_info,
-        data_dir=DATA_DIR,
-        svp_version=SVP_VERSION,
-    threads: workflow.cores
-    resources:
-        gpu=1,
     log:
         f"{RESULTS}/logs/train_proxy/{{proxy}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_proxy/{{proxy}}/seed{{seed}}.tsv"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    params:
+        model=proxy_model,
+        training=proxy_training,
+        info=proxy_info,
+        data_dir=data_dir,
+        svp_version=SVP_VERSION,
     shell:
-        "{SVP} train --model {params.model:q} --training {params.training:q} --seed {wildcards.seed}"
+        "svp train --model {params.model:q} --training {params.training:q} --seed {wildcards.seed}"
         " --data {params.data_dir:q} --model-out {output.model:q} --history-out {output.history:q}"
         " --metrics-out {output.metrics:q} --info {params.info:q} --threads {threads} > {log:q} 2>&1"
 
@@ -30,18 +30,18 @@ rule score_examples:
         model=rules.train_proxy.output.model,
     output:
         scores=f"{RESULTS}/scores/{{proxy}}/seed{{seed}}.parquet",
-    params:
-        batch_size=config["scoring"]["batch_size"],
-        info=proxy_info,
-        data_dir=DATA_DIR,
-        svp_version=SVP_VERSION,
-    threads: workflow.cores
-    resources:
-        gpu=1,
     log:
         f"{RESULTS}/logs/score_examples/{{proxy}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score_examples/{{proxy}}/seed{{seed}}.tsv"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    params:
+        batch_size=config["scoring"]["batch_size"],
+        info=proxy_info,
+        data_dir=data_dir,
+        svp_version=SVP_VERSION,
     shell:
-        "{SVP} score --checkpoint {input.model:q} --data {params.data_dir:q} --out {output.scores:q}"
+        "svp score --checkpoint {input.model:q} --data {params.data_dir:q} --out {output.scores:q}"
         " --batch-size {params.batch_size} --info {params.info:q} --threads {threads} > {log:q} 2>&1"

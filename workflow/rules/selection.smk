@@ -3,12 +3,12 @@ rule rank_examples:
         scores=proxy_score_files,
     output:
         ranks=f"{RESULTS}/ranks/{{proxy}}-{{metric}}.parquet",
-    params:
-        svp_version=SVP_VERSION,
     log:
         f"{RESULTS}/logs/rank_examples/{{proxy}}-{{metric}}.log",
+    params:
+        svp_version=SVP_VERSION,
     shell:
-        "{SVP} rank {input.scores:q} --metric {wildcards.metric} --out {output.ranks:q} > {log:q} 2>&1"
+        "svp rank {input.scores:q} --metric {wildcards.metric} --out {output.ranks:q} > {log:q} 2>&1"
 
 
 rule select_subset:
@@ -17,12 +17,12 @@ rule select_subset:
         labels=rules.prepare_data.output.train,
     output:
         subset=f"{RESULTS}/subsets/{{subset}}/{{fraction}}.parquet",
+    log:
+        f"{RESULTS}/logs/select_subset/{{subset}}/{{fraction}}.log",
     params:
         source=subset_source_args,
         balanced="--class-balanced" if config["selection"]["class_balanced"] else "",
         svp_version=SVP_VERSION,
-    log:
-        f"{RESULTS}/logs/select_subset/{{subset}}/{{fraction}}.log",
     shell:
-        "{SVP} select --fraction {wildcards.fraction} {params.source} {params.balanced}"
+        "svp select --fraction {wildcards.fraction} {params.source} {params.balanced}"
         " --out {output.subset:q} > {log:q} 2>&1"

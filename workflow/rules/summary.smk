@@ -1,12 +1,12 @@
 rule store_config:
     output:
         config=f"{RESULTS}/config.yaml",
-    params:
-        config=json.dumps(config),
     log:
         f"{RESULTS}/logs/store_config.log",
+    params:
+        config=json.dumps(config),
     shell:
-        "{SVP} store-config --config {params.config:q} --out {output.config:q} > {log:q} 2>&1"
+        "svp store-config --config {params.config:q} --out {output.config:q} > {log:q} 2>&1"
 
 
 rule summarize:
@@ -20,10 +20,10 @@ rule summarize:
     log:
         f"{RESULTS}/logs/summarize.log",
     shell:
-        "{SVP} summarize --targets {input.targets:q} --proxies {input.proxies:q} --scores {input.scores:q}"
+        "svp summarize --targets {input.targets:q} --proxies {input.proxies:q} --scores {input.scores:q}"
         " --out {output.summary:q} > {log:q} 2>&1"
 
 
 onsuccess:
     if os.path.exists(rules.summarize.output.summary):
-        shell("{SVP} show-summary {rules.summarize.output.summary:q}")
+        shell("svp show-summary {rules.summarize.output.summary:q}")

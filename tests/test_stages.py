@@ -1,0 +1,65 @@
+"""Stage functions on real data (scikit-learn digits), without Snakemake."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from svp.data import prepare_dataset
+from svp.io import atomic_path
+from svp.parquet import read_parquet_metadata
+from svp.stages import score_run, train_run
+from svp.subsets import rank_runs, select_subset
+
+TRAINING = {"batch_size": 128, "lr_schedule": [{"epochs": 2, "lr": 0.05}], "eval_every": 0}
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("digits")
+    prepare_dataset({"name": "digits"}, folder)
+    return folder
+
+
+def _proxy_scores(digits, out, seed):
+    run = out / f"seed{seed}"
+    train_run(
+        model_name="small_cnn", training=TRAINING, seed=seed, data_dir=digits, model_out=run / "model.pt",
+        history_out=run / "history.csv", metrics_out=run / "metrics.json", threads=1,
+    )
+    return score_run(
+        checkpoint=run / "model.pt", data_dir=digits, scores_out=out / f"scores{seed}.parquet",
+        run_info={"proxy": "cnn", "seed": seed},
+    )
+
+
+def test_same_seed_gives_the_same_scores_on_cpu(digits, tmp_path):
+    first = _proxy_scores(digits, tmp_path / "a", 0)
+    again = _proxy_scores(digits, tmp_path / "b", 0)
+    other = _proxy_scores(digits, tmp_path / "c", 1)
+    pd.testing.assert_frame_equal(first, again)
+    assert not np.array_equal(first["entropy"], other["entropy"])
+    assert len(first) == first["index"].max() + 1  # every training example, once
+    assert read_parquet_metadata(tmp_path / "a/scores0.parquet")["scoring_seconds"] > 0
+
+
+def test_rank_and_select_from_real_scores(digits, tmp_path):
+    scores = [_proxy_scores(digits, tmp_path, seed) for seed in (0, 1)]
+    ranked = rank_runs(score_files=[tmp_path / "scores0.parquet", tmp_path / "scores1.parquet"], metric="entropy", ranks_out=tmp_path / "ranks.parquet")
+    assert sorted(ranked["rank"]) == list(range(len(ranked)))
+    mean_entropy = (scores[0]["entropy"] + scores[1]["entropy"]) / 2
+    top = ranked.sort_values("rank")["index"].head(50)
+    assert mean_entropy[top].mean() > mean_entropy.mean()  # the top of the ranking is the uncertain end
+    subsets = {f: select_subset(fraction=f, subset_out=tmp_path / f"{f}.parquet", class_balanced=False, ranks_file=tmp_path / "ranks.parquet") for f in (0.2, 0.6)}
+    assert set(subsets[0.2]["index"]) <= set(subsets[0.6]["index"])
+    random_a = select_subset(fraction=0.2, subset_out=tmp_path / "ra.parquet", class_balanced=True, data_dir=digits, random_seed=0)
+    random_b = select_subset(fraction=0.2, subset_out=tmp_path / "rb.parquet", class_balanced=True, data_dir=digits, random_seed=1)
+    assert len(random_a) == len(subsets[0.2]) and set(random_a["index"]) != set(random_b["index"])
+
+
+def test_a_failed_write_leaves_no_file(tmp_path):
+    target = tmp_path / "out.parquet"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert not target.exists() and not list(tmp_path.iterdir())
