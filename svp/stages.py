@@ -7,7 +7,7 @@ leaves a file that looks finished.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import time
 from pathlib import Path
 
@@ -21,6 +21,9 @@ from svp.io import atomic_path, write_json
 from svp.parquet import write_parquet
 from svp.training import ImageData, TrainingSettings, evaluate, pick_device, predict_logits, train
 from svp.uncertainty import METRICS, uncertainty_from_logits
+
+RESUME_FILE = "resume.pt"
+
 
 def load_image_data(data_dir: str | Path, device: torch.device) -> tuple[ImageData, ImageData, dict]:
     (x_train, y_train), (x_test, y_test), manifest = data.load_prepared(data_dir)
@@ -73,7 +76,19 @@ def train_run(
         f"of {len(train_data):,} examples for {settings.epochs} epochs on {device}, seed {seed}",
         flush=True,
     )
-    history = train(model, train_data, train_index, settings, manifest["augment"], seed, test_data)
+    # Saved after every epoch beside the outputs, so a killed job resumes where it stopped.
+    resume_path = Path(model_out).with_name(RESUME_FILE)
+    fingerprint = {
+        "model": model_name,
+        "training": training,
+        "seed": seed,
+        "data": manifest["checksums"],
+        "subset": hashlib.sha256(train_index.cpu().numpy().tobytes()).hexdigest(),
+    }
+    history = train(
+        model, train_data, train_index, settings, manifest["augment"], seed, test_data,
+        resume_path=resume_path, fingerprint=fingerprint,
+    )
     final = history[-1] if "test_error" in history[-1] else evaluate(model, test_data, settings)
     # Wall time of the run without the optional per-epoch test evaluations, which only
     # draw the learning curve and would blur the comparison between subset sizes.
@@ -106,6 +121,7 @@ def train_run(
     with atomic_path(history_out) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
     write_json(metrics_out, metrics)
+    resume_path.unlink(missing_ok=True)  # model.pt now holds the final state
     print(f"final test error {metrics['test_error']:.2f}% after {seconds:.1f} s of training", flush=True)
     return metrics
 

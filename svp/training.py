@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
+
+from svp.checkpoint import load_training_state, restore_training_state, save_training_state
 
 
 @dataclass
@@ -156,13 +161,17 @@ def train(
     augment: dict,
     seed: int,
     test_data: ImageData | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = tqdm.write,
+    resume_path: str | Path | None = None,
+    fingerprint: dict | None = None,
 ) -> list[dict]:
     """Train ``model`` in place on ``train_data[train_index]``; return one history row per epoch.
 
     Each row has the epoch's learning rate, training loss and accuracy (on the augmented
     batches) and, every ``eval_every`` epochs, the test metrics for the learning curve.
-    The test set never influences training.
+    The test set never influences training. With ``resume_path`` the training state is
+    saved there after every epoch, and a state saved by an earlier, killed run with the
+    same ``fingerprint`` (settings) is resumed.
     """
     device = train_data.images.device
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -175,7 +184,12 @@ def train(
     )
     batches_per_epoch = math.ceil(len(train_index) / settings.batch_size)
     history = []
-    for epoch in range(settings.epochs):
+    state = load_training_state(resume_path, fingerprint or {}, log) if resume_path else None
+    if state is not None:
+        history = restore_training_state(state, model, optimizer, generator)
+        log(f"resuming from {resume_path} after epoch {len(history)} of {settings.epochs}")
+    epochs = progress(range(len(history), settings.epochs), "epochs", total=settings.epochs, initial=len(history))
+    for epoch in epochs:
         lr = settings.lr_at(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -184,7 +198,7 @@ def train(
         shuffled = train_index[torch.randperm(len(train_index), generator=generator, device=device)]
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        for batch in range(batches_per_epoch):
+        for batch in progress(range(batches_per_epoch), f"epoch {epoch + 1}", leave=False):
             index = shuffled[batch * settings.batch_size : (batch + 1) * settings.batch_size]
             images, labels = train_data.batch(index)
             images = augment_batch(images, augment["crop_padding"], augment["flip"], generator)
@@ -209,7 +223,21 @@ def train(
             row.update(evaluate(model, test_data, settings))
         history.append(row)
         log(_epoch_line(row, settings.epochs))
+        if resume_path:
+            save_training_state(
+                resume_path, model=model, optimizer=optimizer, generator=generator, history=history,
+                fingerprint=fingerprint or {},
+            )
     return history
+
+
+def progress(iterable, description: str, **options) -> tqdm:
+    """A progress bar on the terminal; in a log file, a line every half minute at most."""
+    interactive = sys.stderr.isatty()
+    return tqdm(
+        iterable, desc=description, file=sys.stderr, mininterval=0.2 if interactive else 30,
+        ascii=not interactive, dynamic_ncols=interactive, **options,
+    )
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
