@@ -176,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     from svp.data import DataError
 
     try:
+        if args.command in ("train", "score"):
+            from svp.gpus import assign_gpu
+
+            assign_gpu()  # before anything starts CUDA
         run(args)
     except (ConfigError, DataError, ValueError, FileNotFoundError) as error:
         print(f"svp {args.command}: error: {error}", file=sys.stderr)
