@@ -1,0 +1,117 @@
+"""Benchmark: svp's on-device batched input pipeline against a torchvision DataLoader.
+
+Both produce the same thing per step: a normalised, randomly cropped (padding 4) and
+flipped batch of 128 CIFAR-10 images. svp gathers the batch from one uint8 tensor and
+augments it whole (svp.training); the baseline is the usual torchvision recipe: a
+Dataset of PIL-free uint8 tensors with per-example transforms.v2 and a DataLoader.
+Optionally (--model) both also run forward+backward+SGD on a model, which is what a
+training epoch costs end to end.
+
+Run: .venv/bin/python bench/input_pipeline.py --data ../shared/data/cifar10 --batches 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import v2
+
+from svp.models import create_model
+from svp.training import ImageData, augment_batch
+
+
+def load_cifar(folder: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(folder / "train-0.npz") as archive:
+        return archive["x"][:limit], archive["y"][:limit]
+
+
+class TensorImages(torch.utils.data.Dataset):
+    """The baseline: one example at a time, transformed on access."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, mean, std):
+        self.images = torch.from_numpy(x).permute(0, 3, 1, 2)
+        self.labels = torch.from_numpy(y)
+        self.transform = v2.Compose(
+            [
+                v2.RandomCrop(32, padding=4),
+                v2.RandomHorizontalFlip(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(mean, std),
+            ]
+        )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        return self.transform(self.images[index]), self.labels[index]
+
+
+def svp_batches(data: ImageData, batch_size: int, batches: int):
+    generator = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(data), generator=generator)
+    for step in range(batches):
+        start = (step * batch_size) % (len(data) - batch_size)
+        images, labels = data.batch(order[start : start + batch_size])
+        yield augment_batch(images, 4, True, generator), labels
+
+
+def baseline_batches(dataset: TensorImages, batch_size: int, batches: int, workers: int):
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True)
+    step = 0
+    while True:
+        for images, labels in loader:
+            if step == batches:
+                return
+            yield images, labels
+            step += 1
+
+
+def timed(batches, model=None) -> float:
+    """Images per second over the batches (model step included when given)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if model is not None else None
+    count = 0
+    started = time.perf_counter()
+    for images, labels in batches:
+        if model is not None:
+            loss = F.cross_entropy(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        count += len(labels)
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10")
+    parser.add_argument("--examples", type=int, default=25000)
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes for the baseline")
+    parser.add_argument("--model", default=None, help="also train this model (e.g. preact_resnet20)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    torch.set_num_threads(2)
+    x, y = load_cifar(args.data, args.examples)
+    mean = (x.reshape(-1, 3).mean(0) / 255).tolist()
+    std = (x.reshape(-1, 3).std(0) / 255).tolist()
+    data = ImageData.from_arrays(x, y, mean, std, torch.device("cpu"))
+    dataset = TensorImages(x, y, mean, std)
+    print(f"{args.batches} batches of {args.batch_size}, CIFAR-10 images, model: {args.model or 'none'}")
+    for repeat in range(args.repeats):
+        model = create_model(args.model, 10) if args.model else None
+        ours = timed(svp_batches(data, args.batch_size, args.batches), model)
+        model = create_model(args.model, 10) if args.model else None
+        theirs = timed(baseline_batches(dataset, args.batch_size, args.batches, args.workers), model)
+        print(f"repeat {repeat}: svp {ours:,.0f} images/s, DataLoader ({args.workers} workers) {theirs:,.0f} images/s, ratio {ours / theirs:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
