@@ -1,0 +1,108 @@
+"""The table of bad inputs in README.md: each gives the user a message naming the problem.
+
+Each case runs the `svp` command a user (or a rule) would run and checks the message
+printed and the exit status; none may leave an output behind.
+"""
+
+import json
+
+import pytest
+import yaml
+
+from svp.cli import main
+
+GOOD = {
+    "experiment": "errors",
+    "dataset": {"name": "digits"},
+    "proxies": {"cnn": {"model": "small_cnn"}},
+    "targets": {"big": {"model": "preact_resnet20"}},
+}
+
+
+def _config(tmp_path, **changes):
+    config = json.loads(json.dumps(GOOD))
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = config
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[key] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return ["check-config", str(path)]
+
+
+def _prepare(tmp_path, dataset):
+    return ["prepare", "--dataset", json.dumps(dataset), "--out-dir", str(tmp_path / "prepared")]
+
+
+def _garbage(tmp_path, name="bad.npz"):
+    (tmp_path / name).write_text("not numpy")
+    return str(tmp_path / name)
+
+
+def _corrupted_prepared_data(tmp_path):
+    assert main(_prepare(tmp_path, {"name": "digits"})) == 0
+    with open(tmp_path / "prepared" / "train.npz", "ab") as handle:
+        handle.write(b"tampered")
+    return ["score", "--checkpoint", str(tmp_path / "model.pt"), "--data", str(tmp_path / "prepared"), "--out", str(tmp_path / "scores.parquet")]
+
+
+CASES = {
+    "wrong type": (
+        lambda t: _config(t, **{"proxies.cnn.seeds": "0"}),
+        ["config key 'proxies.cnn.seeds': '0' is not of type 'array'"],
+    ),
+    "unknown key": (
+        lambda t: _config(t, **{"selection.bogus": 1}),
+        ["unknown config key 'selection.bogus'; allowed keys here: class_balanced, fractions, metrics, random"],
+    ),
+    "unknown model": (
+        lambda t: _config(t, **{"targets.big.model": "resnet9000"}),
+        ["config key 'targets.big.model': unknown model 'resnet9000'; allowed values: [", "'preact_resnet164'"],
+    ),
+    "unknown data set": (
+        lambda t: _config(t, **{"dataset.name": "imagenet42"}),
+        ["config key 'dataset.name': unknown data set 'imagenet42'; allowed values: [", "'cifar10'"],
+    ),
+    "unknown metric": (
+        lambda t: _config(t, **{"selection.metrics": ["entropie"]}),
+        ["config key 'selection.metrics[0]': 'entropie' is not allowed; allowed values: ['least_confidence', 'margin', 'entropy']"],
+    ),
+    "impossible fraction": (
+        lambda t: _config(t, **{"selection.fractions": [0.5, 1.5]}),
+        ["config key 'selection.fractions[1]': 1.5 is greater than the maximum of 1"],
+    ),
+    "missing config file": (lambda t: ["check-config", str(t / "nope.yaml")], ["config file not found:", "nope.yaml"]),
+    "missing input file": (
+        lambda t: _config(t, dataset={"name": "npz", "train": ["data/train.npz"], "test": ["data/test.npz"]}),
+        ["config key 'dataset.train[0]': file not found:", "data/train.npz"],
+    ),
+    "missing data, no download": (
+        lambda t: _prepare(t, {"name": "cifar10", "root": str(t / "empty"), "download": False}),
+        ["dataset.download is false and these files are missing from the folder", "cifar-10-python.tar.gz",
+         "(md5 c58f30108f718f92721af3b95e74349a)", "Copy them into that folder"],
+    ),
+    "unreadable input file": (
+        lambda t: _prepare(t, {"name": "npz", "train": [_garbage(t)], "test": [_garbage(t)]}),
+        ["bad.npz (config key dataset.train): not a readable .npz file"],
+    ),
+    "corrupt prepared data": (
+        _corrupted_prepared_data,
+        ["train.npz: its sha256 differs from the one in manifest.json (corrupt or replaced); rerun the prepare step"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_gets_a_message_naming_the_problem(case, tmp_path, capsys):
+    make_arguments, expected = CASES[case]
+    arguments = make_arguments(tmp_path)
+    capsys.readouterr()
+    assert main(arguments) == 2
+    message = capsys.readouterr().err
+    assert message.startswith(f"svp {arguments[0]}: error: ")
+    for text in expected:
+        assert text in message, f"{text!r} not in {message!r}"
+    assert not (tmp_path / "scores.parquet").exists()
+    assert not (tmp_path / "prepared" / "manifest.json").exists() or case == "corrupt prepared data"
