@@ -13,15 +13,26 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
+include: "workflow/rules/report_common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/proxy.smk"
 include: "workflow/rules/selection.smk"
 include: "workflow/rules/target.smk"
+include: "workflow/rules/budget.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.summarize.output.summary,
+        rules.tabulate_results.output,
+        rules.plot_summary.output,
+        rules.plot_error_vs_time.output,
+        rules.plot_learning_curves.output,
+        correlation_files(),

@@ -1,16 +1,22 @@
 """Which runs an experiment asks for, and how they are named in file paths.
 
 Selections are named ``<proxy>-<metric>`` (top of that proxy's combined ranking),
-``random`` (a random subset, drawn anew for each target seed) and ``full`` (the whole
-training set, the baseline every speed-up is measured against).
+``random`` (a random subset, drawn anew for each target seed), ``full`` (the whole
+training set, the baseline every speed-up is measured against) and, with
+``report.budget_matched``, ``budget`` (the whole training set for as many SGD steps as
+a subset run of the same fraction takes).
 """
 
 from __future__ import annotations
+
+import math
 
 from svp.config import format_fraction
 
 RANDOM = "random"
 FULL = "full"
+BUDGET = "budget"
+FULL_FRACTION = format_fraction(1.0)
 
 
 def proxy_selections(config: dict) -> list[str]:
@@ -44,7 +50,7 @@ def target_runs(config: dict) -> list[dict]:
     runs = []
     for target, spec in config["targets"].items():
         for seed in spec["seeds"]:
-            runs.append({"target": target, "selection": FULL, "fraction": format_fraction(1.0), "seed": seed})
+            runs.append({"target": target, "selection": FULL, "fraction": FULL_FRACTION, "seed": seed})
             for selection in selections(config):
                 for fraction in subset_fractions(config):
                     runs.append({"target": target, "selection": selection, "fraction": fraction, "seed": seed})
@@ -53,3 +59,32 @@ def target_runs(config: dict) -> list[dict]:
 
 def proxy_runs(config: dict) -> list[dict]:
     return [{"proxy": proxy, "seed": seed} for proxy, spec in config["proxies"].items() for seed in spec["seeds"]]
+
+
+def budget_runs(config: dict) -> list[dict]:
+    """The budget-matched baseline runs, one per (target, fraction below 1, seed), if asked for."""
+    if not config["report"]["budget_matched"]:
+        return []
+    return [
+        {"target": target, "selection": BUDGET, "fraction": fraction, "seed": seed}
+        for target, spec in config["targets"].items()
+        for seed in spec["seeds"]
+        for fraction in subset_fractions(config)
+    ]
+
+
+def budget_training(training: dict, fraction: float) -> dict:
+    """``training`` with every learning-rate piece's epochs scaled by ``fraction``.
+
+    A subset of fraction f takes about f times the SGD steps of a full-data epoch, so
+    full-data training with each piece scaled by f takes about as many steps as the
+    subset run, with the schedule's shape kept. Each piece keeps round(f x epochs)
+    epochs, halves rounded up, and at least 1, so a 1-epoch warm-up survives; the step
+    count therefore matches up to that rounding (and the last, partial batch of each epoch).
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    schedule = [
+        {**piece, "epochs": max(1, math.floor(piece["epochs"] * fraction + 0.5))} for piece in training["lr_schedule"]
+    ]
+    return {**training, "lr_schedule": schedule}

@@ -32,6 +32,42 @@ COLUMNS = [
 FULL = "full"
 
 
+RUN_COLUMNS = [
+    "target",
+    "selection",
+    "proxy",
+    "metric",
+    "fraction",
+    "seed",
+    "n_train",
+    "epochs",
+    "test_error",
+    "proxy_seconds",
+    "scoring_seconds",
+    "target_seconds",
+    "total_seconds",
+]
+
+
+def end_to_end_runs(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring_runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per target run with what it cost end to end (columns ``RUN_COLUMNS``).
+
+    Inputs as for ``summarize``. A proxy selection's run pays for training and scoring
+    with every seed of its proxy (the rank combination needs them all) plus its own
+    target training; random, full and budget runs pay for their target training only.
+    """
+    proxy_cost = proxy_runs.groupby("proxy")["seconds"].sum()
+    scoring_cost = scoring_runs.groupby("proxy")["scoring_seconds"].sum()
+    runs = target_runs.reindex(columns=RUN_COLUMNS[: RUN_COLUMNS.index("test_error") + 1])
+    runs = runs.assign(
+        proxy=runs["proxy"].fillna(""), metric=runs["metric"].fillna(""), target_seconds=target_runs["seconds"]
+    )
+    runs["proxy_seconds"] = runs["proxy"].map(proxy_cost).fillna(0.0)
+    runs["scoring_seconds"] = runs["proxy"].map(scoring_cost).fillna(0.0)
+    runs["total_seconds"] = runs["proxy_seconds"] + runs["scoring_seconds"] + runs["target_seconds"]
+    return _in_report_order(runs[RUN_COLUMNS], ["target", "selection", "fraction", "seed"])
+
+
 def summarize(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring_runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (target, selection, fraction).
 
@@ -39,30 +75,36 @@ def summarize(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring_runs:
     ``proxy_runs``: proxy, seed, seconds. ``scoring_runs``: proxy, seed, scoring_seconds.
     Errors are in percent; ``error_std`` is the sample standard deviation (empty for one run).
     """
-    proxy_cost = proxy_runs.groupby("proxy")["seconds"].sum()
-    scoring_cost = scoring_runs.groupby("proxy")["scoring_seconds"].sum()
+    runs = end_to_end_runs(target_runs, proxy_runs, scoring_runs)
     keys = ["target", "selection", "fraction"]
     rows = (
-        target_runs.assign(proxy=target_runs["proxy"].fillna(""), metric=target_runs["metric"].fillna(""))
-        .groupby(keys, sort=False)
+        runs.groupby(keys, sort=False)
         .agg(
             proxy=("proxy", "first"),
             metric=("metric", "first"),
             runs=("seed", "size"),
             error_mean=("test_error", "mean"),
             error_std=("test_error", "std"),
-            target_seconds=("seconds", "mean"),
+            proxy_seconds=("proxy_seconds", "first"),
+            scoring_seconds=("scoring_seconds", "first"),
+            target_seconds=("target_seconds", "mean"),
         )
         .reset_index()
     )
-    rows["proxy_seconds"] = rows["proxy"].map(proxy_cost).fillna(0.0)
-    rows["scoring_seconds"] = rows["proxy"].map(scoring_cost).fillna(0.0)
     rows["total_seconds"] = rows["proxy_seconds"] + rows["scoring_seconds"] + rows["target_seconds"]
     full_seconds = rows[rows["selection"] == FULL].set_index("target")["target_seconds"]
     rows["speedup"] = rows["target"].map(full_seconds) / rows["total_seconds"]
-    order = rows["selection"].map(lambda s: (s == FULL, s == "random"))
-    rows = rows.assign(_order=order).sort_values(["target", "_order", "selection", "fraction"], kind="stable")
-    return rows.drop(columns="_order")[COLUMNS].reset_index(drop=True)
+    return _in_report_order(rows[COLUMNS], keys)
+
+
+# Proxy selections first, then the baselines without a proxy, the full data set last.
+BASELINE_ORDER = {"random": 1, "budget": 2, FULL: 3}
+
+
+def _in_report_order(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    baseline = frame["selection"].map(BASELINE_ORDER).fillna(0)
+    ordered = frame.assign(_baseline=baseline).sort_values([keys[0], "_baseline", *keys[1:]], kind="stable")
+    return ordered.drop(columns="_baseline").reset_index(drop=True)
 
 
 def load_runs(metric_files: list[str | Path]) -> pd.DataFrame:

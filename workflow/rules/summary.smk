@@ -11,7 +11,7 @@ rule store_config:
 
 rule summarize:
     input:
-        targets=all_target_metrics(),
+        targets=all_target_metrics() + all_budget_metrics(),
         proxies=all_proxy_metrics(),
         scores=all_score_files(),
         config=rules.store_config.output.config,
@@ -27,3 +27,5 @@ rule summarize:
 onsuccess:
     if os.path.exists(rules.summarize.output.summary):
         shell("svp show-summary {rules.summarize.output.summary:q}")
+    if os.path.exists(rules.tabulate_results.output.markdown):
+        print(f"Tables and figures: {REPORT}/; the HTML report: {report_command()}")

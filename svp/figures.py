@@ -1,0 +1,207 @@
+"""The report's figures: error and time against fraction, learning curves, error against time.
+
+Each selection keeps one colour in every figure (the baselines: random grey, budget-matched
+purple, full data black). Figures are drawn with matplotlib's object interface
+(``Figure``, no pyplot), so no display or global backend state is involved, and saved
+in the format their file name ends with (png, svg, pdf).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from svp.config import format_fraction
+from svp.io import atomic_path, read_json
+
+FULL, RANDOM, BUDGET = "full", "random", "budget"
+BASELINE_COLOURS = {RANDOM: "tab:grey", BUDGET: "tab:purple", FULL: "black"}
+STAGE_COLUMNS = {"proxy_seconds": "proxy training", "scoring_seconds": "scoring", "target_seconds": "target training"}
+STAGE_COLOURS = {"proxy_seconds": "tab:orange", "scoring_seconds": "tab:green", "target_seconds": "tab:blue"}
+FRACTION_MARKERS = "osD^vP*X"
+
+
+def selection_colours(selections) -> dict[str, str]:
+    """A colour per selection: proxy selections from a qualitative palette, baselines fixed."""
+    palette = [c for i, c in enumerate(colormaps["tab10"].colors) if i not in (4, 7)]  # purple, grey: baselines
+    proxy_selections = [s for s in dict.fromkeys(selections) if s not in BASELINE_COLOURS]
+    colours = {s: palette[i % len(palette)] for i, s in enumerate(proxy_selections)}
+    return {**colours, **BASELINE_COLOURS}
+
+
+def _save(figure: Figure, out: str | Path) -> None:
+    with atomic_path(out) as tmp:
+        figure.savefig(tmp, format=Path(out).suffix.lstrip("."), dpi=120)
+
+
+def _target_axes(targets: list[str], width: float = 6.0, height: float = 4.2):
+    figure = Figure(figsize=(width * len(targets), height), layout="constrained")
+    axes = figure.subplots(1, len(targets), squeeze=False)[0]
+    return figure, dict(zip(targets, axes))
+
+
+def plot_error_vs_fraction(summary: pd.DataFrame, out: str | Path) -> None:
+    """Test error of each selection against the fraction kept; std over seeds as error bars.
+
+    The full-data result is a horizontal line with its std as a band, so every
+    fraction's distance from it reads directly.
+    """
+    colours = selection_colours(summary["selection"])
+    figure, axes = _target_axes(list(dict.fromkeys(summary["target"])))
+    for target, ax in axes.items():
+        rows = summary[summary["target"] == target]
+        subset_selections = [s for s in dict.fromkeys(rows["selection"]) if s != FULL]
+        for selection, group in rows.groupby("selection", sort=False):
+            group = group.sort_values("fraction")
+            std = group["error_std"].fillna(0.0)
+            if selection == FULL:
+                mean, spread = group["error_mean"].iloc[0], std.iloc[0]
+                ax.axhline(mean, color=colours[FULL], linestyle="--", linewidth=1)
+                ax.axhspan(mean - spread, mean + spread, color=colours[FULL], alpha=0.08)
+            # Nudge each selection sideways so that error bars at one fraction do not hide each other.
+            dodge = 0.0
+            if selection != FULL:
+                dodge = 0.006 * (subset_selections.index(selection) - (len(subset_selections) - 1) / 2)
+            ax.errorbar(
+                group["fraction"] + dodge, group["error_mean"], yerr=std, label=selection, color=colours[selection],
+                marker="o", capsize=3, linewidth=1.5 if selection != FULL else 0,
+            )
+        fractions = sorted(rows["fraction"].unique())
+        ax.set_xticks(fractions, [format_fraction(f) for f in fractions])
+        ax.set_xlabel("fraction of the training data kept")
+        ax.set_ylabel("top-1 test error (%)")
+        ax.set_title(f"target {target}: error (mean +- std over seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save(figure, out)
+
+
+def plot_time_vs_fraction(summary: pd.DataFrame, out: str | Path) -> None:
+    """End-to-end time of each selection and fraction, stacked by stage.
+
+    Bars are grouped by fraction; each bar stacks proxy training and scoring (every
+    proxy seed, as the rank combination needs them all) and the mean target training
+    time. The dashed line is the full-data target's time, the cost to beat.
+    """
+    figure, axes = _target_axes(list(dict.fromkeys(summary["target"])), width=max(6.0, 0.55 * len(summary) + 2))
+    for target, ax in axes.items():
+        rows = summary[summary["target"] == target].sort_values("fraction", kind="stable").reset_index(drop=True)
+        positions = np.arange(len(rows)) + rows["fraction"].rank(method="dense").to_numpy() - 1  # gap between groups
+        bottom = np.zeros(len(rows))
+        for column, stage in STAGE_COLUMNS.items():
+            ax.bar(positions, rows[column], bottom=bottom, color=STAGE_COLOURS[column], label=stage, width=0.8)
+            bottom += rows[column].to_numpy()
+        for position, row in zip(positions, rows.itertuples()):
+            ax.text(position, row.total_seconds, f"{row.speedup:.2f}x", ha="center", va="bottom", fontsize=7)
+        full = rows.loc[rows["selection"] == FULL, "target_seconds"]
+        if len(full):
+            ax.axhline(full.iloc[0], color="black", linestyle="--", linewidth=1, label="full data")
+        labels = [f"{row.selection} {format_fraction(row.fraction)}" for row in rows.itertuples()]
+        ax.set_xticks(positions, labels, rotation=35, ha="right", rotation_mode="anchor", fontsize=8)
+        ax.set_ylabel("end-to-end time (s)")
+        ax.set_title(f"target {target}: time by stage (speed-up over full data on top)")
+        ax.margins(y=0.12)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _save(figure, out)
+
+
+def load_histories(metrics_files: list[str | Path]) -> pd.DataFrame:
+    """Every run's history.csv (beside its metrics.json), with the run's facts as columns."""
+    frames = []
+    for path in metrics_files:
+        info = read_json(path)
+        history = pd.read_csv(Path(path).with_name("history.csv"))
+        facts = {key: info.get(key) for key in ("role", "proxy", "target", "selection", "fraction", "seed")}
+        frames.append(history.assign(**{k: ("" if v is None else v) for k, v in facts.items()}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def plot_learning_curves(histories: pd.DataFrame, out: str | Path) -> None:
+    """Training loss and test error per epoch: one row of panels per proxy and per target.
+
+    Proxy runs are drawn one line per seed. Target runs are averaged over seeds, one line
+    per selection (colour) and fraction (line style: solid for the largest), since their
+    seeds share the schedule. Test error is drawn on the epochs where it was evaluated.
+    """
+    proxies = histories[histories["role"] == "proxy"]
+    targets = histories[histories["role"] == "target"]
+    models = [("proxy", p) for p in dict.fromkeys(proxies["proxy"])] + [("target", t) for t in dict.fromkeys(targets["target"])]
+    figure = Figure(figsize=(12, 3.6 * len(models)), layout="constrained")
+    grid = figure.subplots(len(models), 2, squeeze=False)
+    colours = selection_colours(targets["selection"]) if len(targets) else {}
+    styles = ["-", "--", ":", "-."]
+    for (role, name), (loss_ax, error_ax) in zip(models, grid):
+        if role == "proxy":
+            runs = proxies[proxies["proxy"] == name]
+            for seed, run in runs.groupby("seed"):
+                loss_ax.plot(run["epoch"], run["train_loss"], label=f"seed {seed}")
+                evaluated = run.dropna(subset=["test_error"]) if "test_error" in run else run.iloc[:0]
+                error_ax.plot(evaluated["epoch"], evaluated["test_error"], marker=".", label=f"seed {seed}")
+        else:
+            runs = targets[targets["target"] == name]
+            fractions = sorted(runs["fraction"].unique(), reverse=True)
+            for (selection, fraction), group in runs.groupby(["selection", "fraction"], sort=False):
+                mean = group.groupby("epoch")[[c for c in ("train_loss", "test_error") if c in group]].mean()
+                label = f"{selection} {format_fraction(fraction)}"
+                style = dict(color=colours[selection], linestyle=styles[fractions.index(fraction) % len(styles)])
+                loss_ax.plot(mean.index, mean["train_loss"], label=label, **style)
+                if "test_error" in mean:
+                    evaluated = mean["test_error"].dropna()
+                    error_ax.plot(evaluated.index, evaluated, marker=".", label=label, **style)
+        loss_ax.set_yscale("log")
+        loss_ax.set_ylabel("training loss")
+        error_ax.set_ylabel("test error (%)")
+        for ax, what in ((loss_ax, "training loss"), (error_ax, "test error")):
+            ax.set_title(f"{role} {name}: {what}" + (" (mean over seeds)" if role == "target" else ""))
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+        error_ax.legend(fontsize=7, ncol=2)
+    _save(figure, out)
+
+
+def plot_error_vs_time(runs: pd.DataFrame, out: str | Path) -> None:
+    """Test error against end-to-end time, one small point per target run.
+
+    Each selection's mean over seeds is a large marker (its shape gives the fraction),
+    joined across fractions: the lowest curve to the left reaches an error fastest.
+    """
+    colours = selection_colours(runs["selection"])
+    figure, axes = _target_axes(list(dict.fromkeys(runs["target"])), width=6.5, height=4.8)
+    fractions = sorted(runs["fraction"].unique())
+    markers = {f: FRACTION_MARKERS[i % len(FRACTION_MARKERS)] for i, f in enumerate(fractions)}
+    for target, ax in axes.items():
+        rows = runs[runs["target"] == target]
+        for selection, group in rows.groupby("selection", sort=False):
+            colour = colours[selection]
+            ax.scatter(group["total_seconds"], group["test_error"], color=colour, s=12, alpha=0.5)
+            means = group.groupby("fraction")[["total_seconds", "test_error"]].mean().sort_index()
+            ax.plot(means["total_seconds"], means["test_error"], color=colour, linewidth=1, label=selection)
+            for fraction, mean in means.iterrows():
+                ax.scatter(mean["total_seconds"], mean["test_error"], color=colour, marker=markers[fraction], s=60,
+                           edgecolor="white", zorder=3)
+        for fraction, marker in markers.items():
+            ax.scatter([], [], color="grey", marker=marker, label=f"fraction {format_fraction(fraction)}")
+        ax.set_xlabel("end-to-end time (s): proxies, scoring, target")
+        ax.set_ylabel("top-1 test error (%)")
+        ax.set_title(f"target {target}: error against cost, one point per run")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _save(figure, out)
+
+
+def write_summary_figures(*, summary_file: str | Path, error_out: str | Path, time_out: str | Path) -> None:
+    summary = pd.read_csv(summary_file)
+    plot_error_vs_fraction(summary, error_out)
+    plot_time_vs_fraction(summary, time_out)
+
+
+def write_learning_curves(*, metrics_files: list[str | Path], out: str | Path) -> None:
+    plot_learning_curves(load_histories(metrics_files), out)
+
+
+def write_error_vs_time(*, runs_file: str | Path, out: str | Path) -> None:
+    plot_error_vs_time(pd.read_csv(runs_file), out)

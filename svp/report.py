@@ -1,0 +1,213 @@
+"""The results table in the paper's form: error per selection and fraction, times, speed-ups.
+
+Rows are selections (each proxy selection, then the random and budget-matched baselines,
+then the full data set), columns are fractions, and an error cell reads "6.52 +- 0.21"
+(mean +- sample standard deviation over the target seeds, in percent), as in the
+paper's table. Written as CSV (for programs), Markdown (for READMEs and notebooks) and
+HTML (shown inline by ``snakemake --report``). Built from ``summary.csv`` and the
+stored config, which says what each proxy was (model, seeds, epochs).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from svp.config import format_fraction
+from svp.io import atomic_path
+from svp.summary import end_to_end_runs, load_runs, load_scoring
+
+BUDGET_DESCRIPTION = "none: full data, fewer epochs"
+RANDOM_DESCRIPTION = "none: random subset"
+FULL_DESCRIPTION = "none: full data"
+
+
+def format_error(mean: float, std: float) -> str:
+    """'6.52 +- 0.21'; just '6.52' for a single run, whose spread is unknown."""
+    if np.isnan(mean):
+        return ""
+    return f"{mean:.2f}" if np.isnan(std) else f"{mean:.2f} +- {std:.2f}"
+
+
+def proxy_description(selection: str, proxy: str, config: dict) -> str:
+    """What chose the subset, as in the paper: '3 x small_cnn (rank combination)'."""
+    if selection == "random":
+        return RANDOM_DESCRIPTION
+    if selection == "budget":
+        return BUDGET_DESCRIPTION
+    if not proxy:
+        return FULL_DESCRIPTION
+    spec = config["proxies"][proxy]
+    seeds = len(spec["seeds"])
+    combined = " (rank combination)" if seeds > 1 else ""
+    return f"{seeds} x {spec['model']}{combined}"
+
+
+def proxy_epochs(proxy: str, config: dict) -> int | None:
+    if not proxy:
+        return None
+    return sum(piece["epochs"] for piece in config["proxies"][proxy]["training"]["lr_schedule"])
+
+
+def fraction_labels(summary: pd.DataFrame) -> list[str]:
+    return [format_fraction(f) for f in sorted(summary["fraction"].unique())]
+
+
+def paper_table(summary: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """One row per (target, selection); per fraction f the columns ``error <f>`` ("mean +- std"),
+    ``seconds <f>`` (end-to-end, proxies and scoring included) and ``speedup <f>``.
+
+    A selection with no run at a fraction has empty cells there (the full data set has
+    only 1.0, the subsets only the fractions below it).
+    """
+    fractions = fraction_labels(summary)
+    rows = []
+    for (target, selection), group in summary.groupby(["target", "selection"], sort=False):
+        proxy = "" if pd.isna(group["proxy"].iloc[0]) else str(group["proxy"].iloc[0])
+        metric = "" if pd.isna(group["metric"].iloc[0]) else str(group["metric"].iloc[0])
+        row = {
+            "target": target,
+            "selection": selection,
+            "proxy": proxy_description(selection, proxy, config),
+            "metric": metric,
+            "proxy_epochs": proxy_epochs(proxy, config),
+        }
+        by_fraction = {format_fraction(r.fraction): r for r in group.itertuples()}
+        for fraction in fractions:
+            run = by_fraction.get(fraction)
+            row[f"error {fraction}"] = "" if run is None else format_error(run.error_mean, run.error_std)
+        for fraction in fractions:
+            run = by_fraction.get(fraction)
+            row[f"seconds {fraction}"] = np.nan if run is None else run.total_seconds
+        for fraction in fractions:
+            run = by_fraction.get(fraction)
+            row[f"speedup {fraction}"] = np.nan if run is None else run.speedup
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["proxy_epochs"] = table["proxy_epochs"].astype("Int64")
+    return table
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
+def _time_cell(seconds: float, speedup: float) -> str:
+    return "" if np.isnan(seconds) else f"{seconds:.1f} s ({speedup:.2f}x)"
+
+
+def _sections(table: pd.DataFrame, summary: pd.DataFrame) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(target, caption, header, rows) of the error and time tables of each target."""
+    fractions = fraction_labels(summary)
+    runs = summary.groupby("target")["runs"].agg(["min", "max"])
+    sections = []
+    for target, rows in table.groupby("target", sort=False):
+        low, high = runs.loc[target]
+        seeds = f"{low}" if low == high else f"{low} to {high}"
+        error_header = ["selection", "proxy", "metric", "proxy epochs", *fractions]
+        error_rows = [
+            [r["selection"], r["proxy"], r["metric"], "" if pd.isna(r["proxy_epochs"]) else str(r["proxy_epochs"])]
+            + [r[f"error {f}"] for f in fractions]
+            for _, r in rows.iterrows()
+        ]
+        time_rows = [
+            [r["selection"]] + [_time_cell(r[f"seconds {f}"], r[f"speedup {f}"]) for f in fractions]
+            for _, r in rows.iterrows()
+        ]
+        sections.append(
+            (
+                target,
+                f"Top-1 test error (%) of target {target}, mean +- std over {seeds} seeds, "
+                "by the fraction of the training data it was trained on:",
+                error_header,
+                error_rows,
+            )
+        )
+        sections.append(
+            (
+                target,
+                "End-to-end time (proxy training and scoring with every proxy seed, plus target "
+                "training; seconds) and speed-up over training the target on the full data:",
+                ["selection", *fractions],
+                time_rows,
+            )
+        )
+    return sections
+
+
+def format_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
+    parts, current = [], None
+    for target, caption, header, rows in _sections(table, summary):
+        if target != current:
+            parts.append(f"## Target {target}")
+            current = target
+        parts += [caption, _markdown_table(header, rows)]
+    return "\n\n".join(parts) + "\n"
+
+
+HTML_STYLE = """
+body { font-family: sans-serif; margin: 1em; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
+th { background: #f0f0f0; }
+td:first-child, th:first-child { text-align: left; }
+"""
+
+
+def format_html(table: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """A self-contained HTML page with the same tables as the Markdown."""
+    parts, current = [], None
+    for target, caption, header, rows in _sections(table, summary):
+        if target != current:
+            parts.append(f"<h2>Target {html.escape(target)}</h2>")
+            current = target
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in rows)
+        parts.append(f"<p>{html.escape(caption)}</p>\n<table><tr>{head}</tr>{body}</table>")
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>SVP results</title>'
+        f"<style>{HTML_STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
+
+
+def write_results_tables(
+    *,
+    summary_file: str | Path,
+    config_file: str | Path,
+    csv_out: str | Path,
+    markdown_out: str | Path,
+    html_out: str | Path,
+) -> pd.DataFrame:
+    """Write the paper-form results table as CSV, Markdown and HTML."""
+    summary = pd.read_csv(summary_file)
+    summary[["proxy", "metric"]] = summary[["proxy", "metric"]].fillna("")
+    config = yaml.safe_load(Path(config_file).read_text())
+    table = paper_table(summary, config)
+    with atomic_path(csv_out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(markdown_out) as tmp:
+        tmp.write_text(format_markdown(table, summary))
+    with atomic_path(html_out) as tmp:
+        tmp.write_text(format_html(table, summary))
+    print(format_markdown(table, summary))
+    return table
+
+
+def write_run_table(
+    *, target_metrics: list[str | Path], proxy_metrics: list[str | Path], score_files: list[str | Path], out: str | Path
+) -> pd.DataFrame:
+    """Every target run with its test error and end-to-end cost (``summary.RUN_COLUMNS``)."""
+    runs = end_to_end_runs(
+        load_runs(target_metrics),
+        load_runs(proxy_metrics).reindex(columns=["proxy", "seed", "seconds"]),
+        load_scoring(score_files),
+    )
+    with atomic_path(out) as tmp:
+        runs.to_csv(tmp, index=False, float_format="%.6g")
+    return runs

@@ -1,0 +1,103 @@
+"""``python -m svp.report_cli``: write the report's tables and figures (the report rules call it).
+
+Sub-commands: ``runs`` (every target run with its end-to-end cost), ``tables`` (the
+paper-form results table), ``summary-figures`` (error and time against fraction),
+``learning-curves``, ``error-vs-time`` and ``correlate`` (the paper's Figure 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="svp report", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    runs = commands.add_parser("runs", help="one row per target run: test error and end-to-end seconds")
+    runs.add_argument("--targets", nargs="+", required=True, help="target metrics.json files")
+    runs.add_argument("--proxies", nargs="*", default=[], help="proxy metrics.json files")
+    runs.add_argument("--scores", nargs="*", default=[], help="proxy score parquet files")
+    runs.add_argument("--out", required=True)
+
+    tables = commands.add_parser("tables", help="the paper-form results table as CSV, Markdown and HTML")
+    tables.add_argument("--summary", required=True, help="summary.csv")
+    tables.add_argument("--config", required=True, help="the stored config.yaml")
+    tables.add_argument("--csv", required=True)
+    tables.add_argument("--markdown", required=True)
+    tables.add_argument("--html", required=True)
+
+    summary = commands.add_parser("summary-figures", help="error and end-to-end time against fraction")
+    summary.add_argument("--summary", required=True, help="summary.csv")
+    summary.add_argument("--error-out", required=True)
+    summary.add_argument("--time-out", required=True)
+
+    curves = commands.add_parser("learning-curves", help="training loss and test error per epoch of every run")
+    curves.add_argument("--runs", nargs="+", required=True, help="metrics.json files (history.csv beside each)")
+    curves.add_argument("--out", required=True)
+
+    error_time = commands.add_parser("error-vs-time", help="test error against end-to-end time, one point per run")
+    error_time.add_argument("--runs", required=True, help="the runs table (see `runs`)")
+    error_time.add_argument("--out", required=True)
+
+    correlate = commands.add_parser("correlate", help="correlation between the example orders of proxies, targets, random")
+    correlate.add_argument("--metric", required=True)
+    correlate.add_argument("--proxy-scores", nargs="+", required=True, help="score parquet files of the proxy runs")
+    correlate.add_argument("--target-scores", nargs="*", default=[], help="score parquet files of full-data target runs")
+    correlate.add_argument("--csv", required=True)
+    correlate.add_argument("--figure", required=True)
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "runs":
+        from svp.report import write_run_table
+
+        write_run_table(target_metrics=args.targets, proxy_metrics=args.proxies, score_files=args.scores, out=args.out)
+    elif args.command == "tables":
+        from svp.report import write_results_tables
+
+        write_results_tables(
+            summary_file=args.summary,
+            config_file=args.config,
+            csv_out=args.csv,
+            markdown_out=args.markdown,
+            html_out=args.html,
+        )
+    elif args.command == "summary-figures":
+        from svp.figures import write_summary_figures
+
+        write_summary_figures(summary_file=args.summary, error_out=args.error_out, time_out=args.time_out)
+    elif args.command == "learning-curves":
+        from svp.figures import write_learning_curves
+
+        write_learning_curves(metrics_files=args.runs, out=args.out)
+    elif args.command == "error-vs-time":
+        from svp.figures import write_error_vs_time
+
+        write_error_vs_time(runs_file=args.runs, out=args.out)
+    elif args.command == "correlate":
+        from svp.correlation import write_correlation
+
+        write_correlation(
+            metric=args.metric,
+            proxy_score_files=args.proxy_scores,
+            target_score_files=args.target_scores,
+            csv_out=args.csv,
+            figure_out=args.figure,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"svp report {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+# What the results mean: the paper-form results table, figures of error, time and
+# learning curves, and the correlation between example orders (the paper's Figure 3).
+# Every output marked report(...) goes into `snakemake --report report.html`, with the
+# caption of the same name in workflow/report/.
+
+
+rule score_target:
+    input:
+        **rules.prepare_data.output,
+        model=full_target_model,
+    output:
+        scores=f"{RESULTS}/target_scores/{{target}}/seed{{seed}}.parquet",
+    log:
+        f"{RESULTS}/logs/score_target/{{target}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score_target/{{target}}/seed{{seed}}.tsv"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    params:
+        batch_size=config["scoring"]["batch_size"],
+        info=target_score_info,
+        data_dir=data_dir,
+        svp_version=SVP_VERSION,
+    shell:
+        "svp score --checkpoint {input.model:q} --data {params.data_dir:q} --out {output.scores:q}"
+        " --batch-size {params.batch_size} --info {params.info:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule tabulate_runs:
+    input:
+        targets=all_target_metrics() + all_budget_metrics(),
+        proxies=all_proxy_metrics(),
+        scores=all_score_files(),
+    output:
+        runs=report(
+            f"{REPORT}/runs.csv",
+            caption="../report/runs.rst",
+            category="1. Results",
+            labels={"table": "every target run"},
+        ),
+    log:
+        f"{RESULTS}/logs/tabulate_runs.log",
+    params:
+        svp_version=SVP_VERSION,
+    shell:
+        "python -m svp.report_cli runs --targets {input.targets:q} --proxies {input.proxies:q}"
+        " --scores {input.scores:q} --out {output.runs:q} > {log:q} 2>&1"
+
+
+rule tabulate_results:
+    input:
+        summary=rules.summarize.output.summary,
+        config=rules.store_config.output.config,
+    output:
+        csv=report(
+            f"{REPORT}/results.csv",
+            caption="../report/results.rst",
+            category="1. Results",
+            labels={"table": "results (CSV)"},
+        ),
+        markdown=report(
+            f"{REPORT}/results.md",
+            caption="../report/results.rst",
+            category="1. Results",
+            labels={"table": "results (Markdown)"},
+        ),
+        html=report(
+            f"{REPORT}/results.html",
+            caption="../report/results.rst",
+            category="1. Results",
+            labels={"table": "results"},
+        ),
+    log:
+        f"{RESULTS}/logs/tabulate_results.log",
+    params:
+        svp_version=SVP_VERSION,
+    shell:
+        "python -m svp.report_cli tables --summary {input.summary:q} --config {input.config:q}"
+        " --csv {output.csv:q} --markdown {output.markdown:q} --html {output.html:q} > {log:q} 2>&1"
+
+
+rule plot_summary:
+    input:
+        summary=rules.summarize.output.summary,
+    output:
+        error=report(
+            f"{REPORT}/error_vs_fraction.png",
+            caption="../report/error_vs_fraction.rst",
+            category="2. Figures",
+            labels={"figure": "error against fraction"},
+        ),
+        time=report(
+            f"{REPORT}/time_vs_fraction.png",
+            caption="../report/time_vs_fraction.rst",
+            category="2. Figures",
+            labels={"figure": "time against fraction"},
+        ),
+    log:
+        f"{RESULTS}/logs/plot_summary.log",
+    params:
+        svp_version=SVP_VERSION,
+    shell:
+        "python -m svp.report_cli summary-figures --summary {input.summary:q}"
+        " --error-out {output.error:q} --time-out {output.time:q} > {log:q} 2>&1"
+
+
+rule plot_error_vs_time:
+    input:
+        runs=rules.tabulate_runs.output.runs,
+    output:
+        figure=report(
+            f"{REPORT}/error_vs_time.png",
+            caption="../report/error_vs_time.rst",
+            category="2. Figures",
+            labels={"figure": "error against end-to-end time"},
+        ),
+    log:
+        f"{RESULTS}/logs/plot_error_vs_time.log",
+    params:
+        svp_version=SVP_VERSION,
+    shell:
+        "python -m svp.report_cli error-vs-time --runs {input.runs:q} --out {output.figure:q} > {log:q} 2>&1"
+
+
+rule plot_learning_curves:
+    input:
+        metrics=all_run_metrics(),
+        histories=all_run_histories(),
+    output:
+        figure=report(
+            f"{REPORT}/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="2. Figures",
+            labels={"figure": "learning curves"},
+        ),
+    log:
+        f"{RESULTS}/logs/plot_learning_curves.log",
+    params:
+        svp_version=SVP_VERSION,
+    shell:
+        "python -m svp.report_cli learning-curves --runs {input.metrics:q} --out {output.figure:q} > {log:q} 2>&1"
+
+
+rule correlate_orders:
+    input:
+        proxy_scores=all_score_files(),
+        target_scores=all_target_score_files(),
+    output:
+        matrix=report(
+            f"{REPORT}/correlation/{{metric}}.csv",
+            caption="../report/correlation.rst",
+            category="3. Order correlation",
+            subcategory="{metric}",
+            labels={"metric": "{metric}", "file": "matrices (CSV)"},
+        ),
+        figure=report(
+            f"{REPORT}/correlation/{{metric}}.png",
+            caption="../report/correlation.rst",
+            category="3. Order correlation",
+            subcategory="{metric}",
+            labels={"metric": "{metric}", "file": "figure"},
+        ),
+    log:
+        f"{RESULTS}/logs/correlate_orders/{{metric}}.log",
+    params:
+        svp_version=SVP_VERSION,
+    shell:
+        "python -m svp.report_cli correlate --metric {wildcards.metric} --proxy-scores {input.proxy_scores:q}"
+        " --target-scores {input.target_scores:q} --csv {output.matrix:q} --figure {output.figure:q} > {log:q} 2>&1"
