@@ -108,10 +108,8 @@ def plot_correlation(matrices: dict[str, pd.DataFrame], metric: str, out: str | 
         ax.set_xticks(range(n_runs), matrix.columns, rotation=45, ha="right")
         ax.set_yticks(range(n_runs), matrix.index)
         for (row, column), value in np.ndenumerate(matrix.to_numpy()):
-            ax.text(
-                column, row, "" if np.isnan(value) else f"{value:.2f}", ha="center", va="center",
-                fontsize=8, color="white" if abs(value) > 0.6 else "black",
-            )
+            label = "" if np.isnan(value) else f"{value:.2f}".replace("-0.00", "0.00")
+            ax.text(column, row, label, ha="center", va="center", fontsize=8, color="white" if abs(value) > 0.6 else "black")
         ax.set_title(TITLES[method])
     figure.colorbar(image, ax=axes, shrink=0.8, label="correlation")
     figure.suptitle(f"Example orders by {metric.replace('_', ' ')}: proxies, their combination, targets, random")

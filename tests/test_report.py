@@ -220,8 +220,8 @@ def test_budget_matched_schedule_scales_every_piece_by_the_fraction():
 TINY = {
     "experiment": "tiny_report",
     "dataset": {"name": "digits"},
-    "proxies": {"cnn": {"model": "small_cnn", "seeds": [0, 1], "training": {"batch_size": 128, "lr_schedule": [{"epochs": 2, "lr": 0.05}]}}},
-    "targets": {"net": {"model": "preact_resnet8", "seeds": [0], "training": {"batch_size": 128, "lr_schedule": [{"epochs": 2, "lr": 0.05}]}}},
+    "proxies": {"cnn": {"model": "small_cnn", "seeds": [0], "training": {"batch_size": 128, "lr_schedule": [{"epochs": 2, "lr": 0.05}]}}},
+    "targets": {"net": {"model": "small_cnn", "seeds": [0], "training": {"batch_size": 128, "lr_schedule": [{"epochs": 2, "lr": 0.05}]}}},
     "selection": {"metrics": ["entropy"], "fractions": [0.5, 1.0], "class_balanced": True, "random": False},
     "report": {"budget_matched": True},
 }
