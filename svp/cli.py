@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show-summary", help="print a summary.csv as a table")
     show.add_argument("summary")
 
+    # The report's own commands (svp/report_cli.py) keep their parser; this entry lists them.
+    commands.add_parser("report", help="tables and figures of the report (see `svp report --help`)", add_help=False)
+
     store = commands.add_parser("store-config", help="write the resolved config (JSON) as YAML")
     store.add_argument("--config", type=_json, required=True)
     store.add_argument("--out", required=True)
@@ -171,6 +174,11 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:
+        from svp.report_cli import main as report_main
+
+        return report_main(argv[1:])
     args = build_parser().parse_args(argv)
     from svp.config import ConfigError
     from svp.data import DataError
