@@ -44,7 +44,7 @@ rule tabulate_runs:
     params:
         svp_version=SVP_VERSION,
     shell:
-        "python -m svp.report_cli runs --targets {input.targets:q} --proxies {input.proxies:q}"
+        "svp report runs --targets {input.targets:q} --proxies {input.proxies:q}"
         " --scores {input.scores:q} --out {output.runs:q} > {log:q} 2>&1"
 
 
@@ -76,7 +76,7 @@ rule tabulate_results:
     params:
         svp_version=SVP_VERSION,
     shell:
-        "python -m svp.report_cli tables --summary {input.summary:q} --config {input.config:q}"
+        "svp report tables --summary {input.summary:q} --config {input.config:q}"
         " --csv {output.csv:q} --markdown {output.markdown:q} --html {output.html:q} > {log:q} 2>&1"
 
 
@@ -101,7 +101,7 @@ rule plot_summary:
     params:
         svp_version=SVP_VERSION,
     shell:
-        "python -m svp.report_cli summary-figures --summary {input.summary:q}"
+        "svp report summary-figures --summary {input.summary:q}"
         " --error-out {output.error:q} --time-out {output.time:q} > {log:q} 2>&1"
 
 
@@ -120,7 +120,7 @@ rule plot_error_vs_time:
     params:
         svp_version=SVP_VERSION,
     shell:
-        "python -m svp.report_cli error-vs-time --runs {input.runs:q} --out {output.figure:q} > {log:q} 2>&1"
+        "svp report error-vs-time --runs {input.runs:q} --out {output.figure:q} > {log:q} 2>&1"
 
 
 rule plot_learning_curves:
@@ -139,7 +139,7 @@ rule plot_learning_curves:
     params:
         svp_version=SVP_VERSION,
     shell:
-        "python -m svp.report_cli learning-curves --runs {input.metrics:q} --out {output.figure:q} > {log:q} 2>&1"
+        "svp report learning-curves --runs {input.metrics:q} --out {output.figure:q} > {log:q} 2>&1"
 
 
 rule correlate_orders:
@@ -166,5 +166,5 @@ rule correlate_orders:
     params:
         svp_version=SVP_VERSION,
     shell:
-        "python -m svp.report_cli correlate --metric {wildcards.metric} --proxy-scores {input.proxy_scores:q}"
+        "svp report correlate --metric {wildcards.metric} --proxy-scores {input.proxy_scores:q}"
         " --target-scores {input.target_scores:q} --csv {output.matrix:q} --figure {output.figure:q} > {log:q} 2>&1"
