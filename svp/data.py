@@ -1,4 +1,4 @@
-"""Image data sets, each prepared once into one common on-disk format.
+"""Data sets (images here, texts in ``svp.text``), each prepared once into one common on-disk format.
 
 A registry maps a data set name (config key ``dataset.name``) to a builder that reads
 the raw data and returns a :class:`PreparedData`. :func:`prepare_dataset` validates it
@@ -6,7 +6,8 @@ and writes three files into a folder:
 
 * ``train.npz`` and ``test.npz``: uncompressed NumPy archives with ``x`` (uint8,
   N x H x W x C) and ``y`` (int64, N), written byte-for-byte reproducibly;
-* ``manifest.json``: where the data came from (with checksums of the raw files), the
+  (text data sets store the texts instead, see ``svp.text``);
+* ``manifest.json``: its ``modality`` (``image`` or ``text``), where the data came from (with checksums of the raw files), the
   class names and counts, the image shape, per-channel mean and std of the training
   images, the augmentation that suits the data set, and sha256 checksums of the two
   ``.npz`` files. It is written last, so its presence means the folder is complete.
@@ -42,8 +43,10 @@ __all__ = [
     "DATASETS",
     "DataError",
     "PreparedData",
+    "dataset_modality",
     "list_datasets",
     "load_prepared",
+    "read_manifest",
     "prepare_dataset",
     "register_dataset",
 ]
@@ -73,15 +76,20 @@ class PreparedData:
 
 Builder = Callable[[dict], PreparedData]
 DATASETS: dict[str, Builder] = {}
+MODALITIES: dict[str, str] = {}  # data set name -> "image" or "text": what models can read it
 
 
-def register_dataset(name: str) -> Callable[[Builder], Builder]:
-    """Decorator: make ``builder(options) -> PreparedData`` available as ``dataset.name: <name>``."""
+def register_dataset(name: str, modality: str = "image") -> Callable[[Builder], Builder]:
+    """Decorator: make ``builder(options) -> PreparedData`` available as ``dataset.name: <name>``.
+
+    A ``text`` builder returns ``svp.text.PreparedText`` instead of ``PreparedData``.
+    """
 
     def decorate(builder: Builder) -> Builder:
         if name in DATASETS:
             raise ValueError(f"data set {name!r} is registered twice")
         DATASETS[name] = builder
+        MODALITIES[name] = modality
         return builder
 
     return decorate
@@ -89,6 +97,11 @@ def register_dataset(name: str) -> Callable[[Builder], Builder]:
 
 def list_datasets() -> list[str]:
     return sorted(DATASETS)
+
+
+def dataset_modality(name: str) -> str:
+    """``image`` or ``text``: the kind of examples the registered data set ``name`` holds."""
+    return MODALITIES.get(name, "image")
 
 
 # --------------------------------------------------------------------------- options
@@ -407,11 +420,31 @@ class _RawFile:
     md5: str
     urls: tuple[str, ...]
     extracted: tuple[str, ...] = ()  # relative to the download folder; empty: the file is read as is
+    # Some mirrors publish only the size and the md5 of the first bytes (fastai's checks).
+    size: int | None = None
+    md5_bytes: int | None = None  # the md5 covers the first md5_bytes bytes; None: the whole file
 
     def usable(self, folder: Path) -> bool:
         """True when torchvision can read the data without fetching or extracting anything."""
         needed = self.extracted or (self.name,)
         return all((folder / name).is_file() for name in needed)
+
+    def describe_check(self) -> str:
+        if self.md5_bytes is None:
+            return f"md5 {self.md5}"
+        return f"{self.size:,} bytes, md5 of the first {self.md5_bytes:,} bytes {self.md5}"
+
+    def problem(self, path: Path) -> str | None:
+        """Why the file at ``path`` is not this file, or None when it checks out."""
+        if self.md5_bytes is None:
+            found = _file_digest(path, "md5")
+            return None if found == self.md5 else f"has md5 {found}, expected {self.md5}"
+        size = path.stat().st_size
+        if self.size is not None and size != self.size:
+            return f"has {size:,} bytes, expected {self.size:,}"
+        with open(path, "rb") as handle:
+            found = hashlib.md5(handle.read(self.md5_bytes)).hexdigest()
+        return None if found == self.md5 else f"has md5 {found} over its first {self.md5_bytes:,} bytes, expected {self.md5}"
 
 
 class _Splits(NamedTuple):
@@ -536,17 +569,15 @@ _FETCH_ERRORS = (
 
 
 def _describe_files(folder: Path, files: list[_RawFile]) -> str:
-    return "\n".join(f"  {folder / raw.name}  (md5 {raw.md5})  from {' or '.join(raw.urls)}" for raw in files)
+    return "\n".join(f"  {folder / raw.name}  ({raw.describe_check()})  from {' or '.join(raw.urls)}" for raw in files)
 
 
 def _corrupt_files(folder: Path, files: list[_RawFile]) -> list[str]:
     notes = []
     for raw in files:
         path = folder / raw.name
-        if path.is_file() and (found := _file_digest(path, "md5")) != raw.md5:
-            notes.append(
-                f"{path} has md5 {found}, expected {raw.md5}: the file is corrupt or incomplete; delete it and rerun"
-            )
+        if path.is_file() and (problem := raw.problem(path)):
+            notes.append(f"{path} {problem}: the file is corrupt or incomplete; delete it and rerun")
     return notes
 
 
@@ -711,31 +742,49 @@ def _dataset_name(options: Mapping) -> str:
     return name
 
 
+def _image_arrays(data: PreparedData) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """The arrays of each split and the image-specific manifest entries."""
+    arrays = {"train": {"x": data.x_train, "y": data.y_train}, "test": {"x": data.x_test, "y": data.y_test}}
+    mean, std = _channel_mean_std(data.x_train)
+    fields = {
+        "image_shape": [int(n) for n in data.x_train.shape[1:]],
+        "augment": {"crop_padding": int(data.augment["crop_padding"]), "flip": bool(data.augment["flip"])},
+        "mean": mean,
+        "std": std,
+    }
+    return arrays, fields
+
+
 def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
     """Build the data set named by ``options["name"]`` and write it to ``out_dir``; return the manifest."""
     name = _dataset_name(options)
     data = DATASETS[name](dict(options))
-    _validate(data, name)
+    modality = getattr(data, "modality", "image")
+    if modality == "text":
+        data.validate(name)
+        arrays = data.split_arrays()
+        fields = data.manifest_fields(arrays)
+    else:
+        _validate(data, name)
+        arrays, fields = _image_arrays(data)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # Until the new manifest exists, the folder must not look complete.
     (out / MANIFEST_FILE).unlink(missing_ok=True)
     checksums = {}
-    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+    for split in ("train", "test"):
         path = out / SPLIT_FILES[split]
-        _atomic_write(path, lambda handle, x=x, y=y: _write_npz(handle, {"x": x, "y": y}))
+        _atomic_write(path, lambda handle, split=split: _write_npz(handle, arrays[split]))
         checksums[SPLIT_FILES[split]] = _file_digest(path)
 
-    mean, std = _channel_mean_std(data.x_train)
     manifest = {
         "name": name,
-        "modality": "image",
+        "modality": modality,
         "source": data.source,
         "source_files": dict(data.source_files),
         "classes": list(data.classes),
         "num_classes": len(data.classes),
-        "image_shape": [int(n) for n in data.x_train.shape[1:]],
         "counts": {
             "train": _class_counts(data.y_train, data.classes),
             "test": _class_counts(data.y_test, data.classes),
@@ -743,9 +792,7 @@ def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
         "n_train": len(data.y_train),
         "n_test": len(data.y_test),
         "checksums": checksums,
-        "augment": {"crop_padding": int(data.augment["crop_padding"]), "flip": bool(data.augment["flip"])},
-        "mean": mean,
-        "std": std,
+        **fields,
     }
     text = json.dumps(manifest, indent=2) + "\n"
     _atomic_write(out / MANIFEST_FILE, lambda handle: handle.write(text.encode("utf-8")))
@@ -764,14 +811,17 @@ def _read_manifest(path: Path) -> dict:
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataError(f"{path}: unreadable ({error}); {PREPARE_HINT}") from None
-    required = ("classes", "num_classes", "image_shape", "checksums", "augment", "mean", "std")
+    required = ("classes", "num_classes", "checksums")
+    if not isinstance(manifest, dict) or manifest.get("modality", "image") == "image":
+        required += ("image_shape", "augment", "mean", "std")
     missing = [key for key in required if not isinstance(manifest, dict) or key not in manifest]
     if missing:
         raise DataError(f"{path}: keys {missing} missing; it was written by another version; {PREPARE_HINT}")
     return manifest
 
 
-def _read_split(path: Path, sha256: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _read_split(path: Path, sha256: str | None, modality: str = "image") -> tuple[Any, np.ndarray]:
+    """``(x, y)`` of a prepared split: images as uint8 (N, H, W, C), texts as ``svp.text.TextArray``."""
     if not path.is_file():
         raise DataError(f"{path}: missing; {PREPARE_HINT}")
     if sha256 is not None and _file_digest(path) != sha256:
@@ -780,6 +830,10 @@ def _read_split(path: Path, sha256: str | None) -> tuple[np.ndarray, np.ndarray]
         )
     try:
         with np.load(path, allow_pickle=False) as archive:
+            if modality == "text":
+                from svp.text import load_text_split
+
+                return load_text_split({key: archive[key] for key in archive.files}, path, PREPARE_HINT)
             x, y = archive["x"], archive["y"]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError, TypeError) as error:
         raise DataError(f"{path}: unreadable ({error}); {PREPARE_HINT}") from None
@@ -790,13 +844,23 @@ def _read_split(path: Path, sha256: str | None) -> tuple[np.ndarray, np.ndarray]
 
 def load_prepared(
     out_dir: str | os.PathLike,
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], dict]:
-    """Read a prepared folder: ``((x_train, y_train), (x_test, y_test), manifest)``, checksums verified."""
+) -> tuple[tuple[Any, np.ndarray], tuple[Any, np.ndarray], dict]:
+    """Read a prepared folder: ``((x_train, y_train), (x_test, y_test), manifest)``, checksums verified.
+
+    ``x`` is a uint8 (N, H, W, C) array for images and an ``svp.text.TextArray`` for texts
+    (``manifest["modality"]``).
+    """
     out = Path(out_dir)
-    manifest = _read_manifest(out / MANIFEST_FILE)
-    train = _read_split(out / SPLIT_FILES["train"], manifest["checksums"].get(SPLIT_FILES["train"]))
-    test = _read_split(out / SPLIT_FILES["test"], manifest["checksums"].get(SPLIT_FILES["test"]))
+    manifest = read_manifest(out)
+    modality = manifest.get("modality", "image")
+    train = _read_split(out / SPLIT_FILES["train"], manifest["checksums"].get(SPLIT_FILES["train"]), modality)
+    test = _read_split(out / SPLIT_FILES["test"], manifest["checksums"].get(SPLIT_FILES["test"]), modality)
     return train, test, manifest
+
+
+def read_manifest(out_dir: str | os.PathLike) -> dict:
+    """The manifest of a prepared folder (nothing else read): modality, classes, counts."""
+    return _read_manifest(Path(out_dir) / MANIFEST_FILE)
 
 
 def load_labels(out_dir: str | os.PathLike, split: str = "train") -> np.ndarray:
@@ -806,3 +870,7 @@ def load_labels(out_dir: str | os.PathLike, split: str = "train") -> np.ndarray:
         raise DataError(f"{path}: missing; {PREPARE_HINT}")
     with np.load(path, allow_pickle=False) as archive:
         return archive["y"]
+
+
+# The text data sets register themselves in DATASETS; svp.text needs the helpers above.
+from svp import text as _text  # noqa: E402,F401
