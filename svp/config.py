@@ -3,7 +3,12 @@
 The JSON schema (workflow/schemas/config.schema.yaml) describes and documents every
 key; this module applies it with messages that name the offending key and the allowed
 values, then checks what a schema cannot know: the registered data sets and models,
-and the input files the chosen data set needs.
+whether each model reads the data set's modality (images or texts), the training keys
+that only some models take, and the input files the chosen data set needs.
+
+A run's ``training`` mapping is completed in two steps: first from the model's own
+defaults in the model registry (its authors' settings, e.g. VDCNN's Amazon schedule or
+fastText's), then from the schema's generic defaults.
 """
 
 from __future__ import annotations
@@ -60,14 +65,89 @@ def _describe(error: jsonschema.ValidationError) -> str:
 def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Return a copy of ``config`` with defaults filled in, or raise ConfigError."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    resolved = copy.deepcopy(config)
     validator = _with_defaults(jsonschema.validators.validator_for(schema))(schema)
+    resolved = _resolve(validator, config)
+    _check_registered_names(resolved)
+    # Now that the model names are known good: the models' own training defaults first.
+    resolved = _resolve(validator, _with_model_training_defaults(config))
+    _check_models_fit(resolved, config)
+    _check_dataset_inputs(resolved["dataset"])
+    return resolved
+
+
+def _resolve(validator, config: dict) -> dict:
+    resolved = copy.deepcopy(config)
     errors = sorted(validator.iter_errors(resolved), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e) for e in errors))
-    _check_registered_names(resolved)
-    _check_dataset_inputs(resolved["dataset"])
     return resolved
+
+
+def _runs(config: dict):
+    for role in ("proxies", "targets"):
+        for run_name, run in config[role].items():
+            yield f"{role}.{run_name}", run
+
+
+def _with_model_training_defaults(config: dict) -> dict:
+    """A copy of ``config`` whose runs' training mappings include their model's own defaults."""
+    from svp import models
+
+    config = copy.deepcopy(config)
+    for _, run in _runs(config):
+        defaults = models.training_defaults(run["model"])
+        training = dict(run.get("training") or {})
+        merged = {**defaults, **training}
+        if isinstance(defaults.get("fasttext"), dict) and isinstance(training.get("fasttext"), dict):
+            merged["fasttext"] = {**defaults["fasttext"], **training["fasttext"]}
+        run["training"] = merged
+    return config
+
+
+# The only training keys fastText takes; the schema's torch defaults are dropped for it.
+FASTTEXT_TRAINING_KEYS = ("lr_schedule", "fasttext")
+
+
+def _check_models_fit(config: dict, given: dict) -> None:
+    """Each model reads the data set's modality and gets only training keys it takes.
+
+    ``config`` is the resolved config (changed in place: fastText runs lose the torch
+    defaults the schema filled in), ``given`` the config as written.
+    """
+    from svp import data, models
+
+    name = config["dataset"]["name"]
+    modality = data.dataset_modality(name)
+    written = {key: run.get("training") or {} for key, run in _runs(given)}
+    for key, run in _runs(config):
+        spec = models.model_spec(run["model"])
+        if spec.modality != modality:
+            fitting = [m for m in models.list_models() if models.model_spec(m).modality == modality]
+            raise ConfigError(
+                f"config key '{key}.model': {run['model']!r} reads {spec.modality} data, but data set {name!r} "
+                f"holds {modality} data; {modality} models: {fitting}"
+            )
+        training = run["training"]
+        if "fasttext" in training and spec.trainer != "fasttext":
+            raise ConfigError(f"config key '{key}.training.fasttext': only fastText models take it, not {run['model']!r}")
+        if "text_length" in training and (spec.modality != "text" or spec.trainer != "torch"):
+            raise ConfigError(
+                f"config key '{key}.training.text_length': only character-level text models take it, not {run['model']!r}"
+            )
+        if spec.trainer != "fasttext":
+            continue
+        if len(training["lr_schedule"]) != 1:
+            raise ConfigError(
+                f"config key '{key}.training.lr_schedule': fastText takes one piece {{epochs, lr}} (its starting "
+                f"rate, decayed linearly to 0), got {len(training['lr_schedule'])}"
+            )
+        for option in written[key]:
+            if option not in FASTTEXT_TRAINING_KEYS:
+                raise ConfigError(
+                    f"config key '{key}.training.{option}': fastText takes only {list(FASTTEXT_TRAINING_KEYS)} "
+                    f"(its own settings go under {key}.training.fasttext)"
+                )
+        run["training"] = {option: training[option] for option in FASTTEXT_TRAINING_KEYS}
 
 
 def _check_registered_names(config: dict) -> None:
@@ -86,7 +166,9 @@ def _check_registered_names(config: dict) -> None:
 
 
 # Keys each kind of data set needs, beyond `name`.
-REQUIRED_DATASET_KEYS = {"npz": ("train", "test"), "image_folder": ("path",)}
+REQUIRED_DATASET_KEYS = {"npz": ("train", "test"), "image_folder": ("path",), "text_csv": ("train", "test")}
+# Data sets whose `train` and `test` keys list input files.
+FILE_LIST_DATASETS = ("npz", "text_csv")
 
 
 def _check_dataset_inputs(dataset: dict) -> None:
@@ -94,9 +176,16 @@ def _check_dataset_inputs(dataset: dict) -> None:
         if key not in dataset:
             raise ConfigError(f"config key 'dataset.{key}' is required for data set {dataset['name']!r}")
     for key in ("train", "test"):
-        for index, path in enumerate(dataset.get(key, []) if dataset["name"] == "npz" else []):
+        for index, path in enumerate(dataset.get(key, []) if dataset["name"] in FILE_LIST_DATASETS else []):
             if not Path(path).is_file():
                 raise ConfigError(f"config key 'dataset.{key}[{index}]': file not found: {Path(path).resolve()}")
+    if dataset["name"] == "npz" and not isinstance(dataset.get("classes", ""), str):
+        raise ConfigError("config key 'dataset.classes': for npz, the path of a text file with one class name per line")
+    if dataset["name"] == "text_csv" and isinstance(dataset.get("classes"), str):
+        raise ConfigError(
+            "config key 'dataset.classes': for text_csv, the label values in label order (e.g. [neg, pos]) "
+            "or a mapping from label value to class name"
+        )
     if dataset["name"] == "npz" and "classes" in dataset and not Path(dataset["classes"]).is_file():
         raise ConfigError(f"config key 'dataset.classes': file not found: {Path(dataset['classes']).resolve()}")
     if dataset["name"] == "image_folder":

@@ -1,4 +1,4 @@
-"""Image classifiers used as proxies and targets in Selection via Proxy.
+"""Classifiers used as proxies and targets in Selection via Proxy: images and texts.
 
 Models are kept in a name -> factory registry in the style of timm, so that
 workflow configuration can name an architecture as a plain string:
@@ -13,25 +13,54 @@ Three families are provided:
 * ResNet 18/34/50/101/152 (He et al. 2015) with the usual CIFAR stem, used for
   the SVHN and ImageNet-style proxy/target pairs.
 * ``small_cnn``: a few-layer CNN, the default cheap proxy for tiny inputs.
+* VDCNN 9/17/29/49 (Conneau et al. 2017, ``svp.vdcnn``): character-level text
+  models, the paper's Amazon Review target (VDCNN29).
+* ``fasttext``: a fastText classifier (Joulin et al. 2017), the paper's Amazon
+  proxy; not a torch module: ``svp.fasttext_proxy`` trains and scores it.
 
-Every model takes float images of shape (B, in_channels, H, W), H, W >= 8, and
+Every image model takes float images of shape (B, in_channels, H, W), H, W >= 8, and
 returns logits of shape (B, num_classes). Global average pooling before the
-classifier is what makes the input size free.
+classifier is what makes the input size free. Text models take character indices
+(B, length); their ``in_channels`` is the alphabet size (one channel per symbol).
+
+Each registered name also has a :class:`ModelSpec`: the data it reads (``image`` or
+``text``), what trains it (svp.training's torch loop, or fastText), and the training
+settings its authors used, which fill in a run's ``training`` mapping before the
+config schema's generic defaults do.
 """
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
+
+from svp.text import DEFAULT_LENGTH, VOCAB_SIZE
+from svp.vdcnn import VDCNN
 
 ModelFactory = Callable[..., nn.Module]
 
 MODELS: dict[str, ModelFactory] = {}
 
 
-def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a registered model reads, what trains it and its authors' training settings."""
+
+    modality: str = "image"  # "image" or "text": the data sets it can be trained on
+    trainer: str = "torch"  # "torch": svp.training's loop; "fasttext": svp.fasttext_proxy
+    training_defaults: dict = field(default_factory=dict)  # config `training` keys it defaults
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str, *, modality: str = "image", trainer: str = "torch", training_defaults: dict | None = None
+) -> Callable[[ModelFactory], ModelFactory]:
     """Decorator adding ``factory(num_classes, in_channels)`` to ``MODELS``."""
 
     def decorator(factory: ModelFactory) -> ModelFactory:
@@ -39,6 +68,7 @@ def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
         if name in MODELS:
             raise ValueError(f"model {name!r} is already registered")
         MODELS[name] = factory
+        MODEL_SPECS[name] = ModelSpec(modality, trainer, dict(training_defaults or {}))
         return factory
 
     return decorator
@@ -49,12 +79,26 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
+def model_spec(name: str) -> ModelSpec:
+    """The spec of the registered model ``name``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    return MODEL_SPECS.get(name, ModelSpec())
+
+
+def training_defaults(name: str) -> dict:
+    """A copy of the training settings the model's authors used (config ``training`` keys)."""
+    return copy.deepcopy(model_spec(name).training_defaults)
+
+
 def create_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
     """Build the registered model ``name`` with fresh (seed-dependent) weights."""
     if name not in MODELS:
         raise ValueError(
             f"unknown model {name!r}; registered models: {', '.join(list_models())}"
         )
+    if model_spec(name).trainer != "torch":
+        raise ValueError(f"model {name!r} is not a torch module; it is trained by {model_spec(name).trainer}")
     if num_classes < 1 or in_channels < 1:
         raise ValueError(
             f"num_classes and in_channels must be positive, "
@@ -412,3 +456,43 @@ class SmallCNN(nn.Module):
 @register_model("small_cnn")
 def small_cnn(num_classes: int, in_channels: int = 3) -> SmallCNN:
     return SmallCNN(num_classes, in_channels)
+
+
+# ---------------------------------------------------------------------------
+# Text: VDCNN (character level) and fastText
+# ---------------------------------------------------------------------------
+
+# The SVP authors' Amazon schedule for VDCNN: batch 128, weight decay 1e-4, and 5
+# stages of 3 epochs with the learning rate halving from 0.01 (SGD, momentum 0.9).
+VDCNN_TRAINING = {
+    "lr_schedule": [{"epochs": 3, "lr": 0.01 / 2**stage} for stage in range(5)],
+    "batch_size": 128,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "text_length": DEFAULT_LENGTH,
+}
+
+
+def _register_vdcnn(depth: int) -> None:
+    def factory(num_classes: int, in_channels: int = VOCAB_SIZE) -> VDCNN:
+        return VDCNN(depth, num_classes, vocab_size=in_channels)
+
+    factory.__name__ = factory.__qualname__ = f"vdcnn{depth}"
+    factory.__doc__ = f"VDCNN of depth {depth} (max-pooling, no shortcuts) over characters."
+    register_model(f"vdcnn{depth}", modality="text", training_defaults=VDCNN_TRAINING)(factory)
+
+
+for _depth in (9, 17, 29, 49):
+    _register_vdcnn(_depth)
+
+# The paper's fastText proxy: dimension 10, word bigrams, rate 0.05, 5 epochs; the
+# rest as in the SVP authors' fastText runs (min count 1, 10M hash buckets).
+FASTTEXT_TRAINING = {
+    "lr_schedule": [{"epochs": 5, "lr": 0.05}],
+    "fasttext": {},  # its keys (dim, word_ngrams, ...) take the schema's defaults
+}
+
+
+@register_model("fasttext", modality="text", trainer="fasttext", training_defaults=FASTTEXT_TRAINING)
+def fasttext_model(num_classes: int, in_channels: int = 1) -> nn.Module:
+    raise ValueError("fasttext is not a torch module; svp.fasttext_proxy trains and scores it")

@@ -3,6 +3,10 @@
 Each function here is what one Snakemake rule (through ``svp <command>``) runs. Every
 output is written under a temporary name and renamed when complete, so a crash never
 leaves a file that looks finished.
+
+The rules do not know what the data or the model are: the prepared data's manifest says
+its modality (images or texts) and the model registry says what a model reads and what
+trains it (svp.training's torch loop, or fastText through ``svp.fasttext_proxy``).
 """
 
 from __future__ import annotations
@@ -19,18 +23,27 @@ import svp
 from svp import data, models
 from svp.io import atomic_path, write_json
 from svp.parquet import write_parquet
-from svp.training import ImageData, TrainingSettings, evaluate, pick_device, predict_logits, train
-from svp.uncertainty import METRICS, uncertainty_from_logits
+from svp.training import ImageData, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train
+from svp.uncertainty import METRICS, uncertainty_from_logits, uncertainty_from_probabilities
 
 RESUME_FILE = "resume.pt"
 
 
-def load_image_data(data_dir: str | Path, device: torch.device) -> tuple[ImageData, ImageData, dict]:
+def model_inputs(x, y, manifest: dict, device: torch.device, text_length: int | None = None) -> ImageData | TextData:
+    """One prepared split as a torch model reads it, on ``device``."""
+    if manifest.get("modality", "image") == "text":
+        return TextData.from_texts(x, y, text_length or TrainingSettings().text_length, device)
+    return ImageData.from_arrays(x, y, manifest["mean"], manifest["std"], device)
+
+
+def load_model_inputs(
+    data_dir: str | Path, device: torch.device, text_length: int | None = None
+) -> tuple[ImageData | TextData, ImageData | TextData, dict]:
+    """The prepared train and test splits as a torch model reads them, on ``device``."""
     (x_train, y_train), (x_test, y_test), manifest = data.load_prepared(data_dir)
-    mean, std = manifest["mean"], manifest["std"]
     return (
-        ImageData.from_arrays(x_train, y_train, mean, std, device),
-        ImageData.from_arrays(x_test, y_test, mean, std, device),
+        model_inputs(x_train, y_train, manifest, device, text_length),
+        model_inputs(x_test, y_test, manifest, device, text_length),
         manifest,
     )
 
@@ -38,6 +51,32 @@ def load_image_data(data_dir: str | Path, device: torch.device) -> tuple[ImageDa
 def set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
+
+
+def check_modality(model_name: str, manifest: dict, data_dir: str | Path) -> models.ModelSpec:
+    """The model's spec, after checking that it reads the kind of data prepared in ``data_dir``."""
+    spec = models.model_spec(model_name)
+    modality = manifest.get("modality", "image")
+    if spec.modality != modality:
+        raise ValueError(
+            f"model {model_name!r} reads {spec.modality} data, but {data_dir} holds {modality} data "
+            f"(data set {manifest.get('name')!r}); choose a {modality} model (`svp models`)"
+        )
+    return spec
+
+
+def _subset_index(subset: str | Path | None, n: int) -> np.ndarray:
+    if subset is None:
+        return np.arange(n, dtype=np.int64)
+    return pd.read_parquet(subset, columns=["index"])["index"].to_numpy().astype(np.int64)
+
+
+def _write_run(model_out, history_out, metrics_out, checkpoint: dict, history: list[dict], metrics: dict) -> None:
+    with atomic_path(model_out) as tmp:
+        torch.save(checkpoint, tmp)
+    with atomic_path(history_out) as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
+    write_json(metrics_out, metrics)
 
 
 def train_run(
@@ -59,17 +98,20 @@ def train_run(
     to pick an epoch.
     """
     set_threads(threads)
+    started = time.perf_counter()
+    spec = check_modality(model_name, data.read_manifest(data_dir), data_dir)
+    if spec.trainer == "fasttext":
+        return _train_fasttext(
+            model_name=model_name, training=training, seed=seed, data_dir=data_dir, model_out=model_out,
+            history_out=history_out, metrics_out=metrics_out, subset=subset, run_info=run_info, started=started,
+        )
     settings = TrainingSettings.from_dict(training)
     device = pick_device()
-    started = time.perf_counter()
-    train_data, test_data, manifest = load_image_data(data_dir, device)
-    if subset is None:
-        train_index = torch.arange(len(train_data), device=device)
-    else:
-        train_index = torch.from_numpy(pd.read_parquet(subset, columns=["index"])["index"].to_numpy()).to(device)
+    train_data, test_data, manifest = load_model_inputs(data_dir, device, settings.text_length)
+    train_index = torch.from_numpy(_subset_index(subset, len(train_data))).to(device)
     torch.manual_seed(seed)  # the model's initial weights
     model = models.create_model(model_name, manifest["num_classes"], train_data.in_channels).to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" and isinstance(train_data, ImageData):
         model = model.to(memory_format=torch.channels_last)
     print(
         f"training {model_name} ({models.count_parameters(model):,} parameters) on {len(train_index):,} "
@@ -86,7 +128,7 @@ def train_run(
         "subset": hashlib.sha256(train_index.cpu().numpy().tobytes()).hexdigest(),
     }
     history = train(
-        model, train_data, train_index, settings, manifest["augment"], seed, test_data,
+        model, train_data, train_index, settings, manifest.get("augment", {}), seed, test_data,
         resume_path=resume_path, fingerprint=fingerprint,
     )
     final = history[-1] if "test_error" in history[-1] else evaluate(model, test_data, settings)
@@ -116,21 +158,108 @@ def train_run(
         "seed": seed,
         "metrics": metrics,
     }
-    with atomic_path(model_out) as tmp:
-        torch.save(checkpoint, tmp)
-    with atomic_path(history_out) as tmp:
-        pd.DataFrame(history).to_csv(tmp, index=False)
-    write_json(metrics_out, metrics)
+    _write_run(model_out, history_out, metrics_out, checkpoint, history, metrics)
     resume_path.unlink(missing_ok=True)  # model.pt now holds the final state
+    print(f"final test error {metrics['test_error']:.2f}% after {seconds:.1f} s of training", flush=True)
+    return metrics
+
+
+def _train_fasttext(
+    *, model_name, training, seed, data_dir, model_out, history_out, metrics_out, subset, run_info, started
+) -> dict:
+    """train_run for fastText: the same three outputs; the model inside model.pt in fastText's format."""
+    from svp import fasttext_proxy
+
+    settings = fasttext_proxy.FastTextSettings.from_training(training)
+    (x_train, y_train), (x_test, y_test), manifest = data.load_prepared(data_dir)
+    train_index = _subset_index(subset, len(y_train))
+    # fastText reads its file in order: shuffle it (by the seed), since a subset comes in rank order.
+    order = np.random.default_rng(seed).permutation(train_index)
+    texts, labels = x_train.strings(order), y_train[order]
+    workdir = Path(model_out).parent
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(
+        f"training {model_name} (dim {settings.dim}, word n-grams {settings.word_ngrams}, {settings.threads} "
+        f"thread(s)) on {len(order):,} of {len(y_train):,} examples for {settings.epochs} epochs, seed {seed}",
+        flush=True,
+    )
+    model, seconds = fasttext_proxy.train(texts, labels, settings, seed, workdir)
+    num_classes = manifest["num_classes"]
+    fitted = fasttext_proxy.metrics_of(fasttext_proxy.probabilities(model, texts, num_classes), labels)
+    tested = fasttext_proxy.metrics_of(fasttext_proxy.probabilities(model, x_test.strings(), num_classes), y_test)
+    # fastText runs all its epochs in one call: the history is one row, for the whole run.
+    history = [
+        {
+            "epoch": settings.epochs,
+            "lr": settings.lr,
+            "train_loss": fitted["loss"],
+            "train_accuracy": fitted["accuracy"],
+            "epoch_seconds": seconds,
+            "test_loss": tested["loss"],
+            "test_accuracy": tested["accuracy"],
+            "test_error": tested["error"],
+        }
+    ]
+    metrics = {
+        **(run_info or {}),
+        "model": model_name,
+        "seed": seed,
+        "n_train": len(order),
+        "epochs": settings.epochs,
+        "test_error": tested["error"],
+        "test_accuracy": tested["accuracy"],
+        "test_loss": tested["loss"],
+        "seconds": seconds,
+        "stage_seconds": time.perf_counter() - started,
+        "device": "cpu",
+        "svp_version": svp.__version__,
+    }
+    checkpoint = {
+        "model_name": model_name,
+        "num_classes": num_classes,
+        "fasttext_model": fasttext_proxy.to_bytes(model, workdir),
+        "training": training,
+        "seed": seed,
+        "metrics": metrics,
+    }
+    _write_run(model_out, history_out, metrics_out, checkpoint, history, metrics)
     print(f"final test error {metrics['test_error']:.2f}% after {seconds:.1f} s of training", flush=True)
     return metrics
 
 
 def load_model(checkpoint_path: str | Path, device: torch.device) -> torch.nn.Module:
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    return _torch_model(checkpoint, device)
+
+
+def _torch_model(checkpoint: dict, device: torch.device) -> torch.nn.Module:
     model = models.create_model(checkpoint["model_name"], checkpoint["num_classes"], checkpoint["in_channels"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(device)
+
+
+def _probabilities(checkpoint_path: str | Path, data_dir: str | Path, scores_out: str | Path, batch_size: int):
+    """(labels, class probabilities or logits, whether they are logits, seconds) of every training example."""
+    # The data first: its checksums are verified before anything else is read.
+    (x_train, y_train), _, manifest = data.load_prepared(data_dir)
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    spec = check_modality(checkpoint["model_name"], manifest, data_dir)
+    if spec.trainer == "fasttext":
+        from svp import fasttext_proxy
+
+        workdir = Path(scores_out).parent
+        workdir.mkdir(parents=True, exist_ok=True)
+        model = fasttext_proxy.from_bytes(checkpoint["fasttext_model"], workdir)
+        started = time.perf_counter()
+        probs = fasttext_proxy.probabilities(model, x_train.strings(), checkpoint["num_classes"])
+        return y_train, probs, False, time.perf_counter() - started
+    device = pick_device()
+    text_length = TrainingSettings.from_dict(checkpoint.get("training", {})).text_length
+    train_data = model_inputs(x_train, y_train, manifest, device, text_length)
+    model = _torch_model(checkpoint, device)
+    started = time.perf_counter()
+    logits = predict_logits(model, train_data, batch_size)
+    return train_data.labels.cpu().numpy(), logits.numpy(), True, time.perf_counter() - started
 
 
 def score_run(
@@ -144,14 +273,10 @@ def score_run(
 ) -> pd.DataFrame:
     """Score every training example with a trained model, on un-augmented inputs."""
     set_threads(threads)
-    device = pick_device()
-    train_data, _, _ = load_image_data(data_dir, device)
-    model = load_model(checkpoint, device)
+    labels, outputs, are_logits, seconds = _probabilities(checkpoint, data_dir, scores_out, batch_size)
     started = time.perf_counter()
-    logits = predict_logits(model, train_data, batch_size)
-    uncertainty = uncertainty_from_logits(logits.numpy())
-    seconds = time.perf_counter() - started
-    labels = train_data.labels.cpu().numpy()
+    uncertainty = (uncertainty_from_logits if are_logits else uncertainty_from_probabilities)(outputs)
+    seconds += time.perf_counter() - started
     prediction = uncertainty["prediction"]
     scores = pd.DataFrame(
         {

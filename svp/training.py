@@ -1,10 +1,12 @@
-"""Train an image classifier on (a subset of) a prepared data set, fast.
+"""Train a torch classifier (images or texts) on (a subset of) a prepared data set, fast.
 
 The whole data set is held as one uint8 tensor on the training device (the GPU when
-there is one); a subset is an index tensor, batches are gathered by index, and
-augmentation (random crop with zero padding, horizontal flip) is applied to the whole
-batch at once. Optimisation follows the SVP authors' CIFAR code: SGD with momentum and
-weight decay and a piecewise-constant learning rate, one value per epoch.
+there is one): images as (N, C, H, W) pixels (:class:`ImageData`), texts as (N, length)
+character codes (:class:`TextData`). A subset is an index tensor, batches are gathered
+by index, and image augmentation (random crop with zero padding, horizontal flip) is
+applied to the whole batch at once; texts are not augmented. Optimisation follows the
+SVP authors' CIFAR code: SGD with momentum and weight decay and a piecewise-constant
+learning rate, one value per epoch.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from svp.checkpoint import load_training_state, restore_training_state, save_training_state
+from svp.text import VOCAB_SIZE, encode_characters
 
 
 @dataclass
@@ -44,6 +47,7 @@ class TrainingSettings:
     eval_batch_size: int = 1024
     eval_every: int = 1  # epochs between test-set evaluations for the learning curve; 0: final only
     mixed_precision: bool = True  # bfloat16 autocast, on CUDA only
+    text_length: int = 1014  # characters per text, for character-level text models
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingSettings":
@@ -95,6 +99,44 @@ class ImageData:
     def in_channels(self) -> int:
         return self.images.shape[1]
 
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+
+@dataclass
+class TextData:
+    """Texts as uint8 character codes (N, length), padded with 0, plus labels.
+
+    The codes index ``svp.text.ALPHABET`` (see ``svp.text.encode_characters``); a model
+    reads them as ``in_channels`` symbols, the size of the alphabet with padding and
+    unknown. Nothing is normalised or augmented.
+    """
+
+    characters: torch.Tensor
+    labels: torch.Tensor
+
+    @classmethod
+    def from_texts(cls, texts, y, length: int, device: torch.device) -> "TextData":
+        """From an ``svp.text.TextArray`` and its labels: each text's first ``length`` characters."""
+        characters = torch.from_numpy(encode_characters(texts, length)).to(device)
+        return cls(characters, torch.from_numpy(y).long().to(device))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Character codes (int64, for an embedding) and labels of the examples in ``index``."""
+        return self.characters[index].long(), self.labels[index]
+
+    @property
+    def in_channels(self) -> int:
+        return VOCAB_SIZE
+
+    @property
+    def device(self) -> torch.device:
+        return self.characters.device
+
 
 def augment_batch(
     images: torch.Tensor, crop_padding: int, flip: bool, generator: torch.Generator
@@ -127,21 +169,21 @@ def autocast(device: torch.device, enabled: bool):
 
 @torch.no_grad()
 def predict_logits(
-    model: torch.nn.Module, data: ImageData, batch_size: int, mixed_precision: bool = True
+    model: torch.nn.Module, data: ImageData | TextData, batch_size: int, mixed_precision: bool = True
 ) -> torch.Tensor:
     """Logits for every example of ``data``, in order, on un-augmented inputs (float32, CPU)."""
     model.eval()
-    device = data.images.device
+    device = data.device
     outputs = []
     for start in range(0, len(data), batch_size):
         index = torch.arange(start, min(start + batch_size, len(data)), device=device)
-        images, _ = data.batch(index)
+        inputs, _ = data.batch(index)
         with autocast(device, mixed_precision):
-            outputs.append(model(images).float().cpu())
+            outputs.append(model(inputs).float().cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
-def evaluate(model: torch.nn.Module, data: ImageData, settings: TrainingSettings) -> dict:
+def evaluate(model: torch.nn.Module, data: ImageData | TextData, settings: TrainingSettings) -> dict:
     """Test loss, accuracy and error (percent) of ``model`` as it is now."""
     logits = predict_logits(model, data, settings.eval_batch_size, settings.mixed_precision)
     labels = data.labels.cpu()
@@ -155,12 +197,12 @@ def evaluate(model: torch.nn.Module, data: ImageData, settings: TrainingSettings
 
 def train(
     model: torch.nn.Module,
-    train_data: ImageData,
+    train_data: ImageData | TextData,
     train_index: torch.Tensor,
     settings: TrainingSettings,
     augment: dict,
     seed: int,
-    test_data: ImageData | None = None,
+    test_data: ImageData | TextData | None = None,
     log: Callable[[str], None] = tqdm.write,
     resume_path: str | Path | None = None,
     fingerprint: dict | None = None,
@@ -171,9 +213,11 @@ def train(
     batches) and, every ``eval_every`` epochs, the test metrics for the learning curve.
     The test set never influences training. With ``resume_path`` the training state is
     saved there after every epoch, and a state saved by an earlier, killed run with the
-    same ``fingerprint`` (settings) is resumed.
+    same ``fingerprint`` (settings) is resumed. ``augment`` is the manifest's (empty for
+    texts: nothing to augment).
     """
-    device = train_data.images.device
+    device = train_data.device
+    augmenting = bool(augment.get("crop_padding") or augment.get("flip"))
     generator = torch.Generator(device=device).manual_seed(seed)
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -200,10 +244,11 @@ def train(
         correct = torch.zeros((), device=device, dtype=torch.long)
         for batch in progress(range(batches_per_epoch), f"epoch {epoch + 1}", leave=False):
             index = shuffled[batch * settings.batch_size : (batch + 1) * settings.batch_size]
-            images, labels = train_data.batch(index)
-            images = augment_batch(images, augment["crop_padding"], augment["flip"], generator)
+            inputs, labels = train_data.batch(index)
+            if augmenting:  # (no crop and no flip draws no random numbers either)
+                inputs = augment_batch(inputs, augment["crop_padding"], augment["flip"], generator)
             with autocast(device, settings.mixed_precision):
-                logits = model(images)
+                logits = model(inputs)
                 loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
