@@ -2,14 +2,15 @@
 
 Used by tests/test_slurm.py, and by hand (as root):
 
-    python tests/slurm/cluster.py /tmp/svp-slurm     # starts it, prints SLURM_CONF,
-                                                      # stops it on Enter or Ctrl-C
+    .venv/bin/python tests/slurm/cluster.py /tmp/svp-slurm   # starts it, prints what to
+                                                              # export; Enter stops it
 
 Needs Debian's SLURM packages (`install()` adds them with apt-get when `slurmctld`
 is missing). The daemons run in the foreground as children of this process, with
 their configuration, state, logs and pid files under one folder, on free ports; client
 commands (sbatch, squeue, Snakemake's slurm executor) find the cluster through the
-SLURM_CONF variable of `cluster.env`. Nothing under /etc is read or written.
+variables of `cluster.env`: SLURM_CONF, and PATH for an srun wrapper that jobs need.
+Nothing under /etc is read or written.
 """
 
 from __future__ import annotations
@@ -196,8 +197,8 @@ if __name__ == "__main__":
     with Cluster(state) as cluster:
         print("SLURM is up; in another shell:")
         print(f"  export SLURM_CONF={cluster.conf} PATH={cluster.bin_dir}:$PATH")
-        print("  snakemake --profile workflow/profiles/slurm --slurm-status-command squeue --slurm-no-account \\")
-        print("    --set-threads train_proxy=2 score_examples=2 train_target=2")
+        print("  .venv/bin/snakemake --profile workflow/profiles/slurm --slurm-status-command squeue --slurm-no-account \\")
+        print(f"    --cores {min(4, cluster.cpus)}   # (this node has {cluster.cpus} CPUs; the profile asks for 4 per GPU job)")
         print("Enter (or Ctrl-C) stops it.", flush=True)
         try:
             input()
