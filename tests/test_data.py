@@ -45,6 +45,9 @@ def test_registry_lists_every_data_set():
         "npz",
         "image_folder",
         "digits",
+        "amazon_polarity",
+        "amazon_full",
+        "text_csv",
     }
     assert data.list_datasets() == sorted(data.DATASETS)
 

@@ -14,13 +14,15 @@ from svp.models import (
     count_parameters,
     create_model,
     list_models,
+    model_spec,
     preact_resnet,
     register_model,
 )
 
 # Deep enough that one forward pass per test run is all we can afford.
 HEAVY_MODELS = {"resnet101", "resnet152", "preact_resnet110", "preact_resnet164"}
-LIGHT_MODELS = sorted(set(list_models()) - HEAVY_MODELS)
+# Image models only: text models (VDCNN, fastText) are tested in test_text.py.
+LIGHT_MODELS = sorted(m for m in set(list_models()) - HEAVY_MODELS if model_spec(m).modality == "image")
 
 EXPECTED_MODELS = {
     "preact_resnet8",
@@ -34,6 +36,11 @@ EXPECTED_MODELS = {
     "resnet101",
     "resnet152",
     "small_cnn",
+    "vdcnn9",
+    "vdcnn17",
+    "vdcnn29",
+    "vdcnn49",
+    "fasttext",
 }
 
 # Published sizes for 10 classes (He et al. 2016; the CIFAR ResNet18 figure is
