@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import hashlib
-import http.server
 import io
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,27 +23,7 @@ TRAIN_ROWS = [["2", "Great CD", 'My lovely Pat has one of the "GREAT" voices'], 
 TEST_ROWS = [["1", "Meh", "Not what I expected"], ["2", "Good", "fine"]]
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    """(folder, base URL) of an HTTP server on 127.0.0.1 serving the folder."""
-    for variable in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(variable, raising=False)
-    folder = tmp_path / "served"
-    folder.mkdir()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield folder, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+# The `server` fixture (a local HTTP server) is in tests/conftest.py.
 
 
 def _csv_bytes(rows) -> bytes:
