@@ -1,4 +1,5 @@
-"""The report's figures: error and time against fraction, learning curves, error against time.
+"""The report's figures: error and time against fraction, learning curves, error against time,
+the subsets' class composition.
 
 Each selection keeps one colour in every figure (the baselines: random grey, budget-matched
 purple, full data black). Figures are drawn with matplotlib's object interface
@@ -13,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from svp.config import format_fraction
 from svp.io import atomic_path, read_json
@@ -205,3 +208,65 @@ def write_learning_curves(*, metrics_files: list[str | Path], out: str | Path) -
 
 def write_error_vs_time(*, runs_file: str | Path, out: str | Path) -> None:
     plot_error_vs_time(pd.read_csv(runs_file), out)
+
+
+def plot_class_composition(subsets: pd.DataFrame, out: str | Path) -> None:
+    """Each subset's class mix beside the full training set's (``subsets``: report/subsets.csv).
+
+    Left: the share of each class (stacked bars, one per subset, the full data set on top).
+    Right: each class's share divided by its share of the full data set (1: kept in
+    proportion; red below 1, blue above), outlined where it is below half, which warns.
+    Rows are grouped by fraction: proxy selections, then random subsets.
+    """
+    share_columns = [c for c in subsets.columns if c.startswith("share ")]
+    classes = [c.removeprefix("share ") for c in share_columns]
+    full = subsets[subsets["subset"] == FULL]
+    if len(full) != 1:
+        raise ValueError("the subsets table needs one row 'full' (the full training set) to compare with")
+    rows = pd.concat([full, subsets[subsets["subset"] != FULL].sort_values("fraction", kind="stable")])
+    labels = ["full data" if r.subset == FULL else f"{r.subset} {format_fraction(r.fraction)}" for r in rows.itertuples()]
+    shares = rows[share_columns].to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = shares / full[share_columns].to_numpy(dtype=np.float64)
+    n_rows, n_classes = shares.shape
+    figure = Figure(figsize=(7 + max(4.0, 0.45 * n_classes), 1.6 + 0.38 * n_rows), layout="constrained")
+    bars_ax, ratio_ax = figure.subplots(1, 2, width_ratios=[1.0, max(1.0, 0.07 * n_classes)])
+    palette = colormaps["tab10" if n_classes <= 10 else "tab20" if n_classes <= 20 else "viridis"]
+    colours = palette.colors[:n_classes] if hasattr(palette, "colors") and n_classes <= 20 else palette(np.linspace(0, 1, n_classes))
+    positions = np.arange(n_rows)
+    left = np.zeros(n_rows)
+    for column, name, colour in zip(range(n_classes), classes, colours):
+        values = np.nan_to_num(shares[:, column])
+        bars_ax.barh(positions, values, left=left, color=colour, label=name, height=0.8)
+        left += values
+    bars_ax.set_yticks(positions, labels, fontsize=8)
+    bars_ax.invert_yaxis()
+    bars_ax.set_xlim(0, 100)
+    bars_ax.set_xlabel("share of the subset (%)")
+    bars_ax.set_title("class composition")
+    if n_classes <= 20:
+        figure.legend(title="class", fontsize=7, ncol=min(n_classes, 10), loc="outside lower left")
+    finite = ratios[np.isfinite(ratios)]
+    norm = TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=max(2.0, float(finite.max()) if finite.size else 2.0))
+    image = ratio_ax.imshow(np.ma.masked_invalid(ratios), cmap="RdBu", norm=norm, aspect="auto")
+    ratio_ax.set_xticks(range(n_classes), classes, rotation=90 if n_classes > 10 else 0, fontsize=8)
+    ratio_ax.set_yticks(positions, labels, fontsize=8)
+    ratio_ax.set_xlabel("class")
+    ratio_ax.set_title("share / share in the full data (< 0.5 outlined: warned)")
+    for (row, column), value in np.ndenumerate(ratios):
+        if np.isfinite(value) and value < 0.5:
+            ratio_ax.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.5))
+        if n_classes <= 20 and np.isfinite(value):
+            dark = abs(norm(value) - 0.5) > 0.3
+            ratio_ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    for ax in (bars_ax, ratio_ax):  # a line between the full data and each fraction's group
+        for boundary in np.flatnonzero(np.diff(rows["fraction"].to_numpy())) + 0.5:
+            ax.axhline(boundary, color="black", linewidth=0.8)
+    figure.colorbar(image, ax=ratio_ax, shrink=0.8, label="share ratio")
+    _save(figure, out)
+
+
+def write_class_composition(*, subsets_file: str | Path, out: str | Path) -> None:
+    table = pd.read_csv(subsets_file)
+    table["subset"] = table["subset"].astype(str)
+    plot_class_composition(table, out)

@@ -4,8 +4,10 @@ Rows are selections (each proxy selection, then the random and budget-matched ba
 then the full data set), columns are fractions, and an error cell reads "6.52 +- 0.21"
 (mean +- sample standard deviation over the target seeds, in percent), as in the
 paper's table. Written as CSV (for programs), Markdown (for READMEs and notebooks) and
-HTML (shown inline by ``snakemake --report``). Built from ``summary.csv`` and the
-stored config, which says what each proxy was (model, seeds, epochs).
+HTML (shown inline by ``snakemake --report``). Built from ``summary.csv``, the stored
+config, which says what each proxy was (model, seeds, epochs), and the proxies'
+metrics.json, whose mean test error stands beside each proxy selection: a weak proxy
+shows at a glance.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 import yaml
 
 from svp.config import format_fraction
+from svp.diagnostics import proxy_test_errors
 from svp.io import atomic_path
 from svp.summary import end_to_end_runs, load_runs, load_scoring
 
@@ -57,9 +60,12 @@ def fraction_labels(summary: pd.DataFrame) -> list[str]:
     return [format_fraction(f) for f in sorted(summary["fraction"].unique())]
 
 
-def paper_table(summary: pd.DataFrame, config: dict) -> pd.DataFrame:
+def paper_table(summary: pd.DataFrame, config: dict, proxy_errors: dict[str, float] | None = None) -> pd.DataFrame:
     """One row per (target, selection); per fraction f the columns ``error <f>`` ("mean +- std"),
     ``seconds <f>`` (end-to-end, proxies and scoring included) and ``speedup <f>``.
+
+    ``proxy_error`` is the proxy's own mean test error over its runs (percent; from
+    ``proxy_errors``, {proxy: error}), empty for the baselines and for unknown proxies.
 
     A selection with no run at a fraction has empty cells there (the full data set has
     only 1.0, the subsets only the fractions below it).
@@ -75,6 +81,7 @@ def paper_table(summary: pd.DataFrame, config: dict) -> pd.DataFrame:
             "proxy": proxy_description(selection, proxy, config),
             "metric": metric,
             "proxy_epochs": proxy_epochs(proxy, config),
+            "proxy_error": (proxy_errors or {}).get(proxy, np.nan) if proxy else np.nan,
         }
         by_fraction = {format_fraction(r.fraction): r for r in group.itertuples()}
         for fraction in fractions:
@@ -102,6 +109,13 @@ def _time_cell(seconds: float, speedup: float) -> str:
     return "" if np.isnan(seconds) else f"{seconds:.1f} s ({speedup:.2f}x)"
 
 
+def _proxy_error_cell(row: pd.Series) -> str:
+    """The proxy's mean test error; 'NaN' where a proxy run has none (diverged or unknown)."""
+    if not row["metric"]:  # a baseline: no proxy
+        return ""
+    return "NaN" if pd.isna(row["proxy_error"]) else f"{row['proxy_error']:.2f}"
+
+
 def _sections(table: pd.DataFrame, summary: pd.DataFrame) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(target, caption, header, rows) of the error and time tables of each target."""
     fractions = fraction_labels(summary)
@@ -110,9 +124,10 @@ def _sections(table: pd.DataFrame, summary: pd.DataFrame) -> list[tuple[str, str
     for target, rows in table.groupby("target", sort=False):
         low, high = runs.loc[target]
         seeds = f"{low}" if low == high else f"{low} to {high}"
-        error_header = ["selection", "proxy", "metric", "proxy epochs", *fractions]
+        error_header = ["selection", "proxy", "metric", "proxy epochs", "proxy error %", *fractions]
         error_rows = [
-            [r["selection"], r["proxy"], r["metric"], "" if pd.isna(r["proxy_epochs"]) else str(r["proxy_epochs"])]
+            [r["selection"], r["proxy"], r["metric"], "" if pd.isna(r["proxy_epochs"]) else str(r["proxy_epochs"]),
+             _proxy_error_cell(r)]
             + [r[f"error {f}"] for f in fractions]
             for _, r in rows.iterrows()
         ]
@@ -183,12 +198,19 @@ def write_results_tables(
     csv_out: str | Path,
     markdown_out: str | Path,
     html_out: str | Path,
+    proxy_metrics: list[str | Path] = (),
 ) -> pd.DataFrame:
-    """Write the paper-form results table as CSV, Markdown and HTML."""
+    """Write the paper-form results table as CSV, Markdown and HTML.
+
+    ``proxy_metrics``: the proxy runs' metrics.json, for the proxies' own test error.
+    """
     summary = pd.read_csv(summary_file)
     summary[["proxy", "metric"]] = summary[["proxy", "metric"]].fillna("")
     config = yaml.safe_load(Path(config_file).read_text())
-    table = paper_table(summary, config)
+    proxy_errors, notes = proxy_test_errors(proxy_metrics)
+    for note in notes:
+        print(f"note: {note}")
+    table = paper_table(summary, config, proxy_errors)
     with atomic_path(csv_out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(markdown_out) as tmp:

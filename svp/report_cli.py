@@ -2,7 +2,9 @@
 
 Sub-commands: ``runs`` (every target run with its end-to-end cost), ``tables`` (the
 paper-form results table), ``summary-figures`` (error and time against fraction),
-``learning-curves``, ``error-vs-time`` and ``correlate`` (the paper's Figure 3).
+``learning-curves``, ``error-vs-time``, ``correlate`` (the paper's Figure 3), ``subsets``
+(what each subset holds: class composition, proxy agreement and error; warnings),
+``class-composition`` (its figure) and ``subset-warnings`` (print the warnings again).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--csv", required=True)
     tables.add_argument("--markdown", required=True)
     tables.add_argument("--html", required=True)
+    tables.add_argument("--proxies", nargs="*", default=[], help="proxy metrics.json files (the proxies' own test error)")
 
     summary = commands.add_parser("summary-figures", help="error and end-to-end time against fraction")
     summary.add_argument("--summary", required=True, help="summary.csv")
@@ -47,6 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
     correlate.add_argument("--target-scores", nargs="*", default=[], help="score parquet files of full-data target runs")
     correlate.add_argument("--csv", required=True)
     correlate.add_argument("--figure", required=True)
+
+    subsets = commands.add_parser("subsets", help="what each subset holds against the full data set, with warnings")
+    subsets.add_argument("--data", required=True, help="prepared data folder (training labels, class names)")
+    subsets.add_argument("--subsets", nargs="+", required=True, help="subset parquet files (subsets/<name>/<fraction>.parquet)")
+    subsets.add_argument("--ranks", nargs="*", default=[], help="ranks parquet files of the proxy selections")
+    subsets.add_argument("--scores", nargs="*", default=[], help="proxy score parquet files")
+    subsets.add_argument("--proxies", nargs="*", default=[], help="proxy metrics.json files")
+    subsets.add_argument("--csv", required=True)
+    subsets.add_argument("--markdown", required=True)
+    subsets.add_argument("--html", required=True)
+
+    composition = commands.add_parser("class-composition", help="figure of each subset's class composition")
+    composition.add_argument("--subsets", required=True, help="the subsets table (see `subsets`)")
+    composition.add_argument("--out", required=True)
+
+    warnings = commands.add_parser("subset-warnings", help="print the subsets table's warnings (nothing if none)")
+    warnings.add_argument("subsets", help="the subsets table (see `subsets`)")
     return parser
 
 
@@ -64,6 +84,7 @@ def run(args: argparse.Namespace) -> None:
             csv_out=args.csv,
             markdown_out=args.markdown,
             html_out=args.html,
+            proxy_metrics=args.proxies,
         )
     elif args.command == "summary-figures":
         from svp.figures import write_summary_figures
@@ -87,14 +108,40 @@ def run(args: argparse.Namespace) -> None:
             csv_out=args.csv,
             figure_out=args.figure,
         )
+    elif args.command == "subsets":
+        from svp.diagnostics import write_subset_tables
+
+        write_subset_tables(
+            data_dir=args.data,
+            subset_files=args.subsets,
+            rank_files=args.ranks,
+            score_files=args.scores,
+            proxy_metrics=args.proxies,
+            csv_out=args.csv,
+            markdown_out=args.markdown,
+            html_out=args.html,
+        )
+    elif args.command == "class-composition":
+        from svp.figures import write_class_composition
+
+        write_class_composition(subsets_file=args.subsets, out=args.out)
+    elif args.command == "subset-warnings":
+        from svp.diagnostics import format_warnings
+
+        text = format_warnings(args.subsets)
+        if text:
+            print(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from svp.data import DataError
+
     try:
         run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"svp report {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, OSError, KeyError, DataError) as error:
+        message = f"missing key {error} in an input file" if isinstance(error, KeyError) else error
+        print(f"svp report {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

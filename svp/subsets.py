@@ -1,6 +1,7 @@
 """The stages that order examples (ranking, selection): read input files, write parquet outputs.
 
-They need no model and no torch, so they start fast.
+They need no model and no torch, so they start fast. Each subset's parquet metadata also
+holds its diagnostics (class composition, the proxy runs' agreement; ``svp.diagnostics``).
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-from svp import data
+from svp import data, diagnostics
 from svp.parquet import read_parquet_metadata, write_parquet
 from svp.ranking import combine_ranks, ranks_from_scores
 from svp.selection import random_ranks, selection_order, subset_size
@@ -21,7 +23,7 @@ def rank_runs(*, score_files: list[str | Path], metric: str, ranks_out: str | Pa
     """Rank examples by ``metric`` in each proxy run, and combine the runs' ranks."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    runs = [pd.read_parquet(path, columns=["index", "label", metric]) for path in score_files]
+    runs = [pd.read_parquet(path, columns=["index", "label", metric, *_correct_column(path)]) for path in score_files]
     for path, run in zip(score_files, runs):
         if not np.array_equal(run["index"].to_numpy(), np.arange(len(run))):
             raise ValueError(f"{path}: expected one row per example, in index order")
@@ -30,11 +32,18 @@ def rank_runs(*, score_files: list[str | Path], metric: str, ranks_out: str | Pa
     run_ranks = np.stack([ranks_from_scores(run[metric].to_numpy()) for run in runs])
     ranked = pd.DataFrame({"index": runs[0]["index"], "label": runs[0]["label"], "rank": combine_ranks(run_ranks)})
     ranked["score_mean"] = np.mean([run[metric].to_numpy() for run in runs], axis=0)
+    if all("correct" in run for run in runs):
+        # Per example, the share of runs that predicted its label: the subsets' diagnostics use it.
+        ranked["correct_mean"] = np.mean([run["correct"].to_numpy(dtype=np.float64) for run in runs], axis=0)
     for path, ranks in zip(score_files, run_ranks):
         seed = read_parquet_metadata(path).get("seed", Path(path).stem)
         ranked[f"rank_seed{seed}"] = ranks
     write_parquet(ranked, ranks_out, {**(run_info or {}), "metric": metric, "runs": [str(p) for p in score_files]})
     return ranked
+
+
+def _correct_column(path: str | Path) -> list[str]:
+    return ["correct"] if "correct" in pq.read_schema(path).names else []
 
 
 def select_subset(
@@ -54,17 +63,35 @@ def select_subset(
     """
     if (ranks_file is None) == (random_seed is None):
         raise ValueError("give exactly one of ranks_file (proxy selection) and random_seed (random selection)")
+    runs, correct_mean = {}, None
     if ranks_file is not None:
-        ranked = pd.read_parquet(ranks_file, columns=["index", "label", "rank"])
+        ranked = pd.read_parquet(ranks_file)
         labels, ranks = ranked["label"].to_numpy(), ranked["rank"].to_numpy()
+        runs = diagnostics.run_ranks(ranked)
+        correct_mean = ranked["correct_mean"].to_numpy() if "correct_mean" in ranked else None
     else:
         labels = data.load_labels(data_dir, "train")
         ranks = random_ranks(len(labels), random_seed)
     order = selection_order(ranks, labels, class_balanced)[: subset_size(fraction, len(labels))]
     subset = pd.DataFrame({"index": order.astype(np.int64), "label": labels[order]})
+    description = diagnostics.describe_subset(
+        order, labels, fraction=fraction, class_balanced=class_balanced, runs=runs, correct_mean=correct_mean
+    )
+    out = Path(subset_out)
+    # The workflow's subsets/<name>/<fraction>.parquet is named by its folder; any other file by its path.
+    name = out.parent.name if out.parent.parent.name == "subsets" else str(out)
+    warning = diagnostics.composition_warning(name, fraction, description, class_balanced=class_balanced)
     write_parquet(
         subset,
         subset_out,
-        {**(run_info or {}), "fraction": fraction, "class_balanced": class_balanced, "n_total": len(labels)},
+        {
+            **(run_info or {}),
+            "fraction": fraction,
+            "class_balanced": class_balanced,
+            "n_total": len(labels),
+            "diagnostics": diagnostics.metadata(description, warning),
+        },
     )
+    if warning:
+        print(f"warning: {warning}", flush=True)
     return subset

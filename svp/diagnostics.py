@@ -1,0 +1,564 @@
+"""Why a selection wins or loses: what each subset holds, against the full training set.
+
+For every subset a target trains on (a proxy selection ``<proxy>-<metric>`` or a random
+subset ``random-<seed>``, at each fraction):
+
+- **class composition**: each class's share of the subset against its share of the full
+  training set; the smallest ratio of the two and the class that has it (0 when a class
+  is missing from the subset); the total variation distance between the two
+  distributions (half the sum of the absolute differences of the shares: 0 for the same
+  mix of classes, 1 for no class in common);
+- **agreement of the proxy runs**: the mean Jaccard overlap, over every pair of proxy
+  runs, of the subsets each single run would have chosen at that fraction (through the
+  class-balanced order where the selection used it). Undefined (NaN) with one run. Two
+  independent random subsets of fraction f overlap by about f / (2 - f);
+- **the proxy itself**: its mean test error over its runs (percent), and the share of the
+  subset's examples whose proxy prediction disagrees with the label (percent; the mean
+  over the proxy runs of each run's share, i.e. of ``1 - correct`` averaged over runs),
+  beside the same share over all training examples. Uncertainty selection favours the
+  examples a proxy gets wrong: hard, ambiguous or mislabelled ones.
+
+A subset that keeps less than half of some class's share of the training set gets a
+warning that says what to try.
+
+``svp select`` records what its own inputs allow (composition, the runs' Jaccard, the
+disagreement share from the ranks' ``correct_mean``) in the subset's parquet metadata,
+key ``diagnostics``; the report recomputes all of it from the subsets, ranks, scores and
+proxy metrics and writes ``report/subsets.csv``, ``.md`` and ``.html``.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from svp import data, plan
+from svp.config import format_fraction
+from svp.io import atomic_path, read_json
+from svp.parquet import read_parquet_metadata
+from svp.selection import selection_order, subset_size
+
+# A subset holding a class at less than this share of its share of the data gets a warning.
+MIN_SHARE_RATIO = 0.5
+FULL = "full"
+SHARE_PREFIX = "share "
+COLUMNS = [
+    "subset",
+    "selection",
+    "proxy",
+    "metric",
+    "fraction",
+    "class_balanced",
+    "n_examples",
+    "n_total",
+    "min_ratio",
+    "min_ratio_class",
+    "classes_below_half",
+    "tv_distance",
+    "proxy_error",
+    "proxy_runs",
+    "jaccard",
+    "disagreement",
+    "disagreement_all",
+    "warning",
+]
+
+
+def _labels(values) -> np.ndarray:
+    labels = np.asarray(values)
+    if labels.ndim != 1 or (labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0)):
+        raise ValueError(f"labels must be a 1-d array of class numbers 0, 1, ..., got {labels.dtype} of shape {labels.shape}")
+    return labels.astype(np.int64)
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total else np.full(len(counts), np.nan)
+
+
+def class_composition(subset_labels, all_labels, num_classes: int | None = None) -> dict:
+    """Class counts and shares of a subset against the full training set.
+
+    ``ratios[c]`` is the subset's share of class c divided by the data's share of c (1: kept
+    in proportion, 0: missing from the subset; NaN for a class with no training example).
+    ``min_ratio`` and ``min_ratio_class`` are the smallest ratio and its class (the lowest
+    label on ties), ``tv_distance`` the total variation distance of the two distributions.
+    An empty subset has no shares: all three are NaN/None.
+    """
+    subset_labels, all_labels = _labels(subset_labels), _labels(all_labels)
+    n_classes = max([num_classes or 0] + [int(labels.max()) + 1 for labels in (subset_labels, all_labels) if labels.size])
+    full_counts = np.bincount(all_labels, minlength=n_classes)
+    subset_counts = np.bincount(subset_labels, minlength=n_classes)
+    full_shares, subset_shares = _shares(full_counts), _shares(subset_counts)
+    present = full_counts > 0
+    ratios = np.full(n_classes, np.nan)
+    ratios[present] = subset_shares[present] / full_shares[present]
+    if subset_labels.size == 0 or not present.any():
+        min_ratio, min_class, tv_distance, below = math.nan, None, math.nan, 0
+    else:
+        min_class = int(np.flatnonzero(present)[np.argmin(ratios[present])])
+        min_ratio = float(ratios[min_class])
+        tv_distance = float(0.5 * np.abs(subset_shares - full_shares).sum())
+        below = int((ratios[present] < MIN_SHARE_RATIO).sum())
+    return {
+        "n_examples": int(subset_labels.size),
+        "n_total": int(all_labels.size),
+        "class_counts": subset_counts,
+        "full_class_counts": full_counts,
+        "shares": subset_shares,
+        "full_shares": full_shares,
+        "ratios": ratios,
+        "min_ratio": min_ratio,
+        "min_ratio_class": min_class,
+        "classes_below_half": below,
+        "tv_distance": tv_distance,
+    }
+
+
+def run_ranks(ranks: pd.DataFrame) -> dict[str, np.ndarray]:
+    """{'seed<k>': ranks} of every single proxy run in a ranks table (its ``rank_seed<k>`` columns)."""
+    return {column.removeprefix("rank_"): ranks[column].to_numpy() for column in ranks.columns if column.startswith("rank_seed")}
+
+
+def single_run_subsets(runs: dict[str, np.ndarray], labels, fraction: float, class_balanced: bool) -> dict[str, np.ndarray]:
+    """The subset of ``fraction`` each single run would have chosen alone, by the selection's own rule."""
+    labels = _labels(labels)
+    size = subset_size(fraction, len(labels))
+    return {run: selection_order(ranks, labels, class_balanced)[:size] for run, ranks in runs.items()}
+
+
+def jaccard(first, second) -> float:
+    """|A and B| / |A or B| of two sets of example indices; NaN when both are empty."""
+    union = len(np.union1d(first, second))
+    return len(np.intersect1d(first, second)) / union if union else math.nan
+
+
+def mean_pairwise_jaccard(subsets) -> float:
+    """The mean Jaccard index over every pair of ``subsets``; NaN for fewer than two (undefined)."""
+    pairs = list(itertools.combinations(list(subsets), 2))
+    return float(np.mean([jaccard(a, b) for a, b in pairs])) if pairs else math.nan
+
+
+def disagreement_share(correct_mean: np.ndarray, index) -> float:
+    """Percent of the examples ``index`` whose proxy prediction disagrees with the label.
+
+    ``correct_mean`` is, per training example, the share of proxy runs that predicted its
+    label, so this is the mean over runs of each run's share of disagreements. NaN for
+    no example.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    return float(100.0 * (1.0 - np.mean(np.asarray(correct_mean, dtype=np.float64)[index]))) if index.size else math.nan
+
+
+def describe_subset(
+    index,
+    labels,
+    *,
+    fraction: float,
+    class_balanced: bool,
+    runs: dict[str, np.ndarray] | None = None,
+    correct_mean: np.ndarray | None = None,
+    num_classes: int | None = None,
+) -> dict:
+    """Everything known about one subset (example indices ``index`` of the training set).
+
+    ``labels``: every training example's label. ``runs``: the single proxy runs' ranks
+    ({run name: rank per example}), for their Jaccard overlap. ``correct_mean``: per example,
+    the share of proxy runs that predicted its label, for the disagreement shares.
+    """
+    labels = _labels(labels)
+    index = np.asarray(index, dtype=np.int64)
+    if index.size and (index.min() < 0 or index.max() >= len(labels)):
+        raise ValueError(f"the subset holds example indices outside 0..{len(labels) - 1} (was it selected from other data?)")
+    if correct_mean is not None and len(correct_mean) != len(labels):
+        raise ValueError(f"{len(correct_mean)} proxy predictions for {len(labels)} training examples")
+    runs = runs or {}
+    single = single_run_subsets(runs, labels, fraction, class_balanced) if runs else {}
+    no_proxy = correct_mean is None
+    return {
+        **class_composition(labels[index], labels, num_classes),
+        "proxy_runs": len(runs),
+        "jaccard": mean_pairwise_jaccard(single.values()),
+        "disagreement": math.nan if no_proxy else disagreement_share(correct_mean, index),
+        "disagreement_all": math.nan if no_proxy else disagreement_share(correct_mean, np.arange(len(labels))),
+    }
+
+
+def _json_value(value):
+    if isinstance(value, np.ndarray):
+        return [_json_value(v) for v in value.tolist()]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def metadata(description: dict, warning: str = "") -> dict:
+    """A subset's description as JSON-ready metadata (NaN becomes null)."""
+    renamed = {"shares": "class_shares", "full_shares": "full_class_shares", "ratios": "class_ratios"}
+    facts = {renamed.get(key, key): _json_value(value) for key, value in description.items()}
+    return {**facts, "min_share_ratio_warned_below": MIN_SHARE_RATIO, "warning": warning}
+
+
+def _format_percent(value: float) -> str:
+    return "NaN" if math.isnan(value) else f"{value:.1f}%"
+
+
+def composition_warning(
+    subset: str,
+    fraction: float,
+    description: dict,
+    class_names: list[str] | None = None,
+    *,
+    class_balanced: bool,
+    proxy: str | None = None,
+    proxy_error: float = math.nan,
+) -> str:
+    """The warning for a subset that keeps less than half of some class's share ('' if none)."""
+    where = f"subset {subset} at fraction {format_fraction(fraction)}"
+    if description["n_examples"] == 0:
+        return f"{where} is empty: the target trained on no example"
+    ratio = description["min_ratio"]
+    if not ratio < MIN_SHARE_RATIO:  # NaN too: nothing to compare
+        return ""
+    def name(label: int) -> str:
+        return class_names[label] if class_names and label < len(class_names) else str(label)
+
+    label = description["min_ratio_class"]
+    ratios = np.asarray(description["ratios"], dtype=np.float64)
+    others = [c for c in np.argsort(ratios, kind="stable") if c != label and ratios[c] < MIN_SHARE_RATIO]
+    listed = ", ".join(f"'{name(c)}' at {ratios[c]:.2f}" for c in others[:5]) + (", ..." if len(others) > 5 else "")
+    more = f"; also below half: {listed}" if others else ""
+    tries = [] if class_balanced else ["selection.class_balanced: true"]
+    tries.append("a larger fraction")
+    if proxy:
+        tries.append(f"a better proxy ({proxy}: {_format_percent(proxy_error)} test error)")
+    advice = tries[0] if len(tries) == 1 else ", ".join(tries[:-1]) + " or " + tries[-1]
+    return (
+        f"{where} keeps class '{name(label)}' at {ratio:.2f} of its share of the training set "
+        f"({100 * description['shares'][label]:.1f}% of the subset against "
+        f"{100 * description['full_shares'][label]:.1f}% of the data{more}). Try {advice}."
+    )
+
+
+def proxy_test_errors(metrics_files) -> tuple[dict[str, float], list[str]]:
+    """({proxy: mean test error over its runs, in percent}, notes on runs without a finite error).
+
+    A run whose ``test_error`` is missing or not finite (a diverged run) makes its proxy's
+    mean NaN rather than being left out, so a failed proxy run cannot hide.
+    """
+    errors: dict[str, list[float]] = {}
+    notes = []
+    for path in metrics_files:
+        info = read_json(path)
+        proxy = str(info.get("proxy", Path(path).parent.parent.name))
+        value = info.get("test_error")
+        error = float(value) if isinstance(value, (int, float)) else math.nan
+        if not math.isfinite(error):
+            notes.append(f"{path}: test_error is {value!r}; proxy {proxy}'s mean test error is shown as NaN")
+            error = math.nan
+        errors.setdefault(proxy, []).append(error)
+    return {proxy: float(np.mean(values)) for proxy, values in errors.items()}, notes
+
+
+def proxy_correct_means(score_files) -> dict[str, np.ndarray]:
+    """{proxy: per training example, the share of the proxy's runs whose prediction equals its label}."""
+    correct: dict[str, list[np.ndarray]] = {}
+    for path in score_files:
+        if "correct" not in _schema_names(path):
+            raise ValueError(f"{path}: no 'correct' column; is it a score file written by `svp score`?")
+        frame = pd.read_parquet(path, columns=["index", "correct"])
+        if not np.array_equal(frame["index"].to_numpy(), np.arange(len(frame))):
+            raise ValueError(f"{path}: expected one row per training example, in index order")
+        proxy = str(read_parquet_metadata(path).get("proxy", Path(path).parent.name))
+        correct.setdefault(proxy, []).append(frame["correct"].to_numpy(dtype=np.float64))
+    for proxy, runs in correct.items():
+        if len({len(run) for run in runs}) != 1:
+            raise ValueError(f"the score files of proxy {proxy} cover different numbers of examples")
+    return {proxy: np.mean(runs, axis=0) for proxy, runs in correct.items()}
+
+
+def _schema_names(path) -> list[str]:
+    return pq.read_schema(path).names
+
+
+def _subset_facts(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """(example indices, their labels if stored, svp metadata) of a subset file."""
+    columns = _schema_names(path)
+    if "index" not in columns:
+        raise ValueError(f"{path}: no 'index' column; is it a subset written by `svp select`?")
+    frame = pd.read_parquet(path, columns=[c for c in ("index", "label") if c in columns])
+    try:
+        info = read_parquet_metadata(path)
+        fraction, class_balanced = float(info["fraction"]), bool(info["class_balanced"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: no fraction and class_balanced in its metadata; write subsets with `svp select`") from None
+    labels = frame["label"].to_numpy() if "label" in frame else None
+    return frame["index"].to_numpy(dtype=np.int64), labels, {**info, "fraction": fraction, "class_balanced": class_balanced}
+
+
+def _checked_ranks(path: str | Path, n_examples: int) -> pd.DataFrame:
+    ranks = pd.read_parquet(path)
+    if len(ranks) != n_examples or not np.array_equal(ranks["index"].to_numpy(), np.arange(n_examples)):
+        raise ValueError(f"{path}: expected one row per training example ({n_examples:,}), in index order")
+    return ranks
+
+
+
+
+def diagnose_subsets(
+    *, data_dir: str | Path, subset_files, rank_files=(), score_files=(), proxy_metrics=()
+) -> tuple[pd.DataFrame, list[str]]:
+    """One row per subset file and a last row for the full training set (columns ``COLUMNS``,
+    then ``share <class>`` in percent), and notes about inputs that left values undefined.
+
+    A subset's name is its folder (``subsets/<name>/<fraction>.parquet``); a proxy
+    selection's ranks file is ``<name>.parquet``, its proxy runs are found by the
+    ``proxy`` recorded in the score files and metrics.
+    """
+    labels = _labels(data.load_labels(data_dir, "train"))
+    names = [str(name) for name in data.read_manifest(data_dir).get("classes") or []]
+    n_classes = max(len(names), int(labels.max()) + 1 if labels.size else 0)
+    names += [str(label) for label in range(len(names), n_classes)]
+    ranks_by_selection = {Path(path).stem: _checked_ranks(path, len(labels)) for path in rank_files}
+    correct_by_proxy = proxy_correct_means(score_files)
+    for proxy, correct in correct_by_proxy.items():
+        if len(correct) != len(labels):
+            raise ValueError(f"proxy {proxy}'s score files cover {len(correct):,} examples, the training data {len(labels):,}")
+    errors, notes = proxy_test_errors(proxy_metrics)
+    rows, shares = [], []
+    for path in subset_files:
+        subset = Path(path).parent.name
+        index, subset_labels, info = _subset_facts(path)
+        if info.get("n_total", len(labels)) != len(labels):
+            raise ValueError(f"{path}: selected from {info['n_total']:,} examples, but the training data has {len(labels):,}; rerun the selection")
+        proxy, metric = plan.parse_selection(subset) if "-" in subset else (None, None)
+        ranks = ranks_by_selection.get(subset)
+        if proxy and ranks is None:
+            notes.append(f"{path}: no ranks file {subset}.parquet given; the proxy runs' Jaccard is left empty")
+        description = describe_subset(
+            index, labels, fraction=info["fraction"], class_balanced=info["class_balanced"],
+            runs=run_ranks(ranks) if ranks is not None else None, correct_mean=correct_by_proxy.get(proxy), num_classes=n_classes,
+        )
+        if subset_labels is not None and not np.array_equal(subset_labels, labels[index]):
+            raise ValueError(f"{path}: its labels differ from the training data's; was it selected from other data?")
+        if proxy and description["proxy_runs"] == 1:
+            notes.append(f"subset {subset}: one proxy run, so the runs' Jaccard overlap is undefined (left empty)")
+        proxy_error = errors.get(proxy, math.nan) if proxy else math.nan
+        rows.append({
+            "subset": subset,
+            "selection": plan.RANDOM if subset.startswith(f"{plan.RANDOM}-") else subset,
+            "proxy": proxy or "",
+            "metric": metric or "",
+            "fraction": info["fraction"],
+            "class_balanced": info["class_balanced"],
+            **{key: description[key] for key in COLUMNS if key in description},
+            "min_ratio_class": "" if description["min_ratio_class"] is None else names[description["min_ratio_class"]],
+            "proxy_error": proxy_error,
+            "warning": composition_warning(subset, info["fraction"], description, names, class_balanced=info["class_balanced"],
+                                           proxy=proxy, proxy_error=proxy_error),
+        })
+        shares.append(100 * description["shares"])
+    full = class_composition(labels, labels, n_classes)
+    rows.append({"subset": FULL, "selection": FULL, "proxy": "", "metric": "", "fraction": 1.0, "class_balanced": False,
+                 **{key: full[key] for key in COLUMNS if key in full}, "min_ratio_class": "",
+                 "proxy_runs": 0, "proxy_error": math.nan, "jaccard": math.nan, "disagreement": math.nan,
+                 "disagreement_all": math.nan, "warning": ""})
+    shares.append(100 * full["shares"])
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    table = pd.concat([table, pd.DataFrame(shares, columns=[f"{SHARE_PREFIX}{name}" for name in names])], axis=1)
+    return _in_report_order(table), notes
+
+
+def _in_report_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Proxy selections, then random subsets (by seed), each by fraction; the full data set last."""
+    group = table["selection"].map({plan.RANDOM: 1, FULL: 2}).fillna(0)
+    seed = pd.to_numeric(table["subset"].str.extract(rf"^{plan.RANDOM}-(\d+)$")[0], errors="coerce").fillna(-1)
+    ordered = table.assign(_group=group, _seed=seed).sort_values(["_group", "selection", "_seed", "fraction"], kind="stable")
+    return ordered.drop(columns=["_group", "_seed"]).reset_index(drop=True)
+
+
+def class_columns(table: pd.DataFrame) -> list[str]:
+    return [column for column in table.columns if column.startswith(SHARE_PREFIX)]
+
+
+def warnings_of(table: pd.DataFrame) -> list[str]:
+    return [text for text in table["warning"].fillna("") if text]
+
+
+def _number(value, digits: int = 2, empty: str = "") -> str:
+    return empty if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _summary_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    header = ["subset", "fraction", "examples", "smallest share ratio (class)", "TV distance", "proxy error %",
+              "proxy runs' Jaccard", "proxy disagrees with label % (subset / all)"]
+    rows = []
+    for row in table.itertuples():
+        is_proxy = bool(row.proxy)
+        if not is_proxy:
+            jaccard_cell = ""
+        elif row.proxy_runs < 2:
+            jaccard_cell = f"n/a ({row.proxy_runs} proxy run)"
+        else:
+            jaccard_cell = _number(row.jaccard)
+        ratio = "" if pd.isna(row.min_ratio) else f"{row.min_ratio:.2f} ({row.min_ratio_class})"
+        if row.n_examples == 0:
+            ratio = "empty subset"
+        elif row.subset == FULL:
+            ratio = ""
+        error = ("NaN" if pd.isna(row.proxy_error) else f"{row.proxy_error:.2f}") if is_proxy else ""
+        disagree = f"{_number(row.disagreement, 1, 'NaN')} / {_number(row.disagreement_all, 1, 'NaN')}" if is_proxy else ""
+        rows.append([row.subset, "" if row.subset == FULL else format_fraction(row.fraction), f"{row.n_examples:,}",
+                     ratio, _number(row.tv_distance, 3), error, jaccard_cell, disagree])
+    return header, rows
+
+
+def _share_rows(table: pd.DataFrame) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+    """Header and (text, below half of the data's share) cells of the class-share table."""
+    columns = class_columns(table)
+    full = table.loc[table["subset"] == FULL, columns].iloc[0].to_numpy(dtype=np.float64)
+    rows = []
+    for _, row in table.iterrows():
+        values = row[columns].to_numpy(dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low = values / full < MIN_SHARE_RATIO
+        label = row["subset"] if row["subset"] == FULL else f"{row['subset']} {format_fraction(row['fraction'])}"
+        rows.append([(label, False)] + [(_number(v, 1), bool(flag)) for v, flag in zip(values, low)])
+    return ["subset"] + [c.removeprefix(SHARE_PREFIX) for c in columns], rows
+
+
+ADVICE = (
+    "What to try: `selection.class_balanced: true` (every subset keeps each class's share, "
+    "each class contributing its own most uncertain examples), a larger fraction, or a "
+    "better proxy (more epochs, a larger model, more seeds: its test error is in the table)."
+)
+SUMMARY_CAPTION = (
+    "Smallest share ratio: a class's share of the subset divided by its share of the training "
+    f"set, for the class where it is smallest (below {MIN_SHARE_RATIO} warns). TV distance: total "
+    "variation distance between the subset's and the data's class distributions (0 = same mix). "
+    "Proxy error: the proxy's mean test error over its runs. Jaccard: mean overlap of the subsets "
+    "single proxy runs would have chosen (two random subsets of fraction f overlap by about "
+    "f/(2-f)). Disagreement: share of examples whose proxy prediction differs from the label, "
+    "mean over the proxy runs, in the subset and in the whole training set."
+)
+SHARES_CAPTION = (
+    f"Share of each class (%) in each subset and in the full training set; shares below "
+    f"{MIN_SHARE_RATIO} of the data's are marked."
+)
+MAX_MARKDOWN_CLASSES = 30
+
+
+def format_markdown(table: pd.DataFrame) -> str:
+    warnings = warnings_of(table)
+    parts = ["## Subsets: what each holds against the full training set"]
+    if warnings:
+        parts.append("**Warnings** (a subset keeps less than half of some class's share):\n\n"
+                     + "\n".join(f"- {text}" for text in warnings) + f"\n\n{ADVICE}")
+    else:
+        parts.append(f"No subset keeps less than {MIN_SHARE_RATIO} of any class's share of the training set.")
+    header, rows = _summary_rows(table)
+    parts += [SUMMARY_CAPTION, _markdown_table(header, rows)]
+    if len(class_columns(table)) <= MAX_MARKDOWN_CLASSES:
+        share_header, share_rows = _share_rows(table)
+        cells = [[f"**{text}**" if low else text for text, low in row] for row in share_rows]
+        parts += [SHARES_CAPTION.replace("are marked", "are bold"), _markdown_table(share_header, cells)]
+    else:
+        parts.append(f"Class shares of the {len(class_columns(table))} classes: columns `share <class>` of subsets.csv.")
+    return "\n\n".join(parts) + "\n"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+HTML_STYLE = """
+body { font-family: sans-serif; margin: 1em; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
+th { background: #f0f0f0; }
+td:first-child, th:first-child { text-align: left; }
+td.low { background: #f8d0d0; font-weight: bold; }
+.warnings { border: 2px solid #c0392b; background: #fdf0ee; padding: 0.5em 1em; margin-bottom: 1.5em; }
+"""
+
+
+def format_html(table: pd.DataFrame) -> str:
+    """A self-contained page with the same content as the Markdown (warnings first)."""
+    warnings = warnings_of(table)
+    parts = ["<h2>Subsets: what each holds against the full training set</h2>"]
+    if warnings:
+        items = "".join(f"<li>{html.escape(text)}</li>" for text in warnings)
+        parts.append(f'<div class="warnings"><p><b>Warnings</b> (a subset keeps less than half of some class\'s share):</p>'
+                     f"<ul>{items}</ul><p>{html.escape(ADVICE).replace('`', '')}</p></div>")
+    else:
+        parts.append(f"<p>No subset keeps less than {MIN_SHARE_RATIO} of any class's share of the training set.</p>")
+    header, rows = _summary_rows(table)
+    parts.append(f"<p>{html.escape(SUMMARY_CAPTION)}</p>" + _html_table(header, [[(c, False) for c in r] for r in rows]))
+    share_header, share_rows = _share_rows(table)
+    parts.append(f"<p>{html.escape(SHARES_CAPTION.replace('are marked', 'are red'))}</p>" + _html_table(share_header, share_rows))
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>SVP subsets</title>'
+        f"<style>{HTML_STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
+
+
+def _html_table(header: list[str], rows: list[list[tuple[str, bool]]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td{" class=low" if low else ""}>{html.escape(text)}</td>' for text, low in cells) + "</tr>"
+        for cells in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_subset_tables(
+    *,
+    data_dir: str | Path,
+    subset_files,
+    rank_files=(),
+    score_files=(),
+    proxy_metrics=(),
+    csv_out: str | Path,
+    markdown_out: str | Path,
+    html_out: str | Path,
+) -> pd.DataFrame:
+    """Write the subset diagnostics as CSV, Markdown and HTML; print the notes and the Markdown."""
+    table, notes = diagnose_subsets(
+        data_dir=data_dir, subset_files=subset_files, rank_files=rank_files, score_files=score_files, proxy_metrics=proxy_metrics
+    )
+    with atomic_path(csv_out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    markdown = format_markdown(table)
+    with atomic_path(markdown_out) as tmp:
+        tmp.write_text(markdown)
+    with atomic_path(html_out) as tmp:
+        tmp.write_text(format_html(table))
+    for note in notes:
+        print(f"note: {note}")
+    print(markdown)
+    return table
+
+
+def read_subset_table(path: str | Path) -> pd.DataFrame:
+    """subsets.csv as written, with text columns kept as text (empty, not NaN)."""
+    table = pd.read_csv(path)
+    for column in ("subset", "selection", "proxy", "metric", "min_ratio_class", "warning"):
+        table[column] = table[column].fillna("").astype(str)
+    return table
+
+
+def format_warnings(path: str | Path) -> str:
+    """The warnings of a subsets.csv with what to try, for the end of a run ('' if none)."""
+    warnings = warnings_of(read_subset_table(path))
+    if not warnings:
+        return ""
+    lines = [f"Warning: {len(warnings)} subset{'s' if len(warnings) > 1 else ''} keep less than half of some class's share "
+             f"(details: {Path(path).with_suffix('.md')}, {Path(path).parent / 'class_composition.png'}):"]
+    return "\n".join(lines + [f"  - {text}" for text in warnings])
