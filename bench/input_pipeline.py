@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 
 from svp.models import create_model
-from svp.training import ImageData, augment_batch
+from svp.training import ImageData
 
 
 def load_cifar(folder: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,8 +57,7 @@ def svp_batches(data: ImageData, batch_size: int, batches: int):
     order = torch.randperm(len(data), generator=generator)
     for step in range(batches):
         start = (step * batch_size) % (len(data) - batch_size)
-        images, labels = data.batch(order[start : start + batch_size])
-        yield augment_batch(images, 4, True, generator), labels
+        yield data.augmented_batch(order[start : start + batch_size], {"crop_padding": 4, "flip": True}, generator)
 
 
 def baseline_batches(dataset: TensorImages, batch_size: int, batches: int, workers: int):

@@ -5,7 +5,7 @@ workflow configuration can name an architecture as a plain string:
 
     model = create_model("preact_resnet20", num_classes=10)
 
-Three families are provided:
+The families:
 
 * Pre-activation ResNets for CIFAR (He et al. 2016, "Identity Mappings in Deep
   Residual Networks"), laid out as in the SVP authors' code: the paper's
@@ -13,6 +13,9 @@ Three families are provided:
 * ResNet 18/34/50/101/152 (He et al. 2015) with the usual CIFAR stem, used for
   the SVHN and ImageNet-style proxy/target pairs.
 * ``small_cnn``: a few-layer CNN, the default cheap proxy for tiny inputs.
+* ``tiny_cnn`` and ``fast_cnn16/24/32``: plain CNNs whose first layer halves the
+  resolution, sized so that CIFAR-10 experiments fit a 2-core CPU (a proxy and a target
+  about 5x costlier per example).
 * VDCNN 9/17/29/49 (Conneau et al. 2017, ``svp.vdcnn``): character-level text
   models, the paper's Amazon Review target (VDCNN29).
 * ``fasttext``: a fastText classifier (Joulin et al. 2017), the paper's Amazon
@@ -456,6 +459,54 @@ class SmallCNN(nn.Module):
 @register_model("small_cnn")
 def small_cnn(num_classes: int, in_channels: int = 3) -> SmallCNN:
     return SmallCNN(num_classes, in_channels)
+
+
+# ---------------------------------------------------------------------------
+# Plain CNNs for CPU-sized image experiments
+# ---------------------------------------------------------------------------
+
+
+class StridedCNN(nn.Module):
+    """Conv-BN-ReLU layers whose first one halves the resolution; global max pooling, then linear.
+
+    ``layers`` lists (out_channels, stride) pairs, or "pool" for a 2x2 max pool. Halving
+    the resolution in the first layer is what makes these cheap: the widest feature maps
+    of a CIFAR net cost most of its time on a CPU, while a learned stride-2 stem keeps
+    most of the accuracy (the same idea as the patchified stems of fast CIFAR trainers).
+    """
+
+    def __init__(self, layers: list, num_classes: int, in_channels: int = 3) -> None:
+        super().__init__()
+        modules, channels = [], in_channels
+        for layer in layers:
+            if layer == "pool":
+                modules.append(nn.MaxPool2d(2))
+            else:
+                width, stride = layer
+                modules.append(conv_bn_relu(channels, width, stride))
+                channels = width
+        self.features = nn.Sequential(*modules)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+@register_model("tiny_cnn")
+def tiny_cnn(num_classes: int, in_channels: int = 3) -> StridedCNN:
+    """24k parameters, three stride-2 layers (16/32/64): a proxy that sees a CIFAR epoch in seconds."""
+    return StridedCNN([(16, 2), (32, 2), (64, 2)], num_classes, in_channels)
+
+
+def fast_cnn(width: int, num_classes: int, in_channels: int = 3) -> StridedCNN:
+    """A stride-2 stem of ``width`` channels, then 2x, 4x and 8x ``width`` with max pools between."""
+    return StridedCNN([(width, 2), (2 * width, 1), "pool", (4 * width, 1), "pool", (8 * width, 1)], num_classes, in_channels)
+
+
+for _width in (16, 24, 32):
+    register_model(f"fast_cnn{_width}")(lambda num_classes, in_channels=3, width=_width: fast_cnn(width, num_classes, in_channels))
 
 
 # ---------------------------------------------------------------------------

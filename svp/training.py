@@ -92,8 +92,22 @@ class ImageData:
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised float images and labels of the examples in ``index``."""
-        images = self.images[index].float().div_(255.0)
-        return (images - self.mean) / self.std, self.labels[index]
+        return self.normalise(self.images.index_select(0, index)), self.labels.index_select(0, index)
+
+    def augmented_batch(
+        self, index: torch.Tensor, augment: dict, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As ``batch``, randomly cropped and flipped (``augment``: the manifest's) before normalising.
+
+        Augmenting the uint8 pixels pads with black, as torchvision's RandomCrop does, and
+        moves a quarter of the bytes that float images would.
+        """
+        images = augment_batch(self.images.index_select(0, index), augment["crop_padding"], augment["flip"], generator)
+        return self.normalise(images), self.labels.index_select(0, index)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels to float, less the channel mean, over the channel std."""
+        return images.float().sub_(self.mean * 255.0).div_(self.std * 255.0)
 
     @property
     def in_channels(self) -> int:
@@ -127,7 +141,7 @@ class TextData:
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Character codes (int64, for an embedding) and labels of the examples in ``index``."""
-        return self.characters[index].long(), self.labels[index]
+        return self.characters.index_select(0, index).long(), self.labels.index_select(0, index)
 
     @property
     def in_channels(self) -> int:
@@ -141,22 +155,31 @@ class TextData:
 def augment_batch(
     images: torch.Tensor, crop_padding: int, flip: bool, generator: torch.Generator
 ) -> torch.Tensor:
-    """Random crop after zero padding, and random horizontal flip, for a whole batch."""
+    """Random crop after zero padding, and random horizontal flip, for a whole batch.
+
+    Both are one gather: each output pixel's position in the padded image is computed
+    from the example's crop offset and flip, so the batch is copied once whatever the
+    augmentation (advanced indexing, or a flip after the crop, would copy it several times).
+    """
+    if not crop_padding and not flip:  # draws no random numbers either
+        return images
     batch, channels, height, width = images.shape
     device = images.device
-    if crop_padding > 0:
-        padded = F.pad(images, (crop_padding,) * 4)
-        top = torch.randint(0, 2 * crop_padding + 1, (batch, 1), generator=generator, device=device)
-        left = torch.randint(0, 2 * crop_padding + 1, (batch, 1), generator=generator, device=device)
-        rows = (top + torch.arange(height, device=device)).view(batch, 1, height, 1)
-        cols = (left + torch.arange(width, device=device)).view(batch, 1, 1, width)
-        examples = torch.arange(batch, device=device).view(batch, 1, 1, 1)
-        planes = torch.arange(channels, device=device).view(1, channels, 1, 1)
-        images = padded[examples, planes, rows, cols]
+    padded = F.pad(images, (crop_padding,) * 4) if crop_padding else images
+    padded_width = width + 2 * crop_padding
+    if crop_padding:
+        top = torch.randint(0, 2 * crop_padding + 1, (batch, 1, 1), generator=generator, device=device)
+        left = torch.randint(0, 2 * crop_padding + 1, (batch, 1, 1), generator=generator, device=device)
+    else:
+        top = left = torch.zeros((batch, 1, 1), dtype=torch.long, device=device)
+    columns = torch.arange(width, device=device).view(1, 1, width)
     if flip:
         flipped = torch.rand(batch, generator=generator, device=device) < 0.5
-        images = torch.where(flipped.view(batch, 1, 1, 1), images.flip(3), images)
-    return images
+        columns = torch.where(flipped.view(batch, 1, 1), width - 1 - columns, columns)
+    rows = torch.arange(height, device=device).view(1, height, 1)
+    positions = (top + rows) * padded_width + left + columns  # (batch, height, width) in the padded image
+    positions = positions.view(batch, 1, height * width).expand(batch, channels, height * width)
+    return padded.flatten(2).gather(2, positions).view(batch, channels, height, width)
 
 
 def pick_device() -> torch.device:
@@ -244,9 +267,10 @@ def train(
         correct = torch.zeros((), device=device, dtype=torch.long)
         for batch in progress(range(batches_per_epoch), f"epoch {epoch + 1}", leave=False):
             index = shuffled[batch * settings.batch_size : (batch + 1) * settings.batch_size]
-            inputs, labels = train_data.batch(index)
-            if augmenting:  # (no crop and no flip draws no random numbers either)
-                inputs = augment_batch(inputs, augment["crop_padding"], augment["flip"], generator)
+            if augmenting:
+                inputs, labels = train_data.augmented_batch(index, augment, generator)
+            else:
+                inputs, labels = train_data.batch(index)
             with autocast(device, settings.mixed_precision):
                 logits = model(inputs)
                 loss = F.cross_entropy(logits.float(), labels)

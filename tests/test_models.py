@@ -36,6 +36,10 @@ EXPECTED_MODELS = {
     "resnet101",
     "resnet152",
     "small_cnn",
+    "tiny_cnn",
+    "fast_cnn16",
+    "fast_cnn24",
+    "fast_cnn32",
     "vdcnn9",
     "vdcnn17",
     "vdcnn29",
@@ -87,7 +91,7 @@ def test_heavy_model_output_shape(name: str) -> None:
     assert torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("name", ["preact_resnet20", "small_cnn"])
+@pytest.mark.parametrize("name", ["preact_resnet20", "small_cnn", "tiny_cnn", "fast_cnn16"])
 @pytest.mark.parametrize("size", [(8, 8), (28, 28), (8, 13)])
 def test_small_and_odd_input_sizes(name: str, size: tuple[int, int]) -> None:
     model = create_model(name, num_classes=10, in_channels=1).eval()
@@ -113,6 +117,13 @@ def test_count_parameters_skips_frozen_parameters() -> None:
     total = count_parameters(model)
     model.fc.weight.requires_grad_(False)
     assert count_parameters(model) == total - model.fc.weight.numel()
+
+
+def test_cpu_cifar_pair_differs_in_cost() -> None:
+    # config/cifar10-cpu.yaml relies on the target costing several times the proxy per example.
+    proxy = count_parameters(create_model("tiny_cnn", num_classes=10))
+    target = count_parameters(create_model("fast_cnn24", num_classes=10))
+    assert proxy == 24346 and target > 8 * proxy
 
 
 def test_proxy_is_much_smaller_than_target() -> None:

@@ -38,6 +38,29 @@ def test_augmentation_crops_inside_the_padding_and_flips():
     assert all(torch.equal(f, o) or flip for f, o, flip in zip(flipped, originals, is_flipped))
 
 
+def test_augmented_batch_equals_crop_then_flip_of_each_uint8_image():
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 256, (64, 5, 6, 3)).astype(np.uint8)  # no zeros: padding shows
+    data = ImageData.from_arrays(x, np.zeros(64, dtype=np.int64), [0.5] * 3, [0.25] * 3, torch.device("cpu"))
+    index = torch.arange(63, -1, -1)
+    generator = torch.Generator().manual_seed(1)
+    images, labels = data.augmented_batch(index, {"crop_padding": 2, "flip": True}, generator)
+    originals = torch.from_numpy(x).permute(0, 3, 1, 2)[index]
+    windows_seen = set()
+    for image, original in zip(images, originals):
+        padded = torch.nn.functional.pad(original, (2, 2, 2, 2))
+        candidates = {
+            (r, c, f): data.normalise((w.flip(2) if f else w).unsqueeze(0))[0]
+            for r in range(5) for c in range(5) for f in (False, True)
+            for w in [padded[:, r : r + 5, c : c + 6]]
+        }
+        matches = [key for key, candidate in candidates.items() if torch.equal(candidate, image)]
+        assert matches, "not a zero-padded crop, flipped or not, of its own image"
+        windows_seen.update(matches)
+    assert len({f for _, _, f in windows_seen}) == 2 and len({(r, c) for r, c, _ in windows_seen}) > 5
+    assert torch.equal(labels, data.labels[index])
+
+
 def _toy_data(n=96, seed=0):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
