@@ -36,3 +36,4 @@ rule all:
         rules.plot_error_vs_time.output,
         rules.plot_learning_curves.output,
         correlation_files(),
+        subset_report_files(),

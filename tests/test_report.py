@@ -246,6 +246,10 @@ def test_snakemake_report_holds_every_table_and_figure(tmp_path):
     assert "net seed0" in correlation.columns  # the full-data target's own order is compared
     page = (tmp_path / "report.html").read_text()
     assert page.lstrip().lower().startswith("<!doctype html") and len(page) > 100_000
+    subsets = pd.read_csv(results / "report/subsets.csv", keep_default_na=False)
+    assert list(subsets["subset"]) == ["cnn-entropy", "full"] and subsets["jaccard"].tolist() == ["", ""]  # one proxy seed
+    assert "| proxy error % |" in (results / "report/results.md").read_text()
     for name in ("results.html", "results.csv", "runs.csv", "error_vs_fraction.png", "time_vs_fraction.png",
-                 "error_vs_time.png", "learning_curves.png", "entropy.png", "entropy.csv"):
+                 "error_vs_time.png", "learning_curves.png", "entropy.png", "entropy.csv", "subsets.html",
+                 "class_composition.png"):
         assert name in page, name

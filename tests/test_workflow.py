@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from svp.parquet import read_parquet_metadata
+
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = {
@@ -83,6 +85,13 @@ def test_every_stage_writes_its_outputs(finished_run):
     assert svp_row["total_seconds"] == pytest.approx(svp_row["proxy_seconds"] + svp_row["scoring_seconds"] + svp_row["target_seconds"], rel=1e-4)
     stored = yaml.safe_load((results / "config.yaml").read_text())
     assert stored["selection"]["class_balanced"] is True and stored["scoring"]["batch_size"] == 1024
+    subsets = pd.read_csv(results / "report/subsets.csv", keep_default_na=False).set_index("subset")
+    assert list(subsets.index) == ["cnn-entropy", "cnn-margin", "random-0", "full"]
+    assert (subsets.loc["cnn-entropy", "proxy_runs"], subsets.loc["cnn-entropy", "warning"]) == (2, "")  # class-balanced
+    assert 0 <= float(subsets.loc["cnn-entropy", "jaccard"]) <= 1 and subsets.loc["random-0", "jaccard"] == ""
+    stored = read_parquet_metadata(results / "subsets/cnn-entropy/0.5.parquet")["diagnostics"]
+    assert sum(stored["class_counts"]) == subsets.loc["cnn-entropy", "n_examples"] and stored["min_ratio"] > 0.9
+    assert (results / "report/class_composition.png").stat().st_size > 1000
     assert "speedup" in result.stdout + result.stderr  # the summary table is printed at the end
     assert not list(results.rglob("*.tmp"))
     assert (results / "summary.csv").stat().st_mode & 0o044  # readable by others, like any new file
@@ -110,6 +119,8 @@ def test_one_stage_reruns_alone(finished_run):
         "rank_examples", "select_subset", "train_target", "summarize", "all",
         # the report's tables and figures follow the target runs and the summary
         "tabulate_runs", "tabulate_results", "plot_summary", "plot_error_vs_time", "plot_learning_curves",
+        # and the subsets' diagnostics follow the subsets and ranks
+        "tabulate_subsets", "plot_class_composition",
     }
 
 

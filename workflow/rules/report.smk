@@ -1,5 +1,6 @@
 # What the results mean: the paper-form results table, figures of error, time and
-# learning curves, and the correlation between example orders (the paper's Figure 3).
+# learning curves, the correlation between example orders (the paper's Figure 3), and
+# what each subset holds (class composition, proxy agreement and error, warnings).
 # Every output marked report(...) goes into `snakemake --report report.html`, with the
 # caption of the same name in workflow/report/.
 
@@ -52,6 +53,7 @@ rule tabulate_results:
     input:
         summary=rules.summarize.output.summary,
         config=rules.store_config.output.config,
+        proxies=all_proxy_metrics(),
     output:
         csv=report(
             f"{REPORT}/results.csv",
@@ -76,7 +78,7 @@ rule tabulate_results:
     params:
         svp_version=SVP_VERSION,
     shell:
-        "svp report tables --summary {input.summary:q} --config {input.config:q}"
+        "svp report tables --summary {input.summary:q} --config {input.config:q} --proxies {input.proxies:q}"
         " --csv {output.csv:q} --markdown {output.markdown:q} --html {output.html:q} > {log:q} 2>&1"
 
 
@@ -168,3 +170,59 @@ rule correlate_orders:
     shell:
         "svp report correlate --metric {wildcards.metric} --proxy-scores {input.proxy_scores:q}"
         " --target-scores {input.target_scores:q} --csv {output.matrix:q} --figure {output.figure:q} > {log:q} 2>&1"
+
+
+rule tabulate_subsets:
+    input:
+        train=rules.prepare_data.output.train,
+        manifest=rules.prepare_data.output.manifest,
+        subsets=all_subset_files(),
+        ranks=all_rank_files(),
+        scores=all_score_files(),
+        proxies=all_proxy_metrics(),
+    output:
+        csv=report(
+            f"{REPORT}/subsets.csv",
+            caption="../report/subsets.rst",
+            category="4. Subsets",
+            labels={"table": "subsets (CSV)"},
+        ),
+        markdown=report(
+            f"{REPORT}/subsets.md",
+            caption="../report/subsets.rst",
+            category="4. Subsets",
+            labels={"table": "subsets (Markdown)"},
+        ),
+        html=report(
+            f"{REPORT}/subsets.html",
+            caption="../report/subsets.rst",
+            category="4. Subsets",
+            labels={"table": "subsets and warnings"},
+        ),
+    log:
+        f"{RESULTS}/logs/tabulate_subsets.log",
+    params:
+        data_dir=data_dir,
+        svp_version=SVP_VERSION,
+    shell:
+        "svp report subsets --data {params.data_dir:q} --subsets {input.subsets:q} --ranks {input.ranks:q}"
+        " --scores {input.scores:q} --proxies {input.proxies:q} --csv {output.csv:q}"
+        " --markdown {output.markdown:q} --html {output.html:q} > {log:q} 2>&1"
+
+
+rule plot_class_composition:
+    input:
+        subsets=rules.tabulate_subsets.output.csv,
+    output:
+        figure=report(
+            f"{REPORT}/class_composition.png",
+            caption="../report/class_composition.rst",
+            category="4. Subsets",
+            labels={"table": "class composition (figure)"},
+        ),
+    log:
+        f"{RESULTS}/logs/plot_class_composition.log",
+    params:
+        svp_version=SVP_VERSION,
+    shell:
+        "svp report class-composition --subsets {input.subsets:q} --out {output.figure:q} > {log:q} 2>&1"

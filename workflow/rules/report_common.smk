@@ -1,5 +1,6 @@
 # Functions of the budget-matched baseline and report rules (budget.smk, report.smk):
-# the runs they read and the settings they pass, from the config and svp.plan.
+# the runs, subsets and rankings they read and the settings they pass, from the config
+# and svp.plan.
 
 REPORT = f"{RESULTS}/report"
 
@@ -69,6 +70,33 @@ def correlation_files():
         [rules.correlate_orders.output.matrix, rules.correlate_orders.output.figure],
         metric=config["selection"]["metrics"] if all_score_files() else [],
     )
+
+
+def all_subset_files():
+    """Every subset a target trains on: each proxy selection and random seed, at each fraction."""
+    subsets = {
+        (plan.subset_name(run["selection"], run["seed"]), run["fraction"])
+        for run in plan.target_runs(config)
+        if run["selection"] != plan.FULL
+    }
+    return [
+        rules.select_subset.output.subset.format(subset=subset, fraction=fraction)
+        for subset, fraction in sorted(subsets)
+    ]
+
+
+def all_rank_files():
+    return [
+        rules.rank_examples.output.ranks.format(proxy=proxy, metric=metric)
+        for proxy, metric in map(plan.parse_selection, plan.proxy_selections(config))
+    ]
+
+
+def subset_report_files():
+    """The subsets' tables and figure; none when no target trains on a subset."""
+    if not all_subset_files():
+        return []
+    return [*rules.tabulate_subsets.output, rules.plot_class_composition.output.figure]
 
 
 def report_command():

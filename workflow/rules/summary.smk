@@ -27,5 +27,7 @@ rule summarize:
 onsuccess:
     if os.path.exists(rules.summarize.output.summary):
         shell("svp show-summary {rules.summarize.output.summary:q}")
+    if os.path.exists(rules.tabulate_subsets.output.csv):
+        shell("svp report subset-warnings {rules.tabulate_subsets.output.csv:q}")
     if os.path.exists(rules.tabulate_results.output.markdown):
         print(f"Tables and figures: {REPORT}/; the HTML report: {report_command()}")
