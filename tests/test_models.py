@@ -30,6 +30,7 @@ EXPECTED_MODELS = {
     "preact_resnet56",
     "preact_resnet110",
     "preact_resnet164",
+    "resnet9",
     "resnet18",
     "resnet34",
     "resnet50",
@@ -55,6 +56,7 @@ EXPECTED_PARAMETERS = {
     "preact_resnet110": 1.7e6,
     "preact_resnet164": 1.7e6,
     "resnet18": 11.2e6,
+    "resnet9": 6.57e6,  # D. Page's DAWNBench ResNet-9
 }
 
 
@@ -91,7 +93,7 @@ def test_heavy_model_output_shape(name: str) -> None:
     assert torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("name", ["preact_resnet20", "small_cnn", "tiny_cnn", "fast_cnn16"])
+@pytest.mark.parametrize("name", ["preact_resnet20", "small_cnn", "tiny_cnn", "fast_cnn16", "resnet9"])
 @pytest.mark.parametrize("size", [(8, 8), (28, 28), (8, 13)])
 def test_small_and_odd_input_sizes(name: str, size: tuple[int, int]) -> None:
     model = create_model(name, num_classes=10, in_channels=1).eval()
@@ -124,6 +126,31 @@ def test_cpu_cifar_pair_differs_in_cost() -> None:
     proxy = count_parameters(create_model("tiny_cnn", num_classes=10))
     target = count_parameters(create_model("fast_cnn24", num_classes=10))
     assert proxy == 24346 and target > 8 * proxy
+
+
+def test_resnet9_layout_and_training_step() -> None:
+    # Page's ResNet-9: eight 3x3 convs (64 to 512 wide) and a linear layer, 4x4 maps
+    # before the global max pool on 32x32 inputs, logits scaled by 0.125.
+    model = create_model("resnet9", num_classes=10).train()
+    convs = [module for module in model.modules() if isinstance(module, torch.nn.Conv2d)]
+    assert [conv.out_channels for conv in convs] == [64, 128, 128, 128, 256, 512, 512, 512]
+    images = torch.randn(4, 3, 32, 32)
+    assert model.features(images).shape == (4, 512, 4, 4)
+    loss = torch.nn.functional.cross_entropy(model(images), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+
+
+def test_resnet9_gives_the_same_logits_in_channels_last() -> None:
+    # svp.stages trains image models in channels_last on CUDA; the layout must not change the result.
+    model = create_model("resnet9", num_classes=10).eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(images)
+        model = model.to(memory_format=torch.channels_last)
+        got = model(images.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_proxy_is_much_smaller_than_target() -> None:
