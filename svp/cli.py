@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> None:
 
         print(yaml.safe_dump(load_config(args.config), sort_keys=False), end="")
     elif args.command == "models":
-        from svp.models import list_models
+        from svp.model_specs import list_models
 
         print("\n".join(list_models()))
     elif args.command == "datasets":

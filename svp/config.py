@@ -17,9 +17,14 @@ import copy
 from collections.abc import Iterable
 from pathlib import Path
 
-import jsonschema
 import yaml
 
+# The model specs, not svp.models: validating a config never imports torch.
+from svp import data
+from svp import model_specs as models
+
+# libyaml's safe loader where PyYAML has it: 10x faster than the pure-Python one.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -29,6 +34,8 @@ class ConfigError(ValueError):
 
 def _with_defaults(validator_class):
     """A validator that fills each missing property from its schema ``default``."""
+    import jsonschema  # here: every svp command imports ConfigError, few validate
+
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def fill_defaults(validator, properties, instance, schema):
@@ -48,7 +55,8 @@ def key_path(parts: Iterable) -> str:
     return text or "(top level)"
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
+def _describe(error) -> str:
+    """One line for a ``jsonschema.ValidationError``."""
     where = key_path(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
@@ -64,7 +72,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Return a copy of ``config`` with defaults filled in, or raise ConfigError."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    import jsonschema
+
+    schema = yaml.load(Path(schema_path).read_text(), Loader=SAFE_LOADER)
     validator = _with_defaults(jsonschema.validators.validator_for(schema))(schema)
     resolved = _resolve(validator, config)
     _check_registered_names(resolved)
@@ -91,8 +101,6 @@ def _runs(config: dict):
 
 def _with_model_training_defaults(config: dict) -> dict:
     """A copy of ``config`` whose runs' training mappings include their model's own defaults."""
-    from svp import models
-
     config = copy.deepcopy(config)
     for _, run in _runs(config):
         defaults = models.training_defaults(run["model"])
@@ -114,8 +122,6 @@ def _check_models_fit(config: dict, given: dict) -> None:
     ``config`` is the resolved config (changed in place: fastText runs lose the torch
     defaults the schema filled in), ``given`` the config as written.
     """
-    from svp import data, models
-
     name = config["dataset"]["name"]
     modality = data.dataset_modality(name)
     written = {key: run.get("training") or {} for key, run in _runs(given)}
@@ -151,8 +157,6 @@ def _check_models_fit(config: dict, given: dict) -> None:
 
 
 def _check_registered_names(config: dict) -> None:
-    from svp import data, models  # imported here: torch is slow to import, schema errors come first
-
     name = config["dataset"]["name"]
     if name not in data.list_datasets():
         raise ConfigError(f"config key 'dataset.name': unknown data set {name!r}; allowed values: {data.list_datasets()}")
@@ -200,7 +204,7 @@ def _check_dataset_inputs(dataset: dict) -> None:
 def load_config(path: str | Path) -> dict:
     """Read and validate a YAML config file."""
     try:
-        config = yaml.safe_load(Path(path).read_text())
+        config = yaml.load(Path(path).read_text(), Loader=SAFE_LOADER)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     if not isinstance(config, dict):

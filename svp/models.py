@@ -29,19 +29,28 @@ classifier is what makes the input size free. Text models take character indices
 Each registered name also has a :class:`ModelSpec`: the data it reads (``image`` or
 ``text``), what trains it (svp.training's torch loop, or fastText), and the training
 settings its authors used, which fill in a run's ``training`` mapping before the
-config schema's generic defaults do.
+config schema's generic defaults do. The specs live in ``svp.model_specs``, which needs
+no torch: validating a config or planning a workflow never imports this module.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
 
-from svp.text import DEFAULT_LENGTH, VOCAB_SIZE
+# The spec table and its look-ups, re-exported: `svp.models.model_spec(...)` keeps working.
+from svp.model_specs import (  # noqa: F401
+    MODEL_SPECS,
+    VDCNN_DEPTHS,
+    ModelSpec,
+    declare_model,
+    list_models,
+    model_spec,
+    training_defaults,
+)
+from svp.text import VOCAB_SIZE
 from svp.vdcnn import VDCNN
 
 ModelFactory = Callable[..., nn.Module]
@@ -49,49 +58,25 @@ ModelFactory = Callable[..., nn.Module]
 MODELS: dict[str, ModelFactory] = {}
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a registered model reads, what trains it and its authors' training settings."""
-
-    modality: str = "image"  # "image" or "text": the data sets it can be trained on
-    trainer: str = "torch"  # "torch": svp.training's loop; "fasttext": svp.fasttext_proxy
-    training_defaults: dict = field(default_factory=dict)  # config `training` keys it defaults
-
-
-MODEL_SPECS: dict[str, ModelSpec] = {}
-
-
 def register_model(
     name: str, *, modality: str = "image", trainer: str = "torch", training_defaults: dict | None = None
 ) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator adding ``factory(num_classes, in_channels)`` to ``MODELS``."""
+    """Decorator adding ``factory(num_classes, in_channels)`` to ``MODELS``.
+
+    The names svp ships are declared with their specs in ``svp.model_specs`` (no torch
+    needed to validate a config); a new name is declared here with the given spec.
+    """
 
     def decorator(factory: ModelFactory) -> ModelFactory:
         # Silently replacing an entry would make a config name mean two things.
         if name in MODELS:
             raise ValueError(f"model {name!r} is already registered")
+        if name not in MODEL_SPECS:
+            declare_model(name, ModelSpec(modality, trainer, dict(training_defaults or {})))
         MODELS[name] = factory
-        MODEL_SPECS[name] = ModelSpec(modality, trainer, dict(training_defaults or {}))
         return factory
 
     return decorator
-
-
-def list_models() -> list[str]:
-    """Registered model names, sorted."""
-    return sorted(MODELS)
-
-
-def model_spec(name: str) -> ModelSpec:
-    """The spec of the registered model ``name``."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
-    return MODEL_SPECS.get(name, ModelSpec())
-
-
-def training_defaults(name: str) -> dict:
-    """A copy of the training settings the model's authors used (config ``training`` keys)."""
-    return copy.deepcopy(model_spec(name).training_defaults)
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
@@ -513,16 +498,6 @@ for _width in (16, 24, 32):
 # Text: VDCNN (character level) and fastText
 # ---------------------------------------------------------------------------
 
-# The SVP authors' Amazon schedule for VDCNN: batch 128, weight decay 1e-4, and 5
-# stages of 3 epochs with the learning rate halving from 0.01 (SGD, momentum 0.9).
-VDCNN_TRAINING = {
-    "lr_schedule": [{"epochs": 3, "lr": 0.01 / 2**stage} for stage in range(5)],
-    "batch_size": 128,
-    "momentum": 0.9,
-    "weight_decay": 1e-4,
-    "text_length": DEFAULT_LENGTH,
-}
-
 
 def _register_vdcnn(depth: int) -> None:
     def factory(num_classes: int, in_channels: int = VOCAB_SIZE) -> VDCNN:
@@ -530,21 +505,14 @@ def _register_vdcnn(depth: int) -> None:
 
     factory.__name__ = factory.__qualname__ = f"vdcnn{depth}"
     factory.__doc__ = f"VDCNN of depth {depth} (max-pooling, no shortcuts) over characters."
-    register_model(f"vdcnn{depth}", modality="text", training_defaults=VDCNN_TRAINING)(factory)
+    register_model(f"vdcnn{depth}")(factory)
 
 
-for _depth in (9, 17, 29, 49):
+for _depth in VDCNN_DEPTHS:
     _register_vdcnn(_depth)
 
-# The paper's fastText proxy: dimension 10, word bigrams, rate 0.05, 5 epochs; the
-# rest as in the SVP authors' fastText runs (min count 1, 10M hash buckets).
-FASTTEXT_TRAINING = {
-    "lr_schedule": [{"epochs": 5, "lr": 0.05}],
-    "fasttext": {},  # its keys (dim, word_ngrams, ...) take the schema's defaults
-}
 
-
-@register_model("fasttext", modality="text", trainer="fasttext", training_defaults=FASTTEXT_TRAINING)
+@register_model("fasttext")
 def fasttext_model(num_classes: int, in_channels: int = 1) -> nn.Module:
     raise ValueError("fasttext is not a torch module; svp.fasttext_proxy trains and scores it")
 

@@ -11,13 +11,14 @@ the image proxies (logits from torch) and fastText (probabilities) share it.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import softmax, xlogy
 
 METRICS: tuple[str, ...] = ("least_confidence", "margin", "entropy")
 
 
 def uncertainty_from_probabilities(probabilities: np.ndarray) -> dict[str, np.ndarray]:
     """Each metric (shape ``(examples,)``) and the prediction, for ``(examples, classes)`` probabilities."""
+    from scipy.special import xlogy  # here: ranking and planning need METRICS, not scipy
+
     p = np.asarray(probabilities, dtype=np.float64)  # float64 keeps near-certain examples apart
     if p.ndim != 2 or p.shape[1] < 2:
         raise ValueError(f"expected probabilities of shape (examples, classes>=2), got {p.shape}")
@@ -34,4 +35,6 @@ def uncertainty_from_probabilities(probabilities: np.ndarray) -> dict[str, np.nd
 
 
 def uncertainty_from_logits(logits: np.ndarray) -> dict[str, np.ndarray]:
+    from scipy.special import softmax
+
     return uncertainty_from_probabilities(softmax(np.asarray(logits, dtype=np.float64), axis=1))

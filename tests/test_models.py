@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from svp.models import (
+    MODEL_SPECS,
     MODELS,
     count_parameters,
     create_model,
@@ -187,6 +188,7 @@ def test_register_model_adds_factory_and_rejects_duplicates() -> None:
             register_model(name)(_linear)
     finally:
         MODELS.pop(name, None)
+        MODEL_SPECS.pop(name, None)
 
 
 @pytest.mark.parametrize(

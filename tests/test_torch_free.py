@@ -1,0 +1,62 @@
+"""Config validation, planning and the stages that need no model never import torch.
+
+Importing torch takes seconds, most of a cheap job's time; each check runs in a fresh
+interpreter, since this test session has imported torch long ago.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def heavy_modules(code: str) -> list[str]:
+    """The heavy packages a fresh interpreter has imported after running ``code``."""
+    probe = (
+        f"{code}\nimport json, sys\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchvision', 'matplotlib', 'sklearn'})))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
+def test_validating_and_planning_a_config_imports_no_torch(config):
+    code = (
+        "from svp import plan\n"
+        "from svp.config import load_config\n"
+        f"c = load_config('config/{config}')\n"
+        "plan.target_runs(c); plan.proxy_runs(c); plan.budget_runs(c)"
+    )
+    assert heavy_modules(code) == []
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["svp.cli", "svp.model_specs", "svp.subsets", "svp.summary", "svp.report", "svp.report_cli", "svp.diagnostics"],
+)
+def test_stages_without_a_model_import_no_torch(module):
+    assert "torch" not in heavy_modules(f"import {module}")
+
+
+def test_svp_models_and_check_config_answer_without_torch():
+    code = (
+        "import contextlib, io\n"
+        "from svp.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['models']) == 0 and main(['check-config', 'config/config.yaml']) == 0"
+    )
+    assert heavy_modules(code) == []
+
+
+def test_every_model_factory_has_a_spec_known_without_torch():
+    """svp.model_specs lists exactly the models svp.models can build."""
+    code = "import json; from svp import model_specs; print(json.dumps(model_specs.list_models()))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    from svp.models import MODELS, list_models
+
+    assert json.loads(result.stdout) == list_models() == sorted(MODELS)
