@@ -2,6 +2,12 @@
 
 A rank is a position: rank 0 is the most uncertain example. Ties are broken by the
 example index so every order is fully determined by the scores.
+
+Both sorts here give exactly what a stable sort would, through NumPy's default sort,
+which is not stable but 2 to 3 times faster (vectorised): ties are rare among float
+scores and are put in index order afterwards, and mean ranks are sorted as whole
+numbers with the index folded into the key. At Amazon Review Polarity size (3.6M
+examples, 5 runs) that halves the time (bench/rank_combination.py).
 """
 
 from __future__ import annotations
@@ -11,8 +17,28 @@ import numpy as np
 
 def ranks_from_scores(scores: np.ndarray) -> np.ndarray:
     """Rank of each example when sorted by decreasing score (0 = most uncertain)."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    return positions_of(order)
+    return positions_of(_order_with_ties_by_index(-np.asarray(scores, dtype=np.float64)))
+
+
+def _order_with_ties_by_index(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")``, faster: equal keys (NaNs too) in index order."""
+    order = np.argsort(keys)
+    ordered = keys[order]
+    tied = ordered[1:] == ordered[:-1]
+    if len(ordered) and np.isnan(ordered[-1]):  # NaNs sort last, and equal no one
+        tied |= np.isnan(ordered[1:]) & np.isnan(ordered[:-1])
+    if tied.any():
+        group = np.concatenate(([0], np.cumsum(~tied)))  # runs of equal keys, in sorted order
+        order = order[_argsort_unique(group, order)]
+    return order
+
+
+def _argsort_unique(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """The order by ``major``, then ``minor``; both whole numbers in [0, len), no pair twice."""
+    n = len(major)
+    if n >= 2**31:  # the combined key would overflow an int64
+        return np.lexsort((minor, major))
+    return np.argsort(major.astype(np.int64) * n + minor)
 
 
 def positions_of(order: np.ndarray) -> np.ndarray:
@@ -29,5 +55,12 @@ def combine_ranks(run_ranks: np.ndarray) -> np.ndarray:
     0 for the lowest mean rank, i.e. the example the runs agree is most uncertain.
     """
     run_ranks = np.atleast_2d(np.asarray(run_ranks))
+    runs, n = run_ranks.shape
+    if np.issubdtype(run_ranks.dtype, np.integer) and n and run_ranks.min() >= 0 and run_ranks.max() < n:
+        # The mean orders as the sum does, a whole number below runs x n: sorted with the
+        # index as the tie-break, in one key that fits an int64 for any realistic n.
+        total = run_ranks.sum(axis=0, dtype=np.int64)
+        if runs * n < np.iinfo(np.int64).max // max(n, 1):
+            return positions_of(np.argsort(total * n + np.arange(n, dtype=np.int64)))
     mean_rank = run_ranks.mean(axis=0)
     return positions_of(np.argsort(mean_rank, kind="stable"))

@@ -11,18 +11,19 @@ trains it (svp.training's torch loop, or fastText through ``svp.fasttext_proxy``
 
 from __future__ import annotations
 
+import csv
+import ctypes
 import hashlib
+import math
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 import svp
 from svp import data, models
 from svp.io import atomic_path, write_json
-from svp.parquet import write_parquet
 from svp.training import ImageData, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train
 from svp.uncertainty import METRICS, uncertainty_from_logits, uncertainty_from_probabilities
 
@@ -53,6 +54,28 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+# glibc's mallopt parameters, and the size under which freed memory stays in the process.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+KEEP_FREED_BYTES = 1 << 30
+
+
+def keep_freed_memory() -> None:
+    """Let the C library keep the memory torch frees for the next batch (glibc; else nothing).
+
+    By default glibc hands every freed block over 32 MiB, and the top of its heap, back to
+    the system, so each batch's tensors fault their pages in again, zero-filled by the
+    kernel: on a CPU that took about 40% of a ResNet20 scoring pass at batch 1024
+    (bench/scoring.py). A job's process runs one stage, so keeping its peak memory costs
+    nothing later; the results do not change.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_MMAP_THRESHOLD, ctypes.c_int(KEEP_FREED_BYTES))
+    mallopt(M_TRIM_THRESHOLD, ctypes.c_int(KEEP_FREED_BYTES))
+
+
 def check_modality(model_name: str, manifest: dict, data_dir: str | Path) -> models.ModelSpec:
     """The model's spec, after checking that it reads the kind of data prepared in ``data_dir``."""
     spec = models.model_spec(model_name)
@@ -68,14 +91,26 @@ def check_modality(model_name: str, manifest: dict, data_dir: str | Path) -> mod
 def _subset_index(subset: str | Path | None, n: int) -> np.ndarray:
     if subset is None:
         return np.arange(n, dtype=np.int64)
-    return pd.read_parquet(subset, columns=["index"])["index"].to_numpy().astype(np.int64)
+    import pyarrow.parquet as pq  # here, and no pandas: a training job starts faster without them
+
+    return pq.read_table(subset, columns=["index"]).column("index").to_numpy().astype(np.int64)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    """Rows as CSV, one column per key in order of first appearance, empty where a row lacks
+    it or holds NaN: what pandas writes, without importing it."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns, restval="", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows)
 
 
 def _write_run(model_out, history_out, metrics_out, checkpoint: dict, history: list[dict], metrics: dict) -> None:
     with atomic_path(model_out) as tmp:
         torch.save(checkpoint, tmp)
     with atomic_path(history_out) as tmp:
-        pd.DataFrame(history).to_csv(tmp, index=False)
+        _write_csv(tmp, history)
     write_json(metrics_out, metrics)
 
 
@@ -106,13 +141,12 @@ def train_run(
             history_out=history_out, metrics_out=metrics_out, subset=subset, run_info=run_info, started=started,
         )
     settings = TrainingSettings.from_dict(training)
+    keep_freed_memory()
     device = pick_device()
     train_data, test_data, manifest = load_model_inputs(data_dir, device, settings.text_length)
     train_index = torch.from_numpy(_subset_index(subset, len(train_data))).to(device)
     torch.manual_seed(seed)  # the model's initial weights
-    model = models.create_model(model_name, manifest["num_classes"], train_data.in_channels).to(device)
-    if device.type == "cuda" and isinstance(train_data, ImageData):
-        model = model.to(memory_format=torch.channels_last)
+    model = _in_layout(models.create_model(model_name, manifest["num_classes"], train_data.in_channels), train_data)
     print(
         f"training {model_name} ({models.count_parameters(model):,} parameters) on {len(train_index):,} "
         f"of {len(train_data):,} examples for {settings.epochs} epochs on {device}, seed {seed}",
@@ -153,7 +187,7 @@ def train_run(
         "model_name": model_name,
         "num_classes": manifest["num_classes"],
         "in_channels": train_data.in_channels,
-        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.cpu().contiguous() for k, v in model.state_dict().items()},
         "training": training,
         "seed": seed,
         "metrics": metrics,
@@ -229,13 +263,21 @@ def _train_fasttext(
 
 def load_model(checkpoint_path: str | Path, device: torch.device) -> torch.nn.Module:
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    return _torch_model(checkpoint, device)
-
-
-def _torch_model(checkpoint: dict, device: torch.device) -> torch.nn.Module:
     model = models.create_model(checkpoint["model_name"], checkpoint["num_classes"], checkpoint["in_channels"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(device)
+
+
+def _in_layout(model: torch.nn.Module, inputs: ImageData | TextData) -> torch.nn.Module:
+    """``model`` on the inputs' device; image models channels-last, the layout of their batches."""
+    model = model.to(inputs.device)
+    return model.to(memory_format=torch.channels_last) if isinstance(inputs, ImageData) else model
+
+
+def _torch_model(checkpoint: dict, inputs: ImageData | TextData) -> torch.nn.Module:
+    model = models.create_model(checkpoint["model_name"], checkpoint["num_classes"], checkpoint["in_channels"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return _in_layout(model, inputs)
 
 
 def _probabilities(checkpoint_path: str | Path, data_dir: str | Path, scores_out: str | Path, batch_size: int):
@@ -253,10 +295,11 @@ def _probabilities(checkpoint_path: str | Path, data_dir: str | Path, scores_out
         started = time.perf_counter()
         probs = fasttext_proxy.probabilities(model, x_train.strings(), checkpoint["num_classes"])
         return y_train, probs, False, time.perf_counter() - started
+    keep_freed_memory()
     device = pick_device()
     text_length = TrainingSettings.from_dict(checkpoint.get("training", {})).text_length
     train_data = model_inputs(x_train, y_train, manifest, device, text_length)
-    model = _torch_model(checkpoint, device)
+    model = _torch_model(checkpoint, train_data)
     started = time.perf_counter()
     logits = predict_logits(model, train_data, batch_size)
     return train_data.labels.cpu().numpy(), logits.numpy(), True, time.perf_counter() - started
@@ -270,8 +313,12 @@ def score_run(
     batch_size: int = 1024,
     run_info: dict | None = None,
     threads: int | None = None,
-) -> pd.DataFrame:
+) -> "pd.DataFrame":
     """Score every training example with a trained model, on un-augmented inputs."""
+    import pandas as pd
+
+    from svp.parquet import write_parquet
+
     set_threads(threads)
     labels, outputs, are_logits, seconds = _probabilities(checkpoint, data_dir, scores_out, batch_size)
     started = time.perf_counter()

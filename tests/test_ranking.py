@@ -33,3 +33,20 @@ def test_rank_combination_of_one_run_is_that_run():
 
 def test_equal_mean_ranks_break_ties_by_index():
     np.testing.assert_array_equal(combine_ranks(np.array([[0, 1], [1, 0]])), [0, 1])
+
+
+def test_fast_sorts_equal_a_stable_sort_with_ties_and_nans():
+    def stable_ranks(scores):
+        return positions_of(np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"))
+
+    rng = np.random.default_rng(0)
+    for scores in [
+        rng.random(500),
+        rng.integers(0, 4, 500).astype(float),  # ties everywhere
+        rng.choice([0.0, -0.0, 1.0, np.nan, np.inf, -np.inf], 500),
+        np.round(rng.random(500), 2).astype(np.float32),
+    ]:
+        np.testing.assert_array_equal(ranks_from_scores(scores), stable_ranks(scores))
+    run_ranks = np.stack([ranks_from_scores(rng.integers(0, 3, 500)) for _ in range(4)])
+    expected = positions_of(np.argsort(run_ranks.mean(axis=0), kind="stable"))
+    np.testing.assert_array_equal(combine_ranks(run_ranks), expected)

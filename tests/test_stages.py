@@ -63,3 +63,16 @@ def test_a_failed_write_leaves_no_file(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("crash mid-write")
     assert not target.exists() and not list(tmp_path.iterdir())
+
+
+def test_history_csv_is_what_pandas_would_write(tmp_path):
+    from svp.stages import _write_csv
+
+    rows = [
+        {"epoch": 1, "lr": 0.01, "train_loss": 2.302585092994046, "epoch_seconds": 3e-07, "test_error": 66.66666666666667},
+        {"epoch": 2, "lr": 0.1, "train_loss": float("nan"), "epoch_seconds": 12345678.9},
+    ]
+    _write_csv(tmp_path / "ours.csv", rows)
+    pd.DataFrame(rows).to_csv(tmp_path / "pandas.csv", index=False)
+    assert (tmp_path / "ours.csv").read_text() == (tmp_path / "pandas.csv").read_text()
+

@@ -97,3 +97,31 @@ def test_predict_logits_covers_every_example_in_order():
     whole = predict_logits(model, data, batch_size=1000)
     assert batched.shape == (37, 3)
     torch.testing.assert_close(batched, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_batches_are_channels_last_and_normalised_channel_by_channel():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (20, 6, 5, 3)).astype(np.uint8)
+    mean, std = [0.1, 0.5, 0.9], [0.2, 0.3, 0.4]
+    data = ImageData.from_arrays(x, np.arange(20), mean, std, torch.device("cpu"))
+    index = torch.tensor([7, 3, 3, 19])
+    images, labels = data.batch(index)
+    assert images.shape == (4, 3, 6, 5) and images.is_contiguous(memory_format=torch.channels_last)
+    expected = (torch.from_numpy(x).permute(0, 3, 1, 2)[index].float() - torch.tensor(mean).view(1, 3, 1, 1) * 255) / (
+        torch.tensor(std).view(1, 3, 1, 1) * 255
+    )
+    assert torch.equal(images, expected) and labels.tolist() == [7, 3, 3, 19]
+    # A slice of consecutive examples gives what their indices give.
+    sliced, sliced_labels = data.batch(slice(4, 9))
+    assert torch.equal(sliced, data.batch(torch.arange(4, 9))[0]) and sliced_labels.tolist() == [4, 5, 6, 7, 8]
+    augmented, _ = data.augmented_batch(index, {"crop_padding": 1, "flip": True}, torch.Generator().manual_seed(0))
+    assert augmented.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_predict_logits_equals_the_model_on_each_batch():
+    data = _toy_data(n=37)
+    torch.manual_seed(0)
+    model = create_model("small_cnn", 3, 1).to(memory_format=torch.channels_last).eval()
+    with torch.no_grad():
+        expected = torch.cat([model(data.batch(torch.arange(s, min(s + 16, 37)))[0]) for s in range(0, 37, 16)])
+    assert torch.equal(predict_logits(model, data, batch_size=16), expected)
