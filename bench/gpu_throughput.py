@@ -5,8 +5,8 @@ Images per second of one training step (gather or load a batch, random crop with
 momentum) for the CIFAR-10 target, in these variants:
 
 * ``svp``: ``svp.training.train`` itself: the uint8 training set on the device, batches
-  gathered by index and augmented whole on the device, bf16 autocast and a channels_last
-  model on CUDA (as ``svp.stages.train_run`` sets it up);
+  gathered by index and augmented whole on the device, bf16 autocast on CUDA, and the
+  model in channels_last, the layout of svp's image batches (as ``svp.stages`` sets it up);
 * ``svp + torch.compile``: the same with ``torch.compile(model)``; its compile time is
   reported apart from its steady throughput, so whether it pays can be read off;
 * ``DataLoader``: the usual torchvision recipe: per-example ``transforms.v2`` in worker
@@ -224,13 +224,15 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=float("inf"), help="skip parts that would start after this many seconds")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/svp-gpu")))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--smoke", action="store_true", help="a seconds-long CPU check: few images, tiny_cnn, eager compile backend")
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long CPU check: few images, tiny_cnn, eager compile backend, one thread")
     args = parser.parse_args()
     if args.smoke:
         args.examples, args.batch_size = args.examples or 256, 32
         args.steps, args.warmup_steps, args.repeats = args.steps or 3, 1, 1
         args.model, args.proxies, args.compile_backend = "tiny_cnn", "", "eager"
         args.workers = 1 if args.workers is None else args.workers
+        # One thread, as svp's CPU jobs use: torch's default spins badly on a busy small machine.
+        args.threads = args.threads or 1
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -278,7 +280,7 @@ def main() -> None:
     def svp_variant(variant: str, model_name: str, *, compiled=False, mixed_precision=True, channels_last=True, note=""):
         if not within_budget(f"{variant} ({model_name})"):
             return None
-        model = prepare_model(model_name, device, channels_last and cuda)
+        model = prepare_model(model_name, device, channels_last)
         runner = torch.compile(model, backend=args.compile_backend) if compiled else model
         warmup_s, seconds = 0.0, []
         for repeat in range(args.repeats):
@@ -293,7 +295,7 @@ def main() -> None:
         svp_variant("svp + torch.compile", args.model, compiled=True, note=f"backend {args.compile_backend}; warmup_s includes compiling")
     if within_budget(f"DataLoader ({args.model})"):
         dataset = TransformedImages(data.images.cpu(), data.labels.cpu(), mean, std)
-        model = prepare_model(args.model, device, cuda)
+        model = prepare_model(args.model, device, True)
         warmup_s, seconds = 0.0, []
         for repeat in range(args.repeats):
             first, timed = time_dataloader(
