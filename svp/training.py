@@ -12,6 +12,7 @@ learning rate, one value per epoch.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import sys
 import time
@@ -283,13 +284,7 @@ def train(
     device = train_data.device
     augmenting = bool(augment.get("crop_padding") or augment.get("flip"))
     generator = torch.Generator(device=device).manual_seed(seed)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=settings.lr_at(0),
-        momentum=settings.momentum,
-        weight_decay=settings.weight_decay,
-        nesterov=settings.nesterov,
-    )
+    optimizer, step = sgd(model, settings)
     batches_per_epoch = math.ceil(len(train_index) / settings.batch_size)
     history = []
     state = load_training_state(resume_path, fingerprint or {}, log) if resume_path else None
@@ -317,7 +312,7 @@ def train(
                 loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            step()
             # Accumulate on the device: a .item() per batch would stall a GPU.
             loss_sum += loss.detach() * len(index)
             correct += (logits.argmax(1) == labels).sum()
@@ -339,6 +334,55 @@ def train(
                 fingerprint=fingerprint or {},
             )
     return history
+
+
+def sgd(model: torch.nn.Module, settings: TrainingSettings) -> tuple[torch.optim.SGD, Callable[[], None]]:
+    """The run's SGD optimizer, and a function that takes one step, without TorchDynamo.
+
+    torch marks the optimizer's methods as not to be traced by TorchDynamo (its compiler)
+    and breaks the compiler's graph around each step; both import torch._dynamo the first
+    time they run, which takes about 2 s on a CPU, as long as importing torch itself, in
+    every training job. svp compiles nothing, so it runs the methods under those marks:
+    the same arithmetic (the same weights after every step), autograd off during the step
+    as torch has it. Where torch is not laid out as expected, or an optimizer hook is
+    registered, the step is torch's own.
+    """
+    _skip_dynamo_marks()
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=settings.lr_at(0),
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+        nesterov=settings.nesterov,
+    )
+    bare_step = inspect.unwrap(type(optimizer).step)
+    hooks = [getattr(optimizer, name, None) for name in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks")]
+    optimizer_module = sys.modules.get(torch.optim.Optimizer.__module__)
+    hooks += [getattr(optimizer_module, name, None) for name in ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks")]
+    if bare_step is type(optimizer).step or optimizer.defaults.get("differentiable") or any(h is None or h for h in hooks):
+        return optimizer, optimizer.step
+
+    def step() -> None:
+        with torch.no_grad():
+            bare_step(optimizer)
+
+    return optimizer, step
+
+
+def _skip_dynamo_marks() -> None:
+    """Let the optimizer methods marked by ``torch._disable_dynamo`` run without importing it.
+
+    The mark calls what it caches in the method's ``__dynamo_disable`` attribute, made
+    (by importing torch._dynamo) on first use: caching the method itself skips that.
+    """
+    mark = getattr(torch, "_disable_dynamo", None)
+    if mark is None:
+        return
+    marked = mark(lambda: None).__code__
+    for method in vars(torch.optim.Optimizer).values():
+        if getattr(method, "__code__", None) is marked and hasattr(method, "__wrapped__"):
+            if not hasattr(method.__wrapped__, "__dynamo_disable"):
+                setattr(method.__wrapped__, "__dynamo_disable", method.__wrapped__)
 
 
 def progress(iterable, description: str, **options) -> tqdm:

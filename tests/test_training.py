@@ -125,3 +125,46 @@ def test_predict_logits_equals_the_model_on_each_batch():
     with torch.no_grad():
         expected = torch.cat([model(data.batch(torch.arange(s, min(s + 16, 37)))[0]) for s in range(0, 37, 16)])
     assert torch.equal(predict_logits(model, data, batch_size=16), expected)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_svp_sgd_steps_equal_torchs_own(nesterov):
+    from svp.training import sgd
+
+    data = _toy_data()
+    settings = TrainingSettings(lr_schedule=[{"epochs": 1, "lr": 0.05}], nesterov=nesterov)
+    weights = []
+    for ours in (True, False):
+        torch.manual_seed(0)
+        model = create_model("small_cnn", 3, 1)
+        optimizer, step = sgd(model, settings)
+        if not ours:
+            step = optimizer.step
+        for start in range(0, 96, 32):
+            images, labels = data.batch(torch.arange(start, start + 32))
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            step()
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_training_and_resuming_never_import_torch_dynamo(tmp_path):
+    """torch._dynamo takes as long to import as torch: a training job has no use for it."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, numpy as np, torch
+from svp.models import create_model
+from svp.training import ImageData, TrainingSettings, train
+rng = np.random.default_rng(0)
+data = ImageData.from_arrays(rng.integers(0, 256, (64, 8, 8, 1)).astype(np.uint8), rng.integers(0, 3, 64), [0.3], [0.3], torch.device("cpu"))
+settings = TrainingSettings(lr_schedule=[{{"epochs": 2, "lr": 0.05}}], batch_size=32)
+for run in range(2):  # the second resumes from the first's saved state
+    train(create_model("small_cnn", 3, 1), data, torch.arange(64), settings, {{"crop_padding": 1, "flip": False}}, 0, data,
+          log=lambda _: None, resume_path={str(tmp_path / "resume.pt")!r}, fingerprint={{}})
+assert "torch._dynamo" not in sys.modules, "torch._dynamo was imported"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
