@@ -39,8 +39,9 @@ CONFIG = {
 # A data set that cannot be prepared: no files and no download.
 BROKEN = {**CONFIG, "experiment": "broken", "dataset": {"name": "cifar10", "root": "no-data", "download": False}}
 # Training on the CPU is deterministic for a given seed and thread count: both runs
-# give every training and scoring job the same number of threads (the rules ask for
-# `--cores`; the profile's 4 would not fit this node's 2 CPUs either).
+# give every training and scoring job the same number of threads (on the cluster the
+# rules ask for `--cores`, and the profile's 4 would not fit this node's 2 CPUs either;
+# a local run without GPUs gives them one thread unless --set-threads says otherwise).
 THREADS = min(2, os.cpu_count() or 1)
 TIMEOUT = 900  # seconds for any one run
 
@@ -52,11 +53,11 @@ def profile() -> dict:
 
 
 def gpu_rules() -> set[str]:
-    """Rules that declare `resources: gpu=1`."""
+    """Rules that declare `resources: gpu=1` (or `gpu=torch_gpus`: 1 on a cluster)."""
     rules = set()
     for rules_file in (REPO / "workflow/rules").glob("*.smk"):
         for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", rules_file.read_text(), flags=re.M):
-            if re.search(r"^\s+gpu=1,?$", body, flags=re.M):
+            if re.search(r"^\s+gpu=(1|torch_gpus),?$", body, flags=re.M):
                 rules.add(name)
     return rules
 
@@ -72,7 +73,7 @@ def snakemake_command(workdir: Path, config: dict, *args: str, slurm: bool) -> l
             "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
         ]
     else:
-        mode = ["--resources", "gpu=1"]
+        mode = ["--resources", "gpu=1", "--set-threads", *(f"{rule}={THREADS}" for rule in sorted(gpu_rules()))]
     # Targets and options taking several values come first: --configfile last.
     return [
         sys.executable, "-m", "snakemake", *args, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),

@@ -15,9 +15,9 @@ rule train_budget_target:
         f"{RESULTS}/logs/train_budget_target/{{target}}/{{fraction}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_budget_target/{{target}}/{{fraction}}/seed{{seed}}.tsv"
-    threads: workflow.cores
+    threads: torch_threads
     resources:
-        gpu=1,
+        gpu=torch_gpus,
     params:
         model=target_model,
         training=budget_training_settings,

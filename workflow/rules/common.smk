@@ -1,6 +1,7 @@
 # Shared by all rules: the validated config, wildcard patterns and the functions that
 # turn wildcards into inputs and settings. The logic of every stage lives in `svp`.
 
+import functools
 import json
 import os
 import shlex
@@ -8,6 +9,7 @@ import sys
 
 import svp
 from svp import plan
+from svp.gpus import count_gpus
 from svp.config import ConfigError, validate_config
 from svp.uncertainty import METRICS
 
@@ -30,6 +32,30 @@ os.environ["PATH"] = os.pathsep.join(
 )
 # Stages whose code lives in the package rerun when its version changes.
 SVP_VERSION = svp.__version__
+
+
+@functools.cache
+def jobs_use_gpus():
+    """Whether the torch rules' jobs get a GPU: always on a cluster, locally when there is one.
+
+    Asked when the jobs are planned, once the executor is known (not while this file is read).
+    """
+    return workflow.non_local_exec or count_gpus() > 0
+
+
+def torch_threads(wildcards):
+    """A torch job's threads: all the cores beside a GPU; one on a machine without GPUs.
+
+    Without GPUs, one thread per job lets `--cores N` train N (small) models at once,
+    which beats N threads on one model and overlaps the jobs' start-up (importing torch).
+    `--set-threads train_target=4` gives a rule more.
+    """
+    return workflow.cores if jobs_use_gpus() else 1
+
+
+def torch_gpus(wildcards):
+    """GPUs a torch job claims (`--resources gpu=N` runs N at once): none where there is none."""
+    return 1 if jobs_use_gpus() else 0
 
 
 wildcard_constraints:

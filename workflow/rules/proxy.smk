@@ -9,9 +9,9 @@ rule train_proxy:
         f"{RESULTS}/logs/train_proxy/{{proxy}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_proxy/{{proxy}}/seed{{seed}}.tsv"
-    threads: workflow.cores
+    threads: torch_threads
     resources:
-        gpu=1,
+        gpu=torch_gpus,
     params:
         model=proxy_model,
         training=proxy_training,
@@ -34,9 +34,9 @@ rule score_examples:
         f"{RESULTS}/logs/score_examples/{{proxy}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score_examples/{{proxy}}/seed{{seed}}.tsv"
-    threads: workflow.cores
+    threads: torch_threads
     resources:
-        gpu=1,
+        gpu=torch_gpus,
     params:
         batch_size=config["scoring"]["batch_size"],
         info=proxy_info,

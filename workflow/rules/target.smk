@@ -10,9 +10,9 @@ rule train_target:
         f"{RESULTS}/logs/train_target/{{target}}/{{selection}}/{{fraction}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_target/{{target}}/{{selection}}/{{fraction}}/seed{{seed}}.tsv"
-    threads: workflow.cores
+    threads: torch_threads
     resources:
-        gpu=1,
+        gpu=torch_gpus,
     params:
         model=target_model,
         training=target_training,
