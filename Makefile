@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= config/config.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint clean
+.PHONY: run test install lint clean bench
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores all --resources gpu=1 --configfile $(CONFIG)
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $(STAMP)
+
+# Every benchmark of BENCHMARKS.md (under 15 minutes on 2 cores); a copy of the output in results/bench/.
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --cores 1

@@ -7,13 +7,13 @@ Dataset of PIL-free uint8 tensors with per-example transforms.v2 and a DataLoade
 Optionally (--model) both also run forward+backward+SGD on a model, which is what a
 training epoch costs end to end.
 
-Run: .venv/bin/python bench/input_pipeline.py --data ../shared/data/cifar10 --batches 200
+Run: .venv/bin/python bench/input_pipeline.py [--data ../shared/data/cifar10 --batches 200 --model tiny_cnn]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,11 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from svp.models import create_model
-from svp.training import ImageData
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CIFAR, header, interleaved, median, ratio_line, spread  # noqa: E402
+
+from svp.models import create_model  # noqa: E402
+from svp.training import ImageData  # noqa: E402
 
 
 def load_cifar(folder: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,45 +74,54 @@ def baseline_batches(dataset: TensorImages, batch_size: int, batches: int, worke
             step += 1
 
 
-def timed(batches, model=None) -> float:
-    """Images per second over the batches (model step included when given)."""
+def timed(batches, model=None) -> None:
+    """Run through the batches (with a training step of ``model`` on each when given)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if model is not None else None
-    count = 0
-    started = time.perf_counter()
     for images, labels in batches:
         if model is not None:
             loss = F.cross_entropy(model(images), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        count += len(labels)
-    return count / (time.perf_counter() - started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10")
+    parser.add_argument("--data", type=Path, default=CIFAR)
     parser.add_argument("--examples", type=int, default=25000)
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes for the baseline")
     parser.add_argument("--model", default=None, help="also train this model (e.g. preact_resnet20)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of the main process")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    header("Input pipeline", "bench/input_pipeline.py " + " ".join(sys.argv[1:]))
     x, y = load_cifar(args.data, args.examples)
     mean = (x.reshape(-1, 3).mean(0) / 255).tolist()
     std = (x.reshape(-1, 3).std(0) / 255).tolist()
     data = ImageData.from_arrays(x, y, mean, std, torch.device("cpu"))
     dataset = TensorImages(x, y, mean, std)
-    print(f"{args.batches} batches of {args.batch_size}, CIFAR-10 images, model: {args.model or 'none'}")
-    for repeat in range(args.repeats):
-        model = create_model(args.model, 10) if args.model else None
-        ours = timed(svp_batches(data, args.batch_size, args.batches), model)
-        model = create_model(args.model, 10) if args.model else None
-        theirs = timed(baseline_batches(dataset, args.batch_size, args.batches, args.workers), model)
-        print(f"repeat {repeat}: svp {ours:,.0f} images/s, DataLoader ({args.workers} workers) {theirs:,.0f} images/s, ratio {ours / theirs:.2f}x")
+    print(f"{args.batches} batches of {args.batch_size} CIFAR-10 images, model: {args.model or 'none'}, "
+          f"{args.threads} thread(s); median of {args.repeats} interleaved repeats (min-max)")  # fmt: skip
+    seconds = interleaved(
+        {
+            "dataloader": lambda: timed(baseline_batches(dataset, args.batch_size, args.batches, args.workers), fresh(args.model)),
+            "svp": lambda: timed(svp_batches(data, args.batch_size, args.batches), fresh(args.model)),
+        },
+        args.repeats,
+    )
+    images = args.batches * args.batch_size
+    print(f"  baseline, torchvision DataLoader ({args.workers} workers, transforms.v2 per image): {spread(seconds['dataloader'])}, "
+          f"{images / median(seconds['dataloader']):,.0f} images/s")  # fmt: skip
+    print(ratio_line("svp (svp.training.ImageData.augmented_batch)", seconds["svp"], seconds["dataloader"])
+          + f", {images / median(seconds['svp']):,.0f} images/s")  # fmt: skip
+
+
+def fresh(model_name: str | None):
+    return create_model(model_name, 10) if model_name else None
 
 
 if __name__ == "__main__":
