@@ -38,9 +38,11 @@ SVP_VERSION = svp.__version__
 def jobs_use_gpus():
     """Whether the torch rules' jobs get a GPU: always on a cluster, locally when there is one.
 
-    Asked when the jobs are planned, once the executor is known (not while this file is read).
+    Asked when the jobs are planned, once the executor is known (not while this file is
+    read). On a cluster that is the submitting process, and the one that runs each job on
+    its node (remote mode), which must give the job the threads it was submitted with.
     """
-    return workflow.non_local_exec or count_gpus() > 0
+    return workflow.non_local_exec or workflow.remote_exec or count_gpus() > 0
 
 
 def torch_threads(wildcards):
