@@ -63,7 +63,7 @@ IMAGE_MODELS = (
     *(f"resnet{depth}" for depth in (9, 18, 34, 50, 101, 152)),
     "small_cnn",
     "tiny_cnn",
-    *(f"fast_cnn{width}" for width in (16, 24, 32)),
+    *(f"fast_cnn{width}" for width in (16, 20, 24, 32)),
 )
 
 # The SVP authors' Amazon schedule for VDCNN: batch 128, weight decay 1e-4, and 5

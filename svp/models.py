@@ -13,7 +13,7 @@ The families:
 * ResNet 18/34/50/101/152 (He et al. 2015) with the usual CIFAR stem, used for
   the SVHN and ImageNet-style proxy/target pairs.
 * ``small_cnn``: a few-layer CNN, the default cheap proxy for tiny inputs.
-* ``tiny_cnn`` and ``fast_cnn16/24/32``: plain CNNs whose first layer halves the
+* ``tiny_cnn`` and ``fast_cnn16/20/24/32``: plain CNNs whose first layer halves the
   resolution, sized so that CIFAR-10 experiments fit a 2-core CPU (a proxy and a target
   about 5x costlier per example).
 * VDCNN 9/17/29/49 (Conneau et al. 2017, ``svp.vdcnn``): character-level text
@@ -490,7 +490,7 @@ def fast_cnn(width: int, num_classes: int, in_channels: int = 3) -> StridedCNN:
     return StridedCNN([(width, 2), (2 * width, 1), "pool", (4 * width, 1), "pool", (8 * width, 1)], num_classes, in_channels)
 
 
-for _width in (16, 24, 32):
+for _width in (16, 20, 24, 32):
     register_model(f"fast_cnn{_width}")(lambda num_classes, in_channels=3, width=_width: fast_cnn(width, num_classes, in_channels))
 
 
