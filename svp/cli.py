@@ -180,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return report_main(argv[1:])
     args = build_parser().parse_args(argv)
-    from svp.config import ConfigError
-    from svp.data import DataError
+    from svp.errors import SvpError
 
     try:
         if args.command in ("train", "score"):
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
             assign_gpu()  # before anything starts CUDA
         run(args)
-    except (ConfigError, DataError, ValueError, FileNotFoundError) as error:
+    except (SvpError, ValueError, FileNotFoundError) as error:
         print(f"svp {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -22,14 +22,11 @@ import yaml
 # The model specs, not svp.models: validating a config never imports torch.
 from svp import data
 from svp import model_specs as models
+from svp.errors import ConfigError  # noqa: F401  (callers import it from here too)
 
 # libyaml's safe loader where PyYAML has it: 10x faster than the pure-Python one.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; the message names the key and what is allowed."""
 
 
 def _with_defaults(validator_class):

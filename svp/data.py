@@ -37,7 +37,8 @@ from typing import Any, BinaryIO, Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from svp.io import atomic_path
+from svp.errors import DataError  # noqa: F401  (callers import it from here too)
+from svp.io import atomic_path  # noqa: F401  (callers import it from here too)
 
 __all__ = [
     "DATASETS",
@@ -54,10 +55,6 @@ __all__ = [
 MANIFEST_FILE = "manifest.json"
 SPLIT_FILES = {"train": "train.npz", "test": "test.npz"}
 PREPARE_HINT = "rerun the prepare step (`svp prepare`, or delete the folder and rerun the workflow)"
-
-
-class DataError(Exception):
-    """A problem with a data set's config or files; the message says how to fix it."""
 
 
 @dataclass

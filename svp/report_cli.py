@@ -135,11 +135,11 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from svp.data import DataError
+    from svp.errors import SvpError
 
     try:
         run(args)
-    except (ValueError, OSError, KeyError, DataError) as error:
+    except (SvpError, ValueError, OSError, KeyError) as error:
         message = f"missing key {error} in an input file" if isinstance(error, KeyError) else error
         print(f"svp report {args.command}: error: {message}", file=sys.stderr)
         return 2
