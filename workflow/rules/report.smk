@@ -15,9 +15,9 @@ rule score_target:
         f"{RESULTS}/logs/score_target/{{target}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score_target/{{target}}/seed{{seed}}.tsv"
-    threads: workflow.cores
+    threads: torch_threads
     resources:
-        gpu=1,
+        gpu=torch_gpus,
     params:
         batch_size=config["scoring"]["batch_size"],
         info=target_score_info,
