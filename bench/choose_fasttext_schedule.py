@@ -30,7 +30,10 @@ def main() -> None:
     parser.add_argument("--bucket", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    (texts, labels), _, manifest = data.load_prepared(args.data)
+    try:
+        (texts, labels), _, manifest = data.load_prepared(args.data)
+    except data.DataError as error:
+        parser.error(str(error))
     if manifest.get("modality") != "text":
         parser.error(f"{args.data} holds {manifest.get('modality')} data, not texts")
     if not 0 < args.validation < len(labels):

@@ -36,7 +36,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path, help="results/<experiment> of a finished text experiment")
     args = parser.parse_args()
-    (texts, labels), _, manifest = data.load_prepared(args.results / "data")
+    try:
+        (texts, labels), _, manifest = data.load_prepared(args.results / "data")
+    except data.DataError as error:
+        parser.error(str(error))
     if manifest.get("modality") != "text":
         parser.error(f"{args.results}/data holds {manifest.get('modality')} data, not texts")
     lengths = np.diff(texts.offsets)  # UTF-8 bytes: characters, for English text
