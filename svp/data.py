@@ -341,9 +341,19 @@ def _check_class_numbers(
             f"{where}: label {value:,} is above {MAX_CLASSES - 1:,}, the largest class number svp accepts "
             f"(at most {MAX_CLASSES:,} classes); labels are the class numbers 0, 1, 2, ...; fix the label"
         )
+    present = np.unique(y_train)
+    untrained = np.flatnonzero(~np.isin(y_test, present))
+    if untrained.size:
+        index = int(untrained[0])
+        label = int(y_test[index])
+        name = f" (class {classes[label]!r})" if declared else ""
+        raise DataError(
+            f"{test_rows.name(index)} (config key {_key('test')}): label {label:,}{name} never occurs in the training "
+            f"labels; a model cannot learn a class it never sees, so its test error would only be inflated: fix the "
+            f"label, add training examples of that class, or remove its test examples"
+        )
     if declared:
         return  # gaps are allowed when the classes are named: _check_classes warns about them
-    present = np.unique(y_train)
     largest = int(present[-1])
     if len(present) != largest + 1:
         missing = sorted(set(range(largest + 1)) - set(present.tolist()))
@@ -353,14 +363,6 @@ def _check_class_numbers(
             f"{largest + 1:,} classes, {len(missing):,} of them without a single training example. Labels must be "
             f"the class numbers 0 to K-1; the largest, {largest:,}, first appears at {first}. Fix the stray labels, "
             f"or name every class in {_key('classes')} (a text file, one name per line, in label order)"
-        )
-    unseen = np.flatnonzero(y_test > largest)
-    if unseen.size:
-        index = int(unseen[0])
-        raise DataError(
-            f"{test_rows.name(index)} (config key {_key('test')}): label {int(y_test[index]):,} never occurs in the "
-            f"training labels (0 to {largest}); a model cannot learn a class it never sees: fix the label, or add "
-            f"training examples of that class"
         )
 
 
@@ -493,7 +495,7 @@ def _decode_image(path: str, content: bytes, mode: str, size: int | None) -> np.
                 )
             if image.mode in _WIDE_MODES:
                 raise DataError(
-                    f"{path}: a {image.mode} image (16-bit or floating-point pixels); svp reads 8 bits per channel "
+                    f"{path}: an image in Pillow mode {image.mode} (16-bit or floating-point pixels); svp reads 8 bits per channel "
                     f"and converting would clip the values: save it with 8 bits per channel"
                 )
             image = image.convert(mode)
@@ -501,11 +503,14 @@ def _decode_image(path: str, content: bytes, mode: str, size: int | None) -> np.
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(image, dtype=np.uint8)
     except Image.DecompressionBombError as error:
-        raise DataError(f"{path}: {error}; {limit}: downscale it, or remove it") from None
+        raise DataError(
+            f"{path}: Pillow refuses it as a possible decompression bomb ({str(error).rstrip('.')}); {limit}: "
+            f"downscale it, or remove it"
+        ) from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image Pillow can read (unknown format, or corrupt); replace or remove it") from None
     except (OSError, ValueError, SyntaxError, EOFError, zlib.error) as error:
-        raise DataError(f"{path}: cannot read this image ({error}); it may be truncated: replace or remove it") from None
+        raise DataError(f"{path}: cannot read this image ({error}); the file is damaged: replace or remove it") from None
 
 
 def _read_image_files(folder: Path, samples: list[tuple[str, int]], mode: str, size: int | None):

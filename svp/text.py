@@ -349,8 +349,8 @@ def _training_label_values(first_seen: dict[str, str], label_column: Any) -> lis
         if number in spelled:
             other = spelled[number]
             raise DataError(
-                f"{where}: label {value!r} is the number {other!r} ({first_seen[other]}) written another way; "
-                f"they would become two classes. Write each label the same way in every file"
+                f"{where}: label {value!r} is the same number as label {other!r} at {first_seen[other]}; they "
+                f"would become two classes. Write each label the same way in every file"
             )
         spelled[number] = value
     return _sorted_label_values(first_seen)
