@@ -265,14 +265,17 @@ def _read_npz(path: Path, option: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{where}: x has dtype {x.dtype}, expected uint8 pixel values 0..255; convert it first")
     if x.ndim == 3:  # grey images without a channel axis
         x = x[..., np.newaxis]
-    if x.ndim != 4:
-        raise DataError(f"{where}: x has shape {x.shape}, expected (N, H, W, C) or (N, H, W)")
+    if x.ndim != 4 or 0 in x.shape[1:]:
+        raise DataError(f"{where}: x has shape {x.shape}, expected (N, H, W, C) or (N, H, W) images of at least 1 pixel")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{where}: y has shape {y.shape} and dtype {y.dtype}, expected integer labels of shape (N,)")
     if len(x) != len(y):
         raise DataError(f"{where}: x has {len(x)} images but y has {len(y)} labels")
+    if y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.int64).max:
+        row = int(np.argmax(y))
+        raise DataError(f"{where}: label y[{row}] is {int(y[row]):,}; labels are the class numbers 0, 1, 2, ...")
     return x, y.astype(np.int64)
 
 
@@ -296,6 +299,8 @@ def _read_npz_split(paths: list[Path], option: str) -> tuple[np.ndarray, np.ndar
         found = ", ".join(f"{path.name}: {x.shape[1:]}" for path, (x, _) in zip(paths, parts))
         raise DataError(f"config key {_key(option)}: the files hold images of different shapes ({found})")
     rows = _Rows(paths, np.cumsum([len(y) for _, y in parts]))
+    if rows.ends[-1] == 0:
+        raise DataError(f"config key {_key(option)}: the files hold no examples; the {option} split needs at least one")
     if len(parts) == 1:
         return (*parts[0], rows)
     return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]), rows

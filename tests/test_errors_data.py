@@ -122,6 +122,12 @@ def _sixteen_bit(images):
     _png(images / "test" / "dog" / "0.png", np.full((8, 8), 40_000, np.uint16))
 
 
+def _unsigned_npz(tmp_path):
+    path = tmp_path / "u64.npz"
+    np.savez(path, x=np.zeros((2, 8, 8, 1), np.uint8), y=np.array([1, 2**64 - 1], dtype=np.uint64))
+    return str(path)
+
+
 def _huge_npz_header(tmp_path):
     """An .npz whose x header claims 12 TB: numpy would allocate that before reading."""
     path = tmp_path / "huge.npz"
@@ -163,6 +169,14 @@ PREPARE_CASES = {
         lambda t, m: _npz_data(t, [0, 1, 2], [0, 3], classes=_classes_file(t, ["a", "b", "c"])),
         ["test.npz, y[1] (config key dataset.test): label 3 is not a class number 0 to 2 of the 3 classes named in",
          "classes.txt (config key dataset.classes)"],
+    ),
+    "empty split": (
+        lambda t, m: _npz_data(t, [0, 1], []),
+        ["config key dataset.test: the files hold no examples; the test split needs at least one"],
+    ),
+    "label beyond int64": (
+        lambda t, m: _prepare(t, {"name": "npz", "train": [_npz(t, "ok.npz", [0, 1])], "test": [_unsigned_npz(t)]}),
+        ["u64.npz (config key dataset.test): label y[1] is 18,446,744,073,709,551,615; labels are the class numbers"],
     ),
     "repeated class name": (
         lambda t, m: _npz_data(t, [0, 1, 2], [0], classes=_classes_file(t, ["cat", "dog", "cat"])),
@@ -365,3 +379,29 @@ def test_unedited_manifest_loads(prepared):
     (x_train, y_train), (x_test, y_test), manifest = data.load_prepared(prepared)
     assert x_train.shape == (6, 8, 8, 1) and y_test.tolist() == [0, 1, 2] and manifest["num_classes"] == 3
     assert data.load_labels(prepared).tolist() == [0, 1, 2, 0, 1, 2]
+
+
+# --------------------------------------------------------------------------- parquet facts
+
+
+def test_parquet_facts_of_a_foreign_or_broken_file_name_it(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from svp.errors import StageInputError
+    from svp.parquet import read_parquet_metadata, write_parquet
+
+    write_parquet(pd.DataFrame({"index": [0, 1]}), tmp_path / "facts.parquet", {"seed": 3})
+    assert read_parquet_metadata(tmp_path / "facts.parquet") == {"seed": 3}
+    write_parquet(pd.DataFrame({"index": [0, 1]}), tmp_path / "bare.parquet")
+    assert read_parquet_metadata(tmp_path / "bare.parquet") == {}  # callers decide what a missing fact means
+    table = pa.table({"index": [0, 1]}).replace_schema_metadata({b"svp": b"{not json"})
+    pq.write_table(table, tmp_path / "broken.parquet")
+    (tmp_path / "text.parquet").write_text("index\n0\n1\n")
+    for name, message in [("broken.parquet", "its svp facts are not valid JSON"),
+                          ("text.parquet", "not a readable parquet file"), ("nope.parquet", "missing")]:
+        with pytest.raises(StageInputError) as error:
+            read_parquet_metadata(tmp_path / name)
+        assert str(error.value).startswith(f"{tmp_path / name}: {message}")
+        assert "rerun the stage that writes it" in str(error.value)
