@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import pickle
 import sys
@@ -266,7 +265,9 @@ def _read_npz(path: Path, option: str) -> tuple[np.ndarray, np.ndarray]:
     if x.ndim == 3:  # grey images without a channel axis
         x = x[..., np.newaxis]
     if x.ndim != 4 or 0 in x.shape[1:]:
-        raise DataError(f"{where}: x has shape {x.shape}, expected (N, H, W, C) or (N, H, W) images of at least 1 pixel")
+        raise DataError(
+            f"{where}: x has shape {x.shape}, expected (N, H, W, C) or (N, H, W) images of at least 1 pixel"
+        )
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
@@ -319,7 +320,12 @@ def _describe_numbers(numbers: list[int], shown: int = 4) -> str:
 
 
 def _check_class_numbers(
-    y_train: np.ndarray, train_rows: _Rows, y_test: np.ndarray, test_rows: _Rows, classes: list[str] | None, classes_path
+    y_train: np.ndarray,
+    train_rows: _Rows,
+    y_test: np.ndarray,
+    test_rows: _Rows,
+    classes: list[str] | None,
+    classes_path,
 ) -> None:
     """Labels must be class numbers: 0..K-1 of the declared classes, else of the training labels.
 
@@ -384,7 +390,9 @@ def _read_class_names(path: Path) -> list[str]:
     if not names:
         raise DataError(f"{where}: the file is empty; expected one class name per line, in label order")
     if "" in names:
-        raise DataError(f"{where}: line {names.index('') + 1} is empty; expected one class name per line, in label order")
+        raise DataError(
+            f"{where}: line {names.index('') + 1} is empty; expected one class name per line, in label order"
+        )
     if len(names) > MAX_CLASSES:
         raise DataError(f"{where}: {len(names):,} class names, more than the {MAX_CLASSES:,} classes svp accepts")
     first_line: dict[str, int] = {}
@@ -513,9 +521,13 @@ def _decode_image(path: str, content: bytes, mode: str, size: int | None) -> np.
             f"downscale it, or remove it"
         ) from None
     except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image Pillow can read (unknown format, or corrupt); replace or remove it") from None
+        raise DataError(
+            f"{path}: not an image Pillow can read (unknown format, or corrupt); replace or remove it"
+        ) from None
     except (OSError, ValueError, SyntaxError, EOFError, zlib.error) as error:
-        raise DataError(f"{path}: cannot read this image ({error}); the file is damaged: replace or remove it") from None
+        raise DataError(
+            f"{path}: cannot read this image ({error}); the file is damaged: replace or remove it"
+        ) from None
 
 
 def _read_image_files(folder: Path, samples: list[tuple[str, int]], mode: str, size: int | None):
@@ -525,7 +537,9 @@ def _read_image_files(folder: Path, samples: list[tuple[str, int]], mode: str, s
         try:
             content = Path(path).read_bytes()
         except OSError as error:
-            raise DataError(f"{path}: cannot read this file ({error.strerror}); fix its permissions, or remove it") from None
+            raise DataError(
+                f"{path}: cannot read this file ({error.strerror}); fix its permissions, or remove it"
+            ) from None
         digest.update(os.path.relpath(path, folder).encode() + b"\0" + hashlib.sha256(content).digest())
         images.append(_decode_image(path, content, mode, size))
     labels = np.array([label for _, label in samples], dtype=np.int64)
@@ -553,7 +567,9 @@ def build_image_folder(options: dict) -> PreparedData:
     root = Path(path).expanduser().resolve()
     size = _int_option(options, "image_size", None, minimum=1)
     if size is not None and size > MAX_IMAGE_SIDE:
-        raise DataError(f"config key {_key('image_size')}: {size} is above {MAX_IMAGE_SIDE}, the largest image side svp reads")
+        raise DataError(
+            f"config key {_key('image_size')}: {size} is above {MAX_IMAGE_SIDE}, the largest image side svp reads"
+        )
     channels = options.get("channels", 3)
     if channels not in (1, 3) or isinstance(channels, bool):
         raise DataError(f"config key {_key('channels')}: expected 1 (grey) or 3 (colour), got {channels!r}")
@@ -619,7 +635,11 @@ class _RawFile:
             return f"has {size:,} bytes, expected {self.size:,}"
         with open(path, "rb") as handle:
             found = hashlib.md5(handle.read(self.md5_bytes)).hexdigest()
-        return None if found == self.md5 else f"has md5 {found} over its first {self.md5_bytes:,} bytes, expected {self.md5}"
+        return (
+            None
+            if found == self.md5
+            else f"has md5 {found} over its first {self.md5_bytes:,} bytes, expected {self.md5}"
+        )
 
 
 class _Splits(NamedTuple):
@@ -902,7 +922,9 @@ def _check_classes(name: str, classes: list[str], y_train: np.ndarray, y_test: n
         )
     untrained = np.flatnonzero(tested & ~trained)
     if untrained.size:
-        names = ", ".join(f"{classes[c]!r} (label {c})" for c in untrained[:5]) + (", ..." if untrained.size > 5 else "")
+        names = ", ".join(f"{classes[c]!r} (label {c})" for c in untrained[:5]) + (
+            ", ..." if untrained.size > 5 else ""
+        )
         first = int(np.argmax(np.isin(y_test, untrained)))
         raise DataError(
             f"data set {name!r}: the test data holds classes with no training example: {names}; the first is "
@@ -1027,7 +1049,13 @@ MANIFEST_SCHEMA = {
     "required": ["classes", "num_classes", "checksums"],
     "properties": {
         "modality": {"enum": ["image", "text"]},
-        "classes": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": MAX_CLASSES, "uniqueItems": True},
+        "classes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 2,
+            "maxItems": MAX_CLASSES,
+            "uniqueItems": True,
+        },
         "num_classes": {"type": "integer", "minimum": 2, "maximum": MAX_CLASSES},
         "checksums": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
         "n_train": {"type": "integer", "minimum": 1},
@@ -1079,7 +1107,9 @@ def _manifest_problems(manifest: dict) -> list[str]:
         if split in ("train", "test") and list(counts) != classes:
             problems.append(f"counts.{split} does not list the classes, in order")
         elif f"n_{split}" in manifest and sum(counts.values()) != manifest[f"n_{split}"]:
-            problems.append(f"counts.{split} add up to {sum(counts.values())}, not n_{split} = {manifest[f'n_{split}']}")
+            problems.append(
+                f"counts.{split} add up to {sum(counts.values())}, not n_{split} = {manifest[f'n_{split}']}"
+            )
     if "image_shape" in manifest:
         channels = manifest["image_shape"][2]
         for key in ("mean", "std"):
@@ -1120,7 +1150,9 @@ def _check_split_against_manifest(manifest: dict, manifest_path: Path, split: st
     if expected is not None and expected != len(y):
         problems.append(f"it says {expected:,} {split} examples, {SPLIT_FILES[split]} holds {len(y):,}")
     if "image_shape" in manifest and isinstance(x, np.ndarray) and list(x.shape[1:]) != manifest["image_shape"]:
-        problems.append(f"it says images of shape {manifest['image_shape']}, {SPLIT_FILES[split]} holds {list(x.shape[1:])}")
+        problems.append(
+            f"it says images of shape {manifest['image_shape']}, {SPLIT_FILES[split]} holds {list(x.shape[1:])}"
+        )
     num_classes = manifest["num_classes"]
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
         problems.append(f"it says {num_classes} classes, but {SPLIT_FILES[split]} has labels {y.min()} to {y.max()}")

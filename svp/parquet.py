@@ -34,14 +34,20 @@ def read_parquet_metadata(path: str | Path) -> dict:
     except FileNotFoundError:
         raise StageInputError(f"{path}: missing; rerun the stage that writes it") from None
     except (OSError, pa.ArrowException) as error:
-        raise StageInputError(f"{path}: not a readable parquet file ({error}); rerun the stage that writes it") from None
+        raise StageInputError(
+            f"{path}: not a readable parquet file ({error}); rerun the stage that writes it"
+        ) from None
     stored = (schema.metadata or {}).get(METADATA_KEY)
     if stored is None:
         return {}
     try:
         facts = json.loads(stored)
     except (UnicodeDecodeError, ValueError) as error:
-        raise StageInputError(f"{path}: its svp facts are not valid JSON ({error}); rerun the stage that writes it") from None
+        raise StageInputError(
+            f"{path}: its svp facts are not valid JSON ({error}); rerun the stage that writes it"
+        ) from None
     if not isinstance(facts, dict):
-        raise StageInputError(f"{path}: its svp facts are {type(facts).__name__}, not a mapping; rerun the stage that writes it")
+        raise StageInputError(
+            f"{path}: its svp facts are {type(facts).__name__}, not a mapping; rerun the stage that writes it"
+        )
     return facts

@@ -30,8 +30,15 @@ def _prepare(tmp_path, dataset):
 
 
 def _npz_data(tmp_path, train, test, **extra):
-    return _prepare(tmp_path, {"name": "npz", "train": [_npz(tmp_path, "train.npz", train)],
-                               "test": [_npz(tmp_path, "test.npz", test)], **extra})
+    return _prepare(
+        tmp_path,
+        {
+            "name": "npz",
+            "train": [_npz(tmp_path, "train.npz", train)],
+            "test": [_npz(tmp_path, "test.npz", test)],
+            **extra,
+        },
+    )
 
 
 def _classes_file(tmp_path, names):
@@ -46,8 +53,14 @@ def _csv(tmp_path, name, rows):
 
 
 def _text_csv(tmp_path, train_rows, test_rows):
-    return _prepare(tmp_path, {"name": "text_csv", "train": [_csv(tmp_path, "train.csv", train_rows)],
-                               "test": [_csv(tmp_path, "test.csv", test_rows)]})
+    return _prepare(
+        tmp_path,
+        {
+            "name": "text_csv",
+            "train": [_csv(tmp_path, "train.csv", train_rows)],
+            "test": [_csv(tmp_path, "test.csv", test_rows)],
+        },
+    )
 
 
 def _png(path, pixels):
@@ -154,8 +167,12 @@ def _many_labels(tmp_path, monkeypatch):
 PREPARE_CASES = {
     "stray label": (
         lambda t, m: _npz_data(t, [0, 1, 2, 1, 1000, 0], [0, 1, 2]),
-        ["config key dataset.train: the training labels skip 3 to 999, so they would make 1,001 classes",
-         "the largest, 1,000, first appears at", "train.npz, y[4]", "name every class in dataset.classes"],
+        [
+            "config key dataset.train: the training labels skip 3 to 999, so they would make 1,001 classes",
+            "the largest, 1,000, first appears at",
+            "train.npz, y[4]",
+            "name every class in dataset.classes",
+        ],
     ),
     "huge label": (
         lambda t, m: _npz_data(t, [0, 1, 10**9], [0, 1]),
@@ -167,8 +184,10 @@ PREPARE_CASES = {
     ),
     "label beyond the declared classes": (
         lambda t, m: _npz_data(t, [0, 1, 2], [0, 3], classes=_classes_file(t, ["a", "b", "c"])),
-        ["test.npz, y[1] (config key dataset.test): label 3 is not a class number 0 to 2 of the 3 classes named in",
-         "classes.txt (config key dataset.classes)"],
+        [
+            "test.npz, y[1] (config key dataset.test): label 3 is not a class number 0 to 2 of the 3 classes named in",
+            "classes.txt (config key dataset.classes)",
+        ],
     ),
     "empty split": (
         lambda t, m: _npz_data(t, [0, 1], []),
@@ -192,25 +211,40 @@ PREPARE_CASES = {
     ),
     "test label never trained": (
         lambda t, m: _npz_data(t, [0, 1, 0], [1, 2]),
-        ["test.npz, y[1] (config key dataset.test): label 2 never occurs in the training labels; a model cannot "
-         "learn a class it never sees"],
+        [
+            "test.npz, y[1] (config key dataset.test): label 2 never occurs in the training labels; a model cannot "
+            "learn a class it never sees"
+        ],
     ),
     "test class never trained, declared classes": (
         lambda t, m: _npz_data(t, [0, 1, 0], [0, 2, 2], classes=_classes_file(t, ["a", "b", "c"])),
-        ["test.npz, y[1] (config key dataset.test): label 2 (class 'c') never occurs in the training labels",
-         "fix the label, add training examples of that class, or remove its test examples"],
+        [
+            "test.npz, y[1] (config key dataset.test): label 2 (class 'c') never occurs in the training labels",
+            "fix the label, add training examples of that class, or remove its test examples",
+        ],
     ),
     "test class never trained, text": (
-        lambda t, m: _prepare(t, {"name": "text_csv", "classes": ["neg", "pos", "mixed"],
-                                  "train": [_csv(t, "train.csv", [("neg", "bad"), ("pos", "good")])],
-                                  "test": [_csv(t, "test.csv", [("pos", "fine"), ("mixed", "meh")])]}),
-        ["data set 'text_csv': the test data holds classes with no training example: 'mixed' (label 2); the first "
-         "is test example 1 (0-based, in file order)", "add training examples of these classes, or remove them"],
+        lambda t, m: _prepare(
+            t,
+            {
+                "name": "text_csv",
+                "classes": ["neg", "pos", "mixed"],
+                "train": [_csv(t, "train.csv", [("neg", "bad"), ("pos", "good")])],
+                "test": [_csv(t, "test.csv", [("pos", "fine"), ("mixed", "meh")])],
+            },
+        ),
+        [
+            "data set 'text_csv': the test data holds classes with no training example: 'mixed' (label 2); the first "
+            "is test example 1 (0-based, in file order)",
+            "add training examples of these classes, or remove them",
+        ],
     ),
     "one label spelled two ways": (
         lambda t, m: _text_csv(t, [("1", "good"), ("0", "bad"), ("01", "great")], [("1", "fine")]),
-        ["train.csv, line 4 (data row 3): label '01' is the same number as label '1' at ", "train.csv, line 2 "
-         "(data row 1); they would become two classes. Write each label the same way"],
+        [
+            "train.csv, line 4 (data row 3): label '01' is the same number as label '1' at ",
+            "train.csv, line 2 " "(data row 1); they would become two classes. Write each label the same way",
+        ],
     ),
     "more labels than classes allowed": (
         _many_labels,
@@ -234,8 +268,10 @@ PREPARE_CASES = {
     ),
     "decompression bomb": (
         lambda t, m: _image_case(_bomb)(t),
-        ["train/dog/bomb.png: Pillow refuses it as a possible decompression bomb (Image size (400000000 pixels)",
-         "svp reads images of at most 67,108,864 pixels (8192x8192): downscale it, or remove it"],
+        [
+            "train/dog/bomb.png: Pillow refuses it as a possible decompression bomb (Image size (400000000 pixels)",
+            "svp reads images of at most 67,108,864 pixels (8192x8192): downscale it, or remove it",
+        ],
     ),
     "image above the size limit": (
         lambda t, m: _image_case(_large)(t),
@@ -243,7 +279,10 @@ PREPARE_CASES = {
     ),
     "truncated image": (
         lambda t, m: _image_case(_truncated)(t),
-        ["train/dog/0.png: cannot read this image (image file is truncated", "the file is damaged: replace or remove it"],
+        [
+            "train/dog/0.png: cannot read this image (image file is truncated",
+            "the file is damaged: replace or remove it",
+        ],
     ),
     "not an image": (
         lambda t, m: _image_case(_not_an_image)(t),
@@ -251,7 +290,10 @@ PREPARE_CASES = {
     ),
     "16-bit image": (
         lambda t, m: _image_case(_sixteen_bit)(t),
-        ["test/dog/0.png: an image in Pillow mode I;16 (16-bit or floating-point pixels)", "save it with 8 bits per channel"],
+        [
+            "test/dog/0.png: an image in Pillow mode I;16 (16-bit or floating-point pixels)",
+            "save it with 8 bits per channel",
+        ],
     ),
     "image size above the limit": (
         lambda t, m: (_image_folder(t), _prepare_images(t, image_size=10_000))[1],
@@ -313,8 +355,18 @@ def prepared(tmp_path, capsys):
     train = _npz(tmp_path, "train.npz", [0, 1, 2, 0, 1, 2], x)
     test = _npz(tmp_path, "test.npz", [0, 1, 2], x[:3])
     out = tmp_path / "prepared"
-    assert main(["prepare", "--dataset", json.dumps({"name": "npz", "train": [train], "test": [test]}),
-                 "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--dataset",
+                json.dumps({"name": "npz", "train": [train], "test": [test]}),
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -362,13 +414,30 @@ def test_edited_manifest_is_refused_when_read(edit, prepared, capsys):
     _edit(prepared, change)
     out = prepared.parent
     # score reads everything (before the checkpoint, which does not exist); select only the labels.
-    commands = [["score", "--checkpoint", str(out / "model.pt"), "--data", str(prepared), "--out", str(out / "s.parquet")]]
+    commands = [
+        ["score", "--checkpoint", str(out / "model.pt"), "--data", str(prepared), "--out", str(out / "s.parquet")]
+    ]
     if edit not in IMAGES_ONLY:
-        commands.append(["select", "--random-seed", "0", "--data", str(prepared), "--fraction", "0.5", "--out", str(out / "subset.parquet")])
+        commands.append(
+            [
+                "select",
+                "--random-seed",
+                "0",
+                "--data",
+                str(prepared),
+                "--fraction",
+                "0.5",
+                "--out",
+                str(out / "subset.parquet"),
+            ]
+        )
     for arguments in commands:
         status, message = _run(arguments, capsys)
         assert status == 2, message
-        assert message.startswith(f"svp {arguments[0]}: error: {prepared / 'manifest.json'}") and "Traceback" not in message
+        assert (
+            message.startswith(f"svp {arguments[0]}: error: {prepared / 'manifest.json'}")
+            and "Traceback" not in message
+        )
         assert "rerun the prepare step" in message
         # select reads no images, so it stops at the first problem with the labels.
         assert (expected if arguments[0] == "score" else expected.split("; ")[-1]) in message, message
@@ -399,8 +468,11 @@ def test_parquet_facts_of_a_foreign_or_broken_file_name_it(tmp_path):
     table = pa.table({"index": [0, 1]}).replace_schema_metadata({b"svp": b"{not json"})
     pq.write_table(table, tmp_path / "broken.parquet")
     (tmp_path / "text.parquet").write_text("index\n0\n1\n")
-    for name, message in [("broken.parquet", "its svp facts are not valid JSON"),
-                          ("text.parquet", "not a readable parquet file"), ("nope.parquet", "missing")]:
+    for name, message in [
+        ("broken.parquet", "its svp facts are not valid JSON"),
+        ("text.parquet", "not a readable parquet file"),
+        ("nope.parquet", "missing"),
+    ]:
         with pytest.raises(StageInputError) as error:
             read_parquet_metadata(tmp_path / name)
         assert str(error.value).startswith(f"{tmp_path / name}: {message}")
