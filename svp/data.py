@@ -209,9 +209,15 @@ def build_digits(options: dict) -> PreparedData:
     # Values are 0..16; 255 / 16 is exact in binary, so rounding is the only approximation.
     images = np.round(bunch.images * (255 / 16)).astype(np.uint8)[..., np.newaxis]
     labels = bunch.target.astype(np.int64)
-    train_index, test_index = train_test_split(
-        np.arange(len(labels)), test_size=test_fraction, random_state=0, stratify=labels
-    )
+    try:
+        train_index, test_index = train_test_split(
+            np.arange(len(labels)), test_size=test_fraction, random_state=0, stratify=labels
+        )
+    except ValueError as error:  # a split too small to hold every class once
+        raise DataError(
+            f"config key {_key('test_fraction')}: {test_fraction} leaves a split too small to hold each of the 10 "
+            f"classes ({error}); choose a value between 0.01 and 0.99"
+        ) from None
     # Sorted, so that example i of each split keeps the original relative order.
     train_index, test_index = np.sort(train_index), np.sort(test_index)
     raw_file = Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"

@@ -9,6 +9,7 @@ import json
 import struct
 import zipfile
 import zlib
+from shutil import rmtree
 
 import numpy as np
 import pytest
@@ -107,6 +108,11 @@ def _link_to_test_image(images):
     (images / "train" / "cat" / "borrowed.png").symlink_to(images / "test" / "cat" / "0.png")
 
 
+def _class_folder_link(images):
+    rmtree(images / "train" / "dog")
+    (images / "train" / "dog").symlink_to(images / "test" / "dog", target_is_directory=True)
+
+
 def _nested_folder(images):
     _png(images / "train" / "cat" / "more" / "0.png", np.zeros((8, 8, 3), np.uint8))
 
@@ -197,6 +203,10 @@ PREPARE_CASES = {
         lambda t, m: _prepare(t, {"name": "npz", "train": [_npz(t, "ok.npz", [0, 1])], "test": [_unsigned_npz(t)]}),
         ["u64.npz (config key dataset.test): label y[1] is 18,446,744,073,709,551,615; labels are the class numbers"],
     ),
+    "digits split too small": (
+        lambda t, m: _prepare(t, {"name": "digits", "test_fraction": 0.999}),
+        ["config key dataset.test_fraction: 0.999 leaves a split too small to hold each of the 10 classes"],
+    ),
     "repeated class name": (
         lambda t, m: _npz_data(t, [0, 1, 2], [0], classes=_classes_file(t, ["cat", "dog", "cat"])),
         ["classes.txt (config key dataset.classes): line 3 repeats the class name 'cat' of line 1"],
@@ -261,6 +271,10 @@ PREPARE_CASES = {
     "link out of the folder": (
         lambda t, m: _image_case(_link_to_test_image)(t),
         ["train/cat/borrowed.png: a symbolic link that leads outside", "test/cat/0.png", "remove it"],
+    ),
+    "class folder linked out of the folder": (
+        lambda t, m: _image_case(_class_folder_link)(t),
+        ["images/train/dog: a symbolic link that leads outside", "(to ", "images/test/dog)"],
     ),
     "nested folder": (
         lambda t, m: _image_case(_nested_folder)(t),
