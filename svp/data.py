@@ -12,8 +12,15 @@ and writes three files into a folder:
   images, the augmentation that suits the data set, and sha256 checksums of the two
   ``.npz`` files. It is written last, so its presence means the folder is complete.
 
-:func:`load_prepared` reads such a folder back. Every problem a user can cause or fix
-raises :class:`DataError`, whose message names the config key or file and the fix.
+:func:`load_prepared` reads such a folder back and checks the manifest against the
+arrays (checksums, shapes, counts, label range), so an edited manifest is refused. Every
+problem a user can cause or fix raises :class:`DataError`, whose message names the
+config key or file (and the row) and the fix.
+
+Labels are class numbers: every class needs a training example, and there must be at
+least two. Without a declared class list (``dataset.classes``) the classes are 0 to the
+largest training label, so a stray label (one 1000 among 0..2) is refused, not read as
+1001 classes. The limits (:data:`MAX_CLASSES`, :data:`MAX_IMAGE_PIXELS`) are in the README.
 
 The torchvision data sets (CIFAR10/100, SVHN, MNIST, FashionMNIST) go through
 torchvision's own download, md5 check and extraction code. torch and torchvision are
@@ -28,7 +35,9 @@ import io
 import json
 import os
 import pickle
+import sys
 import tarfile
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -55,6 +64,16 @@ __all__ = [
 MANIFEST_FILE = "manifest.json"
 SPLIT_FILES = {"train": "train.npz", "test": "test.npz"}
 PREPARE_HINT = "rerun the prepare step (`svp prepare`, or delete the folder and rerun the workflow)"
+
+# Limits on what a user can give (README, "Limits"); beyond them preparation stops.
+# Scoring holds an N x classes float64 array of probabilities: 10,000 classes of 50,000
+# examples is already 4 GB.
+MAX_CLASSES = 10_000
+# Pixels of one image file, read from its header before anything is decoded: a small
+# file can claim a huge image (a decompression bomb). 8192 x 8192 is below Pillow's own
+# warning limit (about 89 million), so Pillow never decodes more than this.
+MAX_IMAGE_SIDE = 8192
+MAX_IMAGE_PIXELS = MAX_IMAGE_SIDE * MAX_IMAGE_SIDE
 
 
 @dataclass
@@ -190,9 +209,15 @@ def build_digits(options: dict) -> PreparedData:
     # Values are 0..16; 255 / 16 is exact in binary, so rounding is the only approximation.
     images = np.round(bunch.images * (255 / 16)).astype(np.uint8)[..., np.newaxis]
     labels = bunch.target.astype(np.int64)
-    train_index, test_index = train_test_split(
-        np.arange(len(labels)), test_size=test_fraction, random_state=0, stratify=labels
-    )
+    try:
+        train_index, test_index = train_test_split(
+            np.arange(len(labels)), test_size=test_fraction, random_state=0, stratify=labels
+        )
+    except ValueError as error:  # a split too small to hold every class once
+        raise DataError(
+            f"config key {_key('test_fraction')}: {test_fraction} leaves a split too small to hold each of the 10 "
+            f"classes ({error}); choose a value between 0.01 and 0.99"
+        ) from None
     # Sorted, so that example i of each split keeps the original relative order.
     train_index, test_index = np.sort(train_index), np.sort(test_index)
     raw_file = Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
@@ -235,30 +260,127 @@ def _read_npz(path: Path, option: str) -> tuple[np.ndarray, np.ndarray]:
             x, y = archive["x"], archive["y"]
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
             raise DataError(f"{where}: cannot read its arrays ({error}); the file may be truncated") from error
+        except MemoryError:
+            # A header can claim any shape; numpy allocates it before reading the data.
+            raise DataError(
+                f"{where}: its arrays do not fit in memory (a corrupt header can claim any size); "
+                f"check the file, or split the data set into several files on a machine with more memory"
+            ) from None
     if x.dtype != np.uint8:
         raise DataError(f"{where}: x has dtype {x.dtype}, expected uint8 pixel values 0..255; convert it first")
     if x.ndim == 3:  # grey images without a channel axis
         x = x[..., np.newaxis]
-    if x.ndim != 4:
-        raise DataError(f"{where}: x has shape {x.shape}, expected (N, H, W, C) or (N, H, W)")
+    if x.ndim != 4 or 0 in x.shape[1:]:
+        raise DataError(
+            f"{where}: x has shape {x.shape}, expected (N, H, W, C) or (N, H, W) images of at least 1 pixel"
+        )
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{where}: y has shape {y.shape} and dtype {y.dtype}, expected integer labels of shape (N,)")
     if len(x) != len(y):
         raise DataError(f"{where}: x has {len(x)} images but y has {len(y)} labels")
+    if y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.int64).max:
+        row = int(np.argmax(y))
+        raise DataError(f"{where}: label y[{row}] is {int(y[row]):,}; labels are the class numbers 0, 1, 2, ...")
     return x, y.astype(np.int64)
 
 
-def _read_npz_split(paths: list[Path], option: str) -> tuple[np.ndarray, np.ndarray]:
+class _Rows(NamedTuple):
+    """Where each example of a split concatenated from several files came from."""
+
+    paths: list[Path]
+    ends: np.ndarray  # cumulative number of examples after each file
+
+    def name(self, index: int) -> str:
+        """The file and row of example ``index``: what a user can look up."""
+        file = int(np.searchsorted(self.ends, index, side="right"))
+        start = int(self.ends[file - 1]) if file else 0
+        return f"{self.paths[file]}, y[{index - start}]"
+
+
+def _read_npz_split(paths: list[Path], option: str) -> tuple[np.ndarray, np.ndarray, _Rows]:
     parts = [_read_npz(path, option) for path in paths]
     shapes = {x.shape[1:] for x, _ in parts}
     if len(shapes) > 1:
         found = ", ".join(f"{path.name}: {x.shape[1:]}" for path, (x, _) in zip(paths, parts))
         raise DataError(f"config key {_key(option)}: the files hold images of different shapes ({found})")
+    rows = _Rows(paths, np.cumsum([len(y) for _, y in parts]))
+    if rows.ends[-1] == 0:
+        raise DataError(f"config key {_key(option)}: the files hold no examples; the {option} split needs at least one")
     if len(parts) == 1:
-        return parts[0]
-    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+        return (*parts[0], rows)
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts]), rows
+
+
+def _describe_numbers(numbers: list[int], shown: int = 4) -> str:
+    """``[3, 4, ..., 999]`` as "3 to 999", runs separated by commas, the first few only."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    text = ", ".join(str(a) if a == b else f"{a} to {b}" for a, b in runs[:shown])
+    return text + (", ..." if len(runs) > shown else "")
+
+
+def _check_class_numbers(
+    y_train: np.ndarray,
+    train_rows: _Rows,
+    y_test: np.ndarray,
+    test_rows: _Rows,
+    classes: list[str] | None,
+    classes_path,
+) -> None:
+    """Labels must be class numbers: 0..K-1 of the declared classes, else of the training labels.
+
+    Without declared classes every number up to the largest label must occur in training:
+    one stray label of 1000 among 0..2 would otherwise make 1001 classes (and a label of
+    10**9 a billion). Each refusal names the file and row of the first bad label.
+    """
+    declared = classes is not None
+    limit = len(classes) if declared else MAX_CLASSES
+    for split, y, rows in (("train", y_train, train_rows), ("test", y_test, test_rows)):
+        bad = np.flatnonzero((y < 0) | (y >= limit))
+        if not bad.size:
+            continue
+        index = int(bad[0])
+        where, value = f"{rows.name(index)} (config key {_key(split)})", int(y[index])
+        if declared:
+            raise DataError(
+                f"{where}: label {value} is not a class number 0 to {len(classes) - 1} of the {len(classes)} classes "
+                f"named in {classes_path} (config key {_key('classes')}); fix the label, or add the missing names"
+            )
+        if value < 0:
+            raise DataError(f"{where}: label {value} is negative; labels are the class numbers 0, 1, 2, ...")
+        raise DataError(
+            f"{where}: label {value:,} is above {MAX_CLASSES - 1:,}, the largest class number svp accepts "
+            f"(at most {MAX_CLASSES:,} classes); labels are the class numbers 0, 1, 2, ...; fix the label"
+        )
+    present = np.unique(y_train)
+    untrained = np.flatnonzero(~np.isin(y_test, present))
+    if untrained.size:
+        index = int(untrained[0])
+        label = int(y_test[index])
+        name = f" (class {classes[label]!r})" if declared else ""
+        raise DataError(
+            f"{test_rows.name(index)} (config key {_key('test')}): label {label:,}{name} never occurs in the training "
+            f"labels; a model cannot learn a class it never sees, so its test error would only be inflated: fix the "
+            f"label, add training examples of that class, or remove its test examples"
+        )
+    if declared:
+        return  # gaps are allowed when the classes are named: _check_classes warns about them
+    largest = int(present[-1])
+    if len(present) != largest + 1:
+        missing = sorted(set(range(largest + 1)) - set(present.tolist()))
+        first = train_rows.name(int(np.argmax(y_train == largest)))
+        raise DataError(
+            f"config key {_key('train')}: the training labels skip {_describe_numbers(missing)}, so they would make "
+            f"{largest + 1:,} classes, {len(missing):,} of them without a single training example. Labels must be "
+            f"the class numbers 0 to K-1; the largest, {largest:,}, first appears at {first}. Fix the stray labels, "
+            f"or name every class in {_key('classes')} (a text file, one name per line, in label order)"
+        )
 
 
 def _read_class_names(path: Path) -> list[str]:
@@ -271,10 +393,22 @@ def _read_class_names(path: Path) -> list[str]:
         ) from error
     while names and not names[-1]:
         names.pop()
-    if not names or "" in names:
-        raise DataError(f"{where}: expected one non-empty class name per line, in label order")
-    if len(set(names)) != len(names):
-        raise DataError(f"{where}: class names repeat; each label needs its own name")
+    if not names:
+        raise DataError(f"{where}: the file is empty; expected one class name per line, in label order")
+    if "" in names:
+        raise DataError(
+            f"{where}: line {names.index('') + 1} is empty; expected one class name per line, in label order"
+        )
+    if len(names) > MAX_CLASSES:
+        raise DataError(f"{where}: {len(names):,} class names, more than the {MAX_CLASSES:,} classes svp accepts")
+    first_line: dict[str, int] = {}
+    for line, name in enumerate(names, start=1):
+        if name in first_line:
+            raise DataError(
+                f"{where}: line {line} repeats the class name {name!r} of line {first_line[name]}; "
+                f"each label needs its own name"
+            )
+        first_line[name] = line
     return names
 
 
@@ -288,23 +422,17 @@ def build_npz(options: dict) -> PreparedData:
         classes_path = Path(classes_path).expanduser().resolve()
         if not classes_path.is_file():
             raise DataError(f"config key {_key('classes')}: file not found: {classes_path}; fix the path in the config")
-    x_train, y_train = _read_npz_split(train_paths, "train")
-    x_test, y_test = _read_npz_split(test_paths, "test")
+    x_train, y_train, train_rows = _read_npz_split(train_paths, "train")
+    x_test, y_test, test_rows = _read_npz_split(test_paths, "test")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(
             f"config keys {_key('train')} and {_key('test')}: train images have shape {x_train.shape[1:]}, "
             f"test images {x_test.shape[1:]}; both splits need the same shape"
         )
-    largest_label = int(max(y_train.max(initial=0), y_test.max(initial=0)))
-    if classes_path is None:
-        classes = [str(label) for label in range(largest_label + 1)]
-    else:
-        classes = _read_class_names(classes_path)
-        if largest_label >= len(classes):
-            raise DataError(
-                f"{classes_path} (config key {_key('classes')}) names {len(classes)} classes, "
-                f"but the labels go up to {largest_label}; add the missing names or fix the labels"
-            )
+    classes = _read_class_names(classes_path) if classes_path is not None else None
+    _check_class_numbers(y_train, train_rows, y_test, test_rows, classes, classes_path)
+    if classes is None:
+        classes = [str(label) for label in range(int(y_train.max()) + 1)]
     source_files = {str(path): _file_digest(path) for path in dict.fromkeys(train_paths + test_paths)}
     if classes_path is not None:
         source_files[str(classes_path)] = _file_digest(classes_path)
@@ -328,30 +456,98 @@ def _discover_image_folder(folder: Path):
     from torchvision.datasets import ImageFolder
 
     try:
-        return ImageFolder(str(folder))
+        found = ImageFolder(str(folder))
     except (FileNotFoundError, NotADirectoryError) as error:
         raise DataError(
             f"config key {_key('path')}: {folder} must be a folder with one sub-folder of images per class "
             f"({error})"
         ) from None
+    _check_image_paths(folder, found.samples)
+    return found
+
+
+def _check_image_paths(folder: Path, samples: list[tuple[str, int]]) -> None:
+    """Images sit directly in their class folder, and no link leads out of ``folder``.
+
+    torchvision walks class folders to any depth and follows links: a stray sub-folder,
+    or a link into the test images, would silently join this split.
+    """
+    real_folder = folder.resolve()
+    for path, _ in samples:
+        relative = Path(path).relative_to(folder)
+        if len(relative.parts) > 2:
+            raise DataError(
+                f"{folder / relative.parts[0] / relative.parts[1]}: a folder inside the class folder "
+                f"{folder / relative.parts[0]}; its images would silently join that class. Images must sit "
+                f"directly in their class folder: move them up, or delete the folder"
+            )
+        if not Path(path).resolve().is_relative_to(real_folder):
+            candidates = (folder / relative.parts[0], Path(path))
+            link = next((candidate for candidate in candidates if candidate.is_symlink()), Path(path))
+            raise DataError(
+                f"{link}: a symbolic link that leads outside {folder} (to {link.resolve()}); it would pull other "
+                f"files (test images, say) into this split: replace it with a copy of the file, or remove it"
+            )
+
+
+# Pillow modes with more than 8 bits per channel: converting them to L or RGB clips the
+# values at 255 instead of scaling them, which would silently whiten the image.
+_WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def _decode_image(path: str, content: bytes, mode: str, size: int | None) -> np.ndarray:
+    """One image file as a uint8 array in ``mode``, resized to ``size`` when given; its header checked first."""
+    from PIL import Image, UnidentifiedImageError
+
+    limit = f"svp reads images of at most {MAX_IMAGE_PIXELS:,} pixels ({MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE})"
+    try:
+        with warnings.catch_warnings():
+            # The size is checked below, before decoding; Pillow's warning would only repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(content))
+        with image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataError(
+                    f"{path}: its header claims {width}x{height} pixels; {limit} (a small file claiming a huge "
+                    f"image may be a decompression bomb): downscale it, or remove it"
+                )
+            if image.mode in _WIDE_MODES:
+                raise DataError(
+                    f"{path}: an image in Pillow mode {image.mode} (16-bit or floating-point pixels); svp reads 8 bits per channel "
+                    f"and converting would clip the values: save it with 8 bits per channel"
+                )
+            image = image.convert(mode)
+            if size is not None:
+                image = image.resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(image, dtype=np.uint8)
+    except Image.DecompressionBombError as error:
+        raise DataError(
+            f"{path}: Pillow refuses it as a possible decompression bomb ({str(error).rstrip('.')}); {limit}: "
+            f"downscale it, or remove it"
+        ) from None
+    except UnidentifiedImageError:
+        raise DataError(
+            f"{path}: not an image Pillow can read (unknown format, or corrupt); replace or remove it"
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError, zlib.error) as error:
+        raise DataError(
+            f"{path}: cannot read this image ({error}); the file is damaged: replace or remove it"
+        ) from None
 
 
 def _read_image_files(folder: Path, samples: list[tuple[str, int]], mode: str, size: int | None):
     """Decode every image; return the arrays, their labels and one sha256 over all the files."""
-    from PIL import Image
-
     images, digest = [], hashlib.sha256()
     for path, _ in samples:
-        content = Path(path).read_bytes()
-        digest.update(os.path.relpath(path, folder).encode() + b"\0" + hashlib.sha256(content).digest())
         try:
-            with Image.open(io.BytesIO(content)) as image:
-                image = image.convert(mode)
-                if size is not None:
-                    image = image.resize((size, size), Image.Resampling.BILINEAR)
-                images.append(np.asarray(image, dtype=np.uint8))
-        except (OSError, ValueError) as error:
-            raise DataError(f"{path}: cannot read this image ({error}); replace or remove it") from None
+            content = Path(path).read_bytes()
+        except OSError as error:
+            raise DataError(
+                f"{path}: cannot read this file ({error.strerror}); fix its permissions, or remove it"
+            ) from None
+        digest.update(os.path.relpath(path, folder).encode() + b"\0" + hashlib.sha256(content).digest())
+        images.append(_decode_image(path, content, mode, size))
     labels = np.array([label for _, label in samples], dtype=np.int64)
     return images, labels, digest.hexdigest()
 
@@ -376,6 +572,10 @@ def build_image_folder(options: dict) -> PreparedData:
     path = _required_option(options, "path", "a folder with train/<class>/ and test/<class>/")
     root = Path(path).expanduser().resolve()
     size = _int_option(options, "image_size", None, minimum=1)
+    if size is not None and size > MAX_IMAGE_SIDE:
+        raise DataError(
+            f"config key {_key('image_size')}: {size} is above {MAX_IMAGE_SIDE}, the largest image side svp reads"
+        )
     channels = options.get("channels", 3)
     if channels not in (1, 3) or isinstance(channels, bool):
         raise DataError(f"config key {_key('channels')}: expected 1 (grey) or 3 (colour), got {channels!r}")
@@ -441,7 +641,11 @@ class _RawFile:
             return f"has {size:,} bytes, expected {self.size:,}"
         with open(path, "rb") as handle:
             found = hashlib.md5(handle.read(self.md5_bytes)).hexdigest()
-        return None if found == self.md5 else f"has md5 {found} over its first {self.md5_bytes:,} bytes, expected {self.md5}"
+        return (
+            None
+            if found == self.md5
+            else f"has md5 {found} over its first {self.md5_bytes:,} bytes, expected {self.md5}"
+        )
 
 
 class _Splits(NamedTuple):
@@ -696,12 +900,52 @@ def _validate(data: PreparedData, name: str) -> None:
                 f"data set {name!r}: {split} labels span {y.min()}..{y.max()} but there are {len(data.classes)} "
                 f"classes; labels must be 0..{len(data.classes) - 1} (check {_key('classes')} and the labels)"
             )
+    _check_classes(name, data.classes, data.y_train, data.y_test)
     if data.x_train.shape[1:] != data.x_test.shape[1:]:
         raise DataError(
             f"data set {name!r}: train images are {data.x_train.shape[1:]} but test images {data.x_test.shape[1:]}"
         )
     if set(data.augment) != {"crop_padding", "flip"}:
         raise DataError(f"data set {name!r}: augment must have crop_padding and flip, got {data.augment}")
+
+
+def _check_classes(name: str, classes: list[str], y_train: np.ndarray, y_test: np.ndarray) -> None:
+    """Every class that is tested is trained, and there are at least two (labels already in range).
+
+    A class with test examples but no training example would only inflate the test
+    error, and with one class every example is equally certain: both are refused here,
+    before any training. A declared class with no example at all is only a warning.
+    """
+    if len(classes) > MAX_CLASSES:
+        raise DataError(f"data set {name!r}: {len(classes):,} classes, more than the {MAX_CLASSES:,} svp accepts")
+    trained = np.bincount(y_train, minlength=len(classes)) > 0
+    tested = np.bincount(y_test, minlength=len(classes)) > 0
+    if trained.sum() < 2:
+        only = ", ".join(repr(classes[c]) for c in np.flatnonzero(trained))
+        raise DataError(
+            f"data set {name!r}: the training data holds a single class ({only}); telling examples apart by "
+            f"uncertainty needs at least two classes: check the labels and the data set's files"
+        )
+    untrained = np.flatnonzero(tested & ~trained)
+    if untrained.size:
+        names = ", ".join(f"{classes[c]!r} (label {c})" for c in untrained[:5]) + (
+            ", ..." if untrained.size > 5 else ""
+        )
+        first = int(np.argmax(np.isin(y_test, untrained)))
+        raise DataError(
+            f"data set {name!r}: the test data holds classes with no training example: {names}; the first is "
+            f"test example {first} (0-based, in file order). A model cannot learn a class it never sees, so its "
+            f"test error would only be inflated: add training examples of these classes, or remove them from "
+            f"the test data"
+        )
+    unused = np.flatnonzero(~trained)
+    if unused.size:
+        names = ", ".join(repr(classes[c]) for c in unused[:5]) + (", ..." if unused.size > 5 else "")
+        print(
+            f"warning: data set {name!r}: {unused.size} declared class(es) have no example at all ({names}); "
+            f"the models still get an output for each, which they learn never to predict",
+            file=sys.stderr,
+        )
 
 
 def _channel_mean_std(x: np.ndarray) -> tuple[list[float], list[float]]:
@@ -799,14 +1043,95 @@ def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
 # --------------------------------------------------------------------------- reading
 
 
+def _split_counts(classes: int) -> dict:
+    return {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}, "maxProperties": classes}
+
+
+# What prepare_dataset writes. Checked on every read: a manifest edited by hand (fewer
+# classes, another shape, a mean of 1000) would otherwise fail deep inside training
+# ("Target 7 is out of bounds") or train silently to chance.
+MANIFEST_SCHEMA = {
+    "type": "object",
+    "required": ["classes", "num_classes", "checksums"],
+    "properties": {
+        "modality": {"enum": ["image", "text"]},
+        "classes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 2,
+            "maxItems": MAX_CLASSES,
+            "uniqueItems": True,
+        },
+        "num_classes": {"type": "integer", "minimum": 2, "maximum": MAX_CLASSES},
+        "checksums": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+        "n_train": {"type": "integer", "minimum": 1},
+        "n_test": {"type": "integer", "minimum": 1},
+        "counts": {
+            "type": "object",
+            "required": ["train", "test"],
+            "properties": {"train": _split_counts(MAX_CLASSES), "test": _split_counts(MAX_CLASSES)},
+        },
+        "image_shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 3, "maxItems": 3},
+        "mean": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 1},
+        "std": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}, "minItems": 1},
+        "augment": {
+            "type": "object",
+            "properties": {"crop_padding": {"type": "integer", "minimum": 0}, "flip": {"type": "boolean"}},
+        },
+    },
+    # Images need their shape, normalisation and augmentation; texts have none.
+    "if": {"properties": {"modality": {"const": "text"}}, "required": ["modality"]},
+    "else": {"required": ["image_shape", "augment", "mean", "std"]},
+}
+
+
+def _manifest_validator():
+    import jsonschema  # here: most readers never meet a bad manifest, and import time counts
+
+    base = jsonschema.Draft202012Validator
+    # JSON's 3.0 is an integer to jsonschema, but not to torch's layer sizes.
+    strict = base.TYPE_CHECKER.redefine("integer", lambda _, value: type(value) is int)
+    return jsonschema.validators.extend(base, type_checker=strict)(MANIFEST_SCHEMA)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _manifest_problems(manifest: dict) -> list[str]:
+    """What is wrong with a manifest's content: against the schema, then between its keys."""
+    problems = [
+        f"{'.'.join(map(str, error.absolute_path)) or 'the top level'}: {error.message}"
+        for error in _manifest_validator().iter_errors(manifest)
+    ]
+    if problems:
+        return problems
+    classes = manifest["classes"]
+    if manifest["num_classes"] != len(classes):
+        problems.append(f"num_classes is {manifest['num_classes']} but classes names {len(classes)}")
+    for split, counts in manifest.get("counts", {}).items():
+        if split in ("train", "test") and list(counts) != classes:
+            problems.append(f"counts.{split} does not list the classes, in order")
+        elif f"n_{split}" in manifest and sum(counts.values()) != manifest[f"n_{split}"]:
+            problems.append(
+                f"counts.{split} add up to {sum(counts.values())}, not n_{split} = {manifest[f'n_{split}']}"
+            )
+    if "image_shape" in manifest:
+        channels = manifest["image_shape"][2]
+        for key in ("mean", "std"):
+            if len(manifest[key]) != channels:
+                problems.append(f"{key} has {len(manifest[key])} values for {channels} channel(s)")
+    return problems
+
+
 def _read_manifest(path: Path) -> dict:
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise DataError(
             f"{path}: missing, so the data was never prepared or its preparation failed; {PREPARE_HINT}"
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise DataError(f"{path}: unreadable ({error}); {PREPARE_HINT}") from None
     required = ("classes", "num_classes", "checksums")
     if not isinstance(manifest, dict) or manifest.get("modality", "image") == "image":
@@ -814,7 +1139,38 @@ def _read_manifest(path: Path) -> dict:
     missing = [key for key in required if not isinstance(manifest, dict) or key not in manifest]
     if missing:
         raise DataError(f"{path}: keys {missing} missing; it was written by another version; {PREPARE_HINT}")
+    problems = _manifest_problems(manifest)
+    if problems:
+        raise DataError(f"{path}: {'; '.join(problems[:3])}. The file was edited or damaged; {PREPARE_HINT}")
     return manifest
+
+
+def _check_split_against_manifest(manifest: dict, manifest_path: Path, split: str, x: Any, y: np.ndarray) -> None:
+    """The arrays of a split are what the manifest says: count, image shape, label range, class counts.
+
+    Cheap (one pass over the labels); the checksums already tie the arrays to the manifest,
+    so a mismatch here means the manifest itself was edited.
+    """
+    problems = []
+    expected = manifest.get(f"n_{split}")
+    if expected is not None and expected != len(y):
+        problems.append(f"it says {expected:,} {split} examples, {SPLIT_FILES[split]} holds {len(y):,}")
+    if "image_shape" in manifest and isinstance(x, np.ndarray) and list(x.shape[1:]) != manifest["image_shape"]:
+        problems.append(
+            f"it says images of shape {manifest['image_shape']}, {SPLIT_FILES[split]} holds {list(x.shape[1:])}"
+        )
+    num_classes = manifest["num_classes"]
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        problems.append(f"it says {num_classes} classes, but {SPLIT_FILES[split]} has labels {y.min()} to {y.max()}")
+    elif "counts" in manifest:
+        found = np.bincount(y, minlength=num_classes).tolist()
+        if found != list(manifest["counts"][split].values()):
+            problems.append(f"its counts of {split} examples per class differ from the labels in {SPLIT_FILES[split]}")
+    if problems:
+        raise DataError(
+            f"{manifest_path} does not match the prepared data: {'; '.join(problems)}. The manifest was edited "
+            f"or belongs to other data; {PREPARE_HINT}"
+        )
 
 
 def _read_split(path: Path, sha256: str | None, modality: str = "image") -> tuple[Any, np.ndarray]:
@@ -850,9 +1206,16 @@ def load_prepared(
     out = Path(out_dir)
     manifest = read_manifest(out)
     modality = manifest.get("modality", "image")
-    train = _read_split(out / SPLIT_FILES["train"], manifest["checksums"].get(SPLIT_FILES["train"]), modality)
-    test = _read_split(out / SPLIT_FILES["test"], manifest["checksums"].get(SPLIT_FILES["test"]), modality)
-    return train, test, manifest
+    missing = [name for name in SPLIT_FILES.values() if name not in manifest["checksums"]]
+    if missing or (modality == "image" and set(manifest["augment"]) != {"crop_padding", "flip"}):
+        what = f"checksums of {missing}" if missing else "augment.crop_padding or augment.flip"
+        raise DataError(f"{out / MANIFEST_FILE}: {what} missing; the file was edited or damaged; {PREPARE_HINT}")
+    splits = []
+    for split, name in SPLIT_FILES.items():
+        x, y = _read_split(out / name, manifest["checksums"][name], modality)
+        _check_split_against_manifest(manifest, out / MANIFEST_FILE, split, x, y)
+        splits.append((x, y))
+    return splits[0], splits[1], manifest
 
 
 def read_manifest(out_dir: str | os.PathLike) -> dict:
@@ -862,11 +1225,19 @@ def read_manifest(out_dir: str | os.PathLike) -> dict:
 
 def load_labels(out_dir: str | os.PathLike, split: str = "train") -> np.ndarray:
     """Only the labels of a prepared split (no images read): what a random selection needs."""
+    manifest = read_manifest(out_dir)
     path = Path(out_dir) / SPLIT_FILES[split]
     if not path.is_file():
         raise DataError(f"{path}: missing; {PREPARE_HINT}")
-    with np.load(path, allow_pickle=False) as archive:
-        return archive["y"]
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            y = archive["y"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise DataError(f"{path}: unreadable ({error}); {PREPARE_HINT}") from None
+    if y.dtype != np.int64 or y.ndim != 1:
+        raise DataError(f"{path}: labels y are {y.dtype}{y.shape}, expected int64 (N,); {PREPARE_HINT}")
+    _check_split_against_manifest(manifest, Path(out_dir) / MANIFEST_FILE, split, None, y)
+    return y
 
 
 # The text data sets register themselves in DATASETS; svp.text needs the helpers above.

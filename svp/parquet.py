@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from svp.errors import StageInputError
 from svp.io import atomic_path
 
 METADATA_KEY = b"svp"
@@ -26,4 +27,27 @@ def write_parquet(frame: pd.DataFrame, path: str | Path, metadata: dict | None =
 
 
 def read_parquet_metadata(path: str | Path) -> dict:
-    return json.loads(pq.read_schema(path).metadata[METADATA_KEY])
+    """The facts ``write_parquet`` stored in the file; ``{}`` when it stored none (each caller
+    decides what a missing fact means: most fall back on the file's path)."""
+    try:
+        schema = pq.read_schema(path)
+    except FileNotFoundError:
+        raise StageInputError(f"{path}: missing; rerun the stage that writes it") from None
+    except (OSError, pa.ArrowException) as error:
+        raise StageInputError(
+            f"{path}: not a readable parquet file ({error}); rerun the stage that writes it"
+        ) from None
+    stored = (schema.metadata or {}).get(METADATA_KEY)
+    if stored is None:
+        return {}
+    try:
+        facts = json.loads(stored)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise StageInputError(
+            f"{path}: its svp facts are not valid JSON ({error}); rerun the stage that writes it"
+        ) from None
+    if not isinstance(facts, dict):
+        raise StageInputError(
+            f"{path}: its svp facts are {type(facts).__name__}, not a mapping; rerun the stage that writes it"
+        )
+    return facts

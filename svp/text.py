@@ -31,8 +31,9 @@ import sys
 import tarfile
 import zlib
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -44,6 +45,10 @@ from svp.data import DataError, _key
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+=<>()[]{} \n"
 PAD = 0
 UNKNOWN = 1
+# The longest field a CSV may hold, in characters: far beyond any review (character
+# models read the first 1014), short enough that a file without line breaks or with an
+# unterminated quote stops at once instead of filling the memory.
+MAX_TEXT_CHARACTERS = 10_000_000
 VOCAB_SIZE = len(ALPHABET) + 2  # embedding rows: padding, unknown, the alphabet
 DEFAULT_LENGTH = 1014  # characters per text in Zhang et al. and the SVP authors' VDCNN code
 
@@ -144,7 +149,11 @@ class PreparedText:
             if not texts:
                 raise DataError(f"data set {name!r}: the {split} split is empty; check the data set's config and files")
             if y.min() < 0 or y.max() >= len(self.classes):
-                raise DataError(f"data set {name!r}: {split} labels outside 0..{len(self.classes) - 1}")
+                raise DataError(
+                    f"data set {name!r}: {split} labels span {y.min()} to {y.max()}, outside the classes "
+                    f"0 to {len(self.classes) - 1}"
+                )
+        data._check_classes(name, self.classes, self.y_train, self.y_test)
 
     def split_arrays(self) -> dict[str, dict[str, np.ndarray]]:
         arrays = {}
@@ -232,13 +241,19 @@ class _CsvLayout:
 
 
 def read_labelled_csv(
-    path: Path, layout: _CsvLayout, classes: _ClassMap | None, max_rows: int | None, option: str
+    path: Path,
+    layout: _CsvLayout,
+    classes: _ClassMap | None,
+    max_rows: int | None,
+    option: str,
+    first_seen: dict[str, str] | None = None,
 ) -> tuple[list[str], list[str | int]]:
     """Texts and labels of one CSV file; with ``classes`` labels are indices, otherwise raw values.
 
     Every row is checked; the first bad one stops with the file, line and what is wrong.
+    ``first_seen``, when given, is filled with where each raw label value first appears.
     """
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # reviews can be longer than csv's 128 KiB default
+    csv.field_size_limit(MAX_TEXT_CHARACTERS)  # reviews can be longer than csv's 128 KiB default
     texts: list[str] = []
     labels: list[str | int] = []
     line = 0
@@ -268,6 +283,8 @@ def read_labelled_csv(
                 if classes is None:
                     if not value:
                         raise DataError(f"{where}: the label is empty")
+                    if first_seen is not None:
+                        first_seen.setdefault(value, where)
                     labels.append(value)
                 else:
                     label = classes(value)
@@ -281,6 +298,11 @@ def read_labelled_csv(
                 if max_rows is not None and row_number >= max_rows:
                     break
     except csv.Error as error:
+        if "field larger than field limit" in str(error):
+            raise DataError(
+                f"{path}, line {line + 1}: a field longer than {MAX_TEXT_CHARACTERS:,} characters, the longest text "
+                f"svp reads (often an unterminated quote that runs to the end of the file); fix or shorten it"
+            ) from None
         raise DataError(f"{path}, line {line + 1}: malformed CSV ({error})") from None
     except UnicodeDecodeError as error:
         raise DataError(f"{path}, after line {line}: not valid UTF-8 ({error}); convert the file to UTF-8") from None
@@ -293,12 +315,45 @@ def read_labelled_csv(
     return texts, labels
 
 
-def _sorted_label_values(values: set[str]) -> list[str]:
+def _sorted_label_values(values: Iterable[str]) -> list[str]:
     """Integer-looking labels in numeric order (so 10 follows 9), anything else as text."""
     try:
         return sorted(values, key=int)
     except ValueError:
         return sorted(values)
+
+
+def _as_number(value: str) -> Decimal | None:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _training_label_values(first_seen: dict[str, str], label_column: Any) -> list[str]:
+    """The classes of undeclared labels: the distinct training values, each number written one way.
+
+    ``1`` and ``01`` (or ``1.0``) would otherwise be two classes of the same label.
+    """
+    if len(first_seen) > data.MAX_CLASSES:
+        raise DataError(
+            f"config key {_key('label_column')}: the training files hold {len(first_seen):,} distinct labels, more "
+            f"than the {data.MAX_CLASSES:,} classes svp accepts; is {label_column!r} really the label column?"
+        )
+    spelled: dict[Decimal, str] = {}
+    for value, where in first_seen.items():
+        number = _as_number(value)
+        if number is None:
+            continue
+        if number in spelled:
+            other = spelled[number]
+            raise DataError(
+                f"{where}: label {value!r} is the same number as label {other!r} at {first_seen[other]}; they "
+                f"would become two classes. Write each label the same way in every file"
+            )
+        spelled[number] = value
+    return _sorted_label_values(first_seen)
 
 
 def _class_map_option(options: Mapping) -> _ClassMap | None:
@@ -324,13 +379,13 @@ def _rows_option(options: Mapping, name: str) -> int | None:
     return data._int_option(options, name, None, minimum=1)
 
 
-def _read_csv_files(paths: list[Path], layout, classes, max_rows, option) -> tuple[list[str], list]:
+def _read_csv_files(paths: list[Path], layout, classes, max_rows, option, first_seen=None) -> tuple[list[str], list]:
     texts, labels = [], []
     for path in paths:
         remaining = None if max_rows is None else max_rows - len(texts)
         if remaining == 0:
             break
-        more_texts, more_labels = read_labelled_csv(path, layout, classes, remaining, option)
+        more_texts, more_labels = read_labelled_csv(path, layout, classes, remaining, option, first_seen)
         texts += more_texts
         labels += more_labels
     return texts, labels
@@ -353,8 +408,9 @@ def build_text_csv(options: dict) -> PreparedText:
 
     if classes is None:
         # The classes are the label values of the training files; test labels must be among them.
-        train_texts, raw_labels = _read_csv_files(train_paths, layout, None, train_rows, "train")
-        values = _sorted_label_values(set(raw_labels))
+        first_seen: dict[str, str] = {}
+        train_texts, raw_labels = _read_csv_files(train_paths, layout, None, train_rows, "train", first_seen)
+        values = _training_label_values(first_seen, label_column)
         classes = _ClassMap(values, values)
         y_train = np.array([classes(v) for v in raw_labels], dtype=np.int64)
     else:

@@ -360,9 +360,13 @@ def make_cifar(served: Path, cls, rng, per_batch: int = 20) -> dict:
     expected = {"train": [], "test": []}
     members = {}
     names = [name for name, _ in cls.train_list + cls.test_list]
+    trained = []
     for name in names:
         images = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        labels = rng.integers(0, n_classes, per_batch).tolist()
+        # Test labels come from the training labels: a tested class without a training example is refused.
+        labels = rng.choice(trained, per_batch) if name in dict(cls.test_list) else rng.integers(0, n_classes, per_batch)
+        labels = labels.tolist()
+        trained += labels
         members[name] = _pickle(batches / name, {"data": images, label_key: labels, "batch_label": name})
         split = "test" if name in dict(cls.test_list) else "train"
         expected[split].append((images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels))
@@ -390,9 +394,10 @@ def make_svhn(served: Path, cls, rng, n: int = 30) -> dict:
 
     split_list = dict(cls.split_list)
     arrays = {}
+    labels = rng.integers(1, 11, (n, 1)).astype(np.uint8)  # 10 stands for the digit 0
     for split in ("train", "test"):
         images = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)  # SVHN .mat layout: H, W, C, N
-        labels = rng.integers(1, 11, (n, 1)).astype(np.uint8)  # 10 stands for the digit 0
+        labels = rng.permutation(labels)  # test labels: the training labels, shuffled (every class trained)
         _, filename, _ = cls.split_list[split]
         scipy.io.savemat(served / filename, {"X": images, "y": labels})
         split_list[split] = [None, filename, md5_of(served / filename)]  # URL filled in by the caller
@@ -414,9 +419,10 @@ def _idx_gz(path: Path, array: np.ndarray) -> str:
 
 def make_mnist(served: Path, cls, rng, n: int = 12) -> dict:
     arrays, resources = {}, []
+    labels = rng.integers(0, 10, n).astype(np.uint8)
     for split, prefix in (("train", "train"), ("test", "t10k")):
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, n).astype(np.uint8)
+        labels = rng.permutation(labels)  # test labels: the training labels, shuffled (every class trained)
         resources.append((f"{prefix}-images-idx3-ubyte.gz", _idx_gz(served / f"{prefix}-images-idx3-ubyte.gz", images)))
         resources.append((f"{prefix}-labels-idx1-ubyte.gz", _idx_gz(served / f"{prefix}-labels-idx1-ubyte.gz", labels)))
         arrays[split] = (images[..., None], labels)
