@@ -129,13 +129,13 @@ def _describe(error) -> str:
         return f"unknown config key {keys}; allowed keys here: {', '.join(allowed)}"
     if "propertyNames" in error.schema_path:  # a name the user chose (a proxy's, a target's)
         where = key_path([*error.absolute_path, _shown(error.instance, quote=False)])
-        return f"config key '{where}': the name {_shown(error.instance)} is not allowed; {error.schema['description']}"
+        return f"config key '{where}': the name {_shown(error.instance)} is not allowed; {error.schema['description'].strip()}"
     if error.validator == "enum":
         return f"config key '{where}': {error.instance!r} is not allowed; allowed values: {error.validator_value}"
     if error.validator == "type":
         return f"config key '{where}': {_describe_type_error(error.instance, error.validator_value)}"
     if error.validator in ("pattern", "maxLength") and "description" in error.schema:
-        return f"config key '{where}': {_shown(error.instance)} is not allowed; {error.schema['description']}"
+        return f"config key '{where}': {_shown(error.instance)} is not allowed; {error.schema['description'].strip()}"
     return f"config key '{where}': {error.message}"
 
 
@@ -143,8 +143,8 @@ def _shown(text: str, quote: bool = True, limit: int = 40) -> str:
     """``text`` for a message, cut short if long (an over-long name would fill the screen)."""
     if len(text) <= limit:
         return repr(text) if quote else text
-    cut = f"{text[:limit]}... ({len(text)} characters)"
-    return f"'{cut}" if quote else cut
+    cut = f"{text[:limit]}..."
+    return f"{cut!r} ({len(text)} characters)" if quote else cut
 
 
 def _describe_type_error(value, expected) -> str:
@@ -386,6 +386,8 @@ def fraction_problem(fraction: float, class_sizes: Sequence[int], class_balanced
     """
     from svp.selection import smallest_subset
 
+    if not 0.0 < fraction <= 1.0:  # NaN included
+        return f"fraction {fraction!r} is not a share of the training set, from 0 (excluded) to 1"
     examples = int(sum(class_sizes))
     kept = math.floor(fraction * examples + 0.5)  # subset_size, before it keeps at least one
     needed = smallest_subset(class_sizes, class_balanced)
