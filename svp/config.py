@@ -124,7 +124,7 @@ def _describe(error) -> str:
     where = key_path(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
-        unknown = sorted(set(error.instance) - set(allowed))
+        unknown = sorted(set(error.instance) - set(allowed), key=str)  # YAML keys may be numbers too
         keys = ", ".join(f"'{key_path([*error.absolute_path, k])}'" for k in unknown)
         return f"unknown config key {keys}; allowed keys here: {', '.join(allowed)}"
     if "propertyNames" in error.schema_path:  # a name the user chose (a proxy's, a target's)
@@ -139,10 +139,11 @@ def _describe(error) -> str:
     return f"config key '{where}': {error.message}"
 
 
-def _shown(text: str, quote: bool = True, limit: int = 40) -> str:
-    """``text`` for a message, cut short if long (an over-long name would fill the screen)."""
+def _shown(value, quote: bool = True, limit: int = 40) -> str:
+    """``value`` for a message, cut short if long (an over-long name would fill the screen)."""
+    text = value if isinstance(value, str) else repr(value)
     if len(text) <= limit:
-        return repr(text) if quote else text
+        return repr(value) if quote else text
     cut = f"{text[:limit]}..."
     return f"{cut!r} ({len(text)} characters)" if quote else cut
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from svp.cli import main
+from svp.selection import selection_order, smallest_subset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,6 +67,14 @@ CASES = {
     "run name too long": (
         lambda t: _written(t, proxies={"p" * 65: {"model": "small_cnn"}}),
         ["config key 'proxies.pppppppppppppppppppppppppppppppppppppppp...': the name", "1 to 64 letters"],
+    ),
+    "run name that is a number": (
+        lambda t: _text(t, GOOD_YAML.replace("  cnn:", "  1:")),
+        ["config key 'proxies.1': the name 1 is not allowed; run names become file names"],
+    ),
+    "unknown keys of mixed types": (
+        lambda t: _text(t, GOOD_YAML + "1: one\nzzz: 2\n"),
+        ["unknown config key '[1]', 'zzz'; allowed keys here: dataset, experiment"],
     ),
     # NaN passes every bound; a NaN or infinite rate trained to chance and exited 0.
     "NaN learning rate": (
@@ -257,3 +266,19 @@ def test_select_refuses_a_fraction_too_small_for_a_data_set_of_unknown_size(tmp_
     )
     assert not out.exists()
     assert main([*arguments[:-3], "0.1", "--out", str(out)]) == 0 and out.exists()
+
+
+@pytest.mark.parametrize("class_sizes", [[5, 5, 5], [3, 10], [1, 2, 9], [4, 12, 13, 40]])
+def test_smallest_subset_is_the_fewest_examples_that_always_reach_every_class(class_sizes):
+    """What the fraction checks rely on: a class-balanced prefix of smallest_subset
+    examples holds every class whatever the ranks, and one fewer misses one for some ranks."""
+    labels = np.repeat(np.arange(len(class_sizes)), class_sizes)
+    rng = np.random.default_rng(0)
+    needed = smallest_subset(class_sizes, class_balanced=True)
+    assert smallest_subset(class_sizes, class_balanced=False) == len(class_sizes) <= needed
+    shortest_full_prefix = []
+    for _ in range(200):
+        order = selection_order(rng.permutation(len(labels)), labels, class_balanced=True)
+        first_seen = [np.flatnonzero(labels[order] == c)[0] for c in range(len(class_sizes))]
+        shortest_full_prefix.append(max(first_seen) + 1)
+    assert max(shortest_full_prefix) == needed
