@@ -157,10 +157,12 @@ def _describe_type_error(value, expected) -> str:
         return f"{value!r} is not an integer; write {int(value)}, without a decimal point"
     if isinstance(value, str) and ("number" in expected or "integer" in expected):
         try:
-            float(value)
+            number = float(value)
         except ValueError:
             pass
         else:
+            if not math.isfinite(number):  # JSON's NaN and Infinity, read as YAML
+                return f"{value!r} is not a finite number; NaN and infinity are never valid settings"
             return (
                 f"{value!r} is text, not a {wanted}: write numbers without quotes, and exponents "
                 f"with a dot and a sign (YAML 1.1 reads 1e-3 as text; write 1.0e-3 or 0.001)"
