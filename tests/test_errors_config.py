@@ -93,6 +93,10 @@ CASES = {
         lambda t: _written(t, **{"selection.fractions": [float("nan"), 1.0]}),
         ["config key 'selection.fractions[0]': nan is not a finite number"],
     ),
+    "NaN in a JSON config": (
+        lambda t: _text(t, json.dumps(_changed(**{"selection.fractions": [float("nan")]})), "config.json"),
+        ["config key 'selection.fractions[0]': 'NaN' is not a finite number"],
+    ),
     # An integral float passed JSON Schema's integer and failed in the job.
     "float batch size": (
         lambda t: _written(t, **{f"{TRAINING}.batch_size": 128.0}),
