@@ -4,7 +4,17 @@
 
 from snakemake.utils import min_version
 
+from svp.config import ConfigError, check_config_files
+
 min_version("9.0")
+
+# Snakemake has already read any --configfile (running a YTE template's Python); svp
+# reads each config file again, strictly (duplicate keys, yes/no booleans, YTE refused),
+# before the default below is read and before any job runs.
+try:
+    check_config_files(workflow.config_settings.configfiles or ["config/config.yaml"])
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
 
 # config/config.yaml unless --configfile names another, which then replaces it rather
 # than being merged into it (merging would mix in the default's proxies and targets).

@@ -4,7 +4,11 @@ The JSON schema (workflow/schemas/config.schema.yaml) describes and documents ev
 key; this module applies it with messages that name the offending key and the allowed
 values, then checks what a schema cannot know: the registered data sets and models,
 whether each model reads the data set's modality (images or texts), the training keys
-that only some models take, and the input files the chosen data set needs.
+that only some models take, the data set keys each data set reads, whether each
+fraction leaves a usable subset, and the input files the chosen data set needs.
+
+Config files are read strictly (``read_config_file``): a duplicate key, one of YAML
+1.1's word booleans (yes, no, on, off) or a YTE template marker is refused with its line.
 
 A run's ``training`` mapping is completed in two steps: first from the model's own
 defaults in the model registry (its authors' settings, e.g. VDCNN's Amazon schedule or
@@ -14,7 +18,9 @@ fastText's), then from the schema's generic defaults.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
@@ -28,9 +34,69 @@ from svp.errors import ConfigError  # noqa: F401  (callers import it from here t
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
+# A config is a page of settings: a bigger file is the wrong file, and reading no more
+# than this keeps a device such as /dev/zero from filling the memory.
+MAX_CONFIG_BYTES = 1 << 20
+# Snakemake runs a config holding this key through YTE, which evaluates the Python in it.
+YTE_MARKER = "__use_yte__"
+# YAML 1.1 (what PyYAML, and so Snakemake, reads) takes these plain words for booleans;
+# YAML 1.2 and JSON do not, and `classes: [no, yes]` would silently become [False, True].
+YAML11_BOOLEAN_WORDS = ("yes", "no", "on", "off")
 
-def _with_defaults(validator_class):
-    """A validator that fills each missing property from its schema ``default``."""
+
+class StrictConfigLoader(SAFE_LOADER):
+    """YAML's safe loader, refusing duplicate keys and YAML 1.1's word booleans with their line."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may override keys
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = key in first_line
+            except TypeError:  # an unhashable key: the safe loader refuses it itself
+                continue
+            if seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"duplicate key {key!r} (first given on line {first_line[key] + 1}); give each key once",
+                    key_node.start_mark,
+                )
+            first_line[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_bool(self, node):
+        if node.value.lower() in YAML11_BOOLEAN_WORDS:
+            raise yaml.constructor.ConstructorError(
+                None, None,
+                f"{node.value!r} is a boolean only in old YAML (1.1); write true or false, "
+                f"or quote it ('{node.value}') if you mean the text",
+                node.start_mark,
+            )
+        return super().construct_yaml_bool(node)
+
+
+StrictConfigLoader.add_constructor("tag:yaml.org,2002:bool", StrictConfigLoader.construct_yaml_bool)
+
+
+def _is_integer(checker, instance) -> bool:
+    # JSON Schema counts 128.0 as an integer, but torch and range() do not: a float
+    # here would pass the check and fail in the job, so only ints are integers.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_number(checker, instance) -> bool:
+    # NaN passes every minimum and maximum (each comparison is false), and a learning
+    # rate of NaN or infinity trains to chance without an error: neither is a number here.
+    if isinstance(instance, bool) or not isinstance(instance, (int, float)):
+        return False
+    return isinstance(instance, int) or math.isfinite(instance)
+
+
+def _svp_validator(validator_class):
+    """``validator_class`` with svp's integer and number types, filling in each missing
+    property from its schema ``default``."""
     import jsonschema  # here: every svp command imports ConfigError, few validate
 
     validate_properties = validator_class.VALIDATORS["properties"]
@@ -42,7 +108,8 @@ def _with_defaults(validator_class):
                     instance[name] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": fill_defaults})
+    type_checker = validator_class.TYPE_CHECKER.redefine_many({"integer": _is_integer, "number": _is_number})
+    return jsonschema.validators.extend(validator_class, {"properties": fill_defaults}, type_checker=type_checker)
 
 
 def key_path(parts: Iterable) -> str:
@@ -57,14 +124,50 @@ def _describe(error) -> str:
     where = key_path(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
-        unknown = sorted(set(error.instance) - set(allowed))
+        unknown = sorted(set(error.instance) - set(allowed), key=str)  # YAML keys may be numbers too
         keys = ", ".join(f"'{key_path([*error.absolute_path, k])}'" for k in unknown)
         return f"unknown config key {keys}; allowed keys here: {', '.join(allowed)}"
+    if "propertyNames" in error.schema_path:  # a name the user chose (a proxy's, a target's)
+        where = key_path([*error.absolute_path, _shown(error.instance, quote=False)])
+        return f"config key '{where}': the name {_shown(error.instance)} is not allowed; {error.schema['description'].strip()}"
     if error.validator == "enum":
         return f"config key '{where}': {error.instance!r} is not allowed; allowed values: {error.validator_value}"
-    if error.validator == "required":
-        return f"config key '{where}': {error.message}"
+    if error.validator == "type":
+        return f"config key '{where}': {_describe_type_error(error.instance, error.validator_value)}"
+    if error.validator in ("pattern", "maxLength") and "description" in error.schema:
+        return f"config key '{where}': {_shown(error.instance)} is not allowed; {error.schema['description'].strip()}"
     return f"config key '{where}': {error.message}"
+
+
+def _shown(value, quote: bool = True, limit: int = 40) -> str:
+    """``value`` for a message, cut short if long (an over-long name would fill the screen)."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(value) if quote else text
+    cut = f"{text[:limit]}..."
+    return f"{cut!r} ({len(text)} characters)" if quote else cut
+
+
+def _describe_type_error(value, expected) -> str:
+    expected = [expected] if isinstance(expected, str) else list(expected)
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number; NaN and infinity are never valid settings"
+    wanted = " or ".join(expected)
+    if isinstance(value, float) and value.is_integer() and "integer" in expected:
+        return f"{value!r} is not an integer; write {int(value)}, without a decimal point"
+    if isinstance(value, str) and ("number" in expected or "integer" in expected):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            if not math.isfinite(number):  # JSON's NaN and Infinity, read as YAML
+                return f"{value!r} is not a finite number; NaN and infinity are never valid settings"
+            return (
+                f"{value!r} is text, not a {wanted}: write numbers without quotes, and exponents "
+                f"with a dot and a sign (YAML 1.1 reads 1e-3 as text; write 1.0e-3 or 0.001)"
+            )
+    return f"{value!r} is not of type {', '.join(repr(t) for t in expected)}"
 
 
 def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
@@ -72,19 +175,24 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
     import jsonschema
 
     schema = yaml.load(Path(schema_path).read_text(), Loader=SAFE_LOADER)
-    validator = _with_defaults(jsonschema.validators.validator_for(schema))(schema)
+    validator = _svp_validator(jsonschema.validators.validator_for(schema))(schema)
     resolved = _resolve(validator, config)
     _check_registered_names(resolved)
+    _check_dataset_keys(config["dataset"])
     # Now that the model names are known good: the models' own training defaults first.
     resolved = _resolve(validator, _with_model_training_defaults(config))
     _check_models_fit(resolved, config)
     _check_dataset_inputs(resolved["dataset"])
+    _check_subset_sizes(resolved)
     return resolved
 
 
 def _resolve(validator, config: dict) -> dict:
     resolved = copy.deepcopy(config)
     errors = sorted(validator.iter_errors(resolved), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    # A value of the wrong type (NaN among them) also fails its bounds: name it once.
+    wrong_type = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    errors = [e for e in errors if e.validator == "type" or tuple(e.absolute_path) not in wrong_type]
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e) for e in errors))
     return resolved
@@ -166,6 +274,37 @@ def _check_registered_names(config: dict) -> None:
                 )
 
 
+# The dataset keys each data set reads, beyond `name`. A key the chosen data set would
+# ignore (`image_size` on digits) is refused rather than silently doing nothing. A data
+# set registered elsewhere without an entry here takes any key.
+AUGMENT_KEYS = ("crop_padding", "flip")
+DOWNLOAD_KEYS = ("root", "download")
+ROW_LIMIT_KEYS = ("train_rows", "test_rows")
+DATASET_KEYS = {
+    "digits": ("test_fraction", *AUGMENT_KEYS),
+    **{name: (*DOWNLOAD_KEYS, *AUGMENT_KEYS) for name in ("cifar10", "cifar100", "svhn", "mnist", "fashionmnist")},
+    "npz": ("train", "test", "classes", *AUGMENT_KEYS),
+    "image_folder": ("path", "image_size", "channels", *AUGMENT_KEYS),
+    "text_csv": ("train", "test", "classes", "label_column", "text_column", "header", *ROW_LIMIT_KEYS),
+    **{name: (*DOWNLOAD_KEYS, *ROW_LIMIT_KEYS) for name in ("amazon_polarity", "amazon_full")},
+}
+
+
+def _check_dataset_keys(dataset: dict) -> None:
+    """Refuse dataset keys, as written, that the chosen data set does not read."""
+    name = dataset["name"]
+    if name not in DATASET_KEYS:
+        return
+    for key in dataset:
+        if key == "name" or key in DATASET_KEYS[name]:
+            continue
+        users = sorted(other for other, keys in DATASET_KEYS.items() if key in keys)
+        raise ConfigError(
+            f"config key 'dataset.{key}': data set {name!r} does not use it (only {', '.join(users)} do); "
+            f"remove it. Keys {name!r} reads: {', '.join(DATASET_KEYS[name])}"
+        )
+
+
 # Keys each kind of data set needs, beyond `name`.
 REQUIRED_DATASET_KEYS = {"npz": ("train", "test"), "image_folder": ("path",), "text_csv": ("train", "test")}
 # Data sets whose `train` and `test` keys list input files.
@@ -178,7 +317,7 @@ def _check_dataset_inputs(dataset: dict) -> None:
             raise ConfigError(f"config key 'dataset.{key}' is required for data set {dataset['name']!r}")
     for key in ("train", "test"):
         for index, path in enumerate(dataset.get(key, []) if dataset["name"] in FILE_LIST_DATASETS else []):
-            if not Path(path).is_file():
+            if not _is_file(path):
                 raise ConfigError(f"config key 'dataset.{key}[{index}]': file not found: {Path(path).resolve()}")
     if dataset["name"] == "npz" and not isinstance(dataset.get("classes", ""), str):
         raise ConfigError("config key 'dataset.classes': for npz, the path of a text file with one class name per line")
@@ -187,28 +326,178 @@ def _check_dataset_inputs(dataset: dict) -> None:
             "config key 'dataset.classes': for text_csv, the label values in label order (e.g. [neg, pos]) "
             "or a mapping from label value to class name"
         )
-    if dataset["name"] == "npz" and "classes" in dataset and not Path(dataset["classes"]).is_file():
+    if dataset["name"] == "npz" and "classes" in dataset and not _is_file(dataset["classes"]):
         raise ConfigError(f"config key 'dataset.classes': file not found: {Path(dataset['classes']).resolve()}")
     if dataset["name"] == "image_folder":
         for split in ("train", "test"):
             folder = Path(dataset["path"]) / split
-            if not folder.is_dir():
+            if not _is_dir(folder):
                 raise ConfigError(
                     f"config key 'dataset.path': expected a folder {folder.resolve()} with one sub-folder of images per class"
                 )
 
 
-def load_config(path: str | Path) -> dict:
-    """Read and validate a YAML config file."""
+def _is_file(path) -> bool:
     try:
-        config = yaml.load(Path(path).read_text(), Loader=SAFE_LOADER)
+        return Path(path).is_file()
+    except OSError:  # e.g. a name too long for the file system
+        return False
+
+
+def _is_dir(path) -> bool:
+    try:
+        return Path(path).is_dir()
+    except OSError:
+        return False
+
+
+# Training examples and classes of the data sets whose size is known before they are
+# prepared. Their classes are near balanced (SVHN's largest is under 3x its smallest),
+# so a class-balanced subset needs one example per class too (svp.selection). The
+# fractions of other data sets are checked when the subset is selected.
+KNOWN_TRAINING_SETS = {
+    "cifar10": (50_000, 10),
+    "cifar100": (50_000, 100),
+    "svhn": (73_257, 10),
+    "mnist": (60_000, 10),
+    "fashionmnist": (60_000, 10),
+    "amazon_polarity": (3_600_000, 2),
+    "amazon_full": (3_000_000, 5),
+}
+DIGITS_EXAMPLES, DIGITS_CLASSES = 1_797, 10
+DEFAULT_DIGITS_TEST_FRACTION = 0.25
+
+
+def known_training_set(dataset: dict) -> tuple[int, int] | None:
+    """(training examples, classes) of the data set, where known without preparing it."""
+    name = dataset["name"]
+    if name == "digits":
+        # scikit-learn's split takes ceil(test_fraction x N) examples for the test set.
+        test = math.ceil(dataset.get("test_fraction", DEFAULT_DIGITS_TEST_FRACTION) * DIGITS_EXAMPLES)
+        return DIGITS_EXAMPLES - test, DIGITS_CLASSES
+    if name not in KNOWN_TRAINING_SETS:
+        return None
+    examples, classes = KNOWN_TRAINING_SETS[name]
+    return min(examples, dataset.get("train_rows") or examples), classes
+
+
+def fraction_problem(fraction: float, class_sizes: Sequence[int], class_balanced: bool) -> str | None:
+    """Why a subset of ``fraction`` of a training set cannot hold every class, or None.
+
+    ``class_sizes`` are the training examples per class. The select stage asks with the
+    real labels; config validation asks earlier where the data set's size is known.
+    """
+    from svp.selection import smallest_subset
+
+    if not 0.0 < fraction <= 1.0:  # NaN included
+        return f"fraction {fraction!r} is not a share of the training set, from 0 (excluded) to 1"
+    examples = int(sum(class_sizes))
+    kept = math.floor(fraction * examples + 0.5)  # subset_size, before it keeps at least one
+    needed = smallest_subset(class_sizes, class_balanced)
+    if kept >= needed:
+        return None
+    why = "so that class-balanced selection reaches every class" if class_balanced else "one per class"
+    # The smallest f with floor(f x N + 1/2) >= needed (subset_size), rounded up.
+    least = _round_up((needed - 0.5) / examples)
+    return (
+        f"fraction {float(fraction)!r} keeps {kept:,} of the {examples:,} training examples, but a "
+        f"subset needs at least {needed:,} ({why}); use a fraction of at least {format_fraction(least)}"
+    )
+
+
+def _round_up(value: float, digits: int = 2) -> float:
+    """``value`` rounded up to ``digits`` significant digits."""
+    scale = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
+    return float(f"{math.ceil(value / scale) * scale:.{digits}g}")
+
+
+def _check_subset_sizes(config: dict) -> None:
+    known = known_training_set(config["dataset"])
+    if known is None:
+        return
+    examples, classes = known
+    # Near-balanced classes (see KNOWN_TRAINING_SETS): split the examples evenly.
+    class_sizes = [examples // classes + (i < examples % classes) for i in range(classes)]
+    for index, fraction in enumerate(config["selection"]["fractions"]):
+        problem = fraction_problem(fraction, class_sizes, config["selection"]["class_balanced"])
+        if problem:
+            raise ConfigError(f"config key 'selection.fractions[{index}]': {problem}")
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The mapping in a YAML (or JSON) config file; ConfigError naming the file and line if unusable."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder, not a config file; give a YAML file such as config/config.yaml")
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path} is not a regular file (a device, pipe or socket); give a YAML config file")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config file ({error.strerror or error})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: over {MAX_CONFIG_BYTES // 2**20} MiB, too big for a config file; is it the right file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}, line {line}: not valid UTF-8 (byte 0x{raw[error.start]:02x}); save the file as UTF-8"
+        ) from None
+    try:
+        config = yaml.load(text, Loader=StrictConfigLoader)
+    except yaml.MarkedYAMLError as error:
+        raise ConfigError(_describe_yaml_error(path, text, error)) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if config is None:
+        raise ConfigError(f"{path}: the file is empty; a config maps keys to values (experiment: ..., dataset: ...)")
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(config).__name__}")
-    return validate_config(config)
+    if YTE_MARKER in config:
+        raise ConfigError(
+            f"{path}: config key '{YTE_MARKER}': svp configs are plain YAML, not YTE templates (Snakemake runs "
+            f"the Python in a template when it reads the file); remove the key and write the values out"
+        )
+    return config
+
+
+def _describe_yaml_error(path: Path, text: str, error: yaml.MarkedYAMLError) -> str:
+    mark = error.problem_mark or error.context_mark
+    problem = error.problem or error.context or "not valid YAML"
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+    lines = text.splitlines()
+    line = lines[mark.line] if mark and mark.line < len(lines) else ""
+    if "\t" in problem or line[: len(line) - len(line.lstrip())].count("\t"):
+        return f"{where}: a tab in the indentation; YAML indents with spaces only, so replace the tab with spaces"
+    if isinstance(error, yaml.constructor.ConstructorError):
+        return f"{where}: {problem}"
+    context = ""
+    if error.context and error.problem:
+        started = f" started on line {error.context_mark.line + 1}" if error.context_mark else ""
+        context = f" ({error.context}{started})"
+    return f"{where}: not valid YAML: {problem}{context}"
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config file strictly and validate it."""
+    return validate_config(read_config_file(path))
+
+
+def check_config_files(paths: Iterable[str | Path]) -> None:
+    """Read each config file strictly, for the Snakefile: Snakemake's own reading lets
+    duplicate keys, YAML 1.1 booleans and YTE templates through."""
+    for path in paths:
+        read_config_file(path)
 
 
 def format_fraction(fraction: float) -> str:
-    """The fraction as it appears in file names: 0.4 -> '0.4', 1 -> '1.0'."""
-    return str(float(fraction))
+    """The fraction as it appears in file names: 0.4 -> '0.4', 1 -> '1.0', 1e-05 -> '0.00001'.
+
+    Never in exponent form, which the workflow's fraction wildcard would not match.
+    """
+    text = format(Decimal(repr(float(fraction))), "f")
+    return text if "." in text else f"{text}.0"

@@ -49,3 +49,17 @@ def selection_order(ranks: np.ndarray, labels: np.ndarray, class_balanced: bool)
     within_class[by_class] = np.arange(len(labels)) - class_starts[labels[by_class]]
     due = (within_class + 0.5) / class_sizes[labels]
     return by_rank[np.lexsort((np.arange(len(labels)), due))]
+
+
+def smallest_subset(class_sizes, class_balanced: bool) -> int:
+    """The fewest examples a subset needs to hold every class, whatever the ranks.
+
+    Top-k needs one example per class. In ``selection_order``'s class-balanced order the
+    smallest class (n_min examples) gets its first example at due time 1/2 / n_min, so
+    the subset needs every example due no later: (n_c + n_min) // (2 n_min) per class.
+    """
+    sizes = np.asarray(class_sizes, dtype=np.int64)
+    sizes = sizes[sizes > 0]
+    if not class_balanced:
+        return len(sizes)
+    return int(((sizes + sizes.min()) // (2 * sizes.min())).sum())

@@ -13,6 +13,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from svp import data, diagnostics
+from svp.config import fraction_problem
+from svp.errors import StageInputError
 from svp.parquet import read_parquet_metadata, write_parquet
 from svp.ranking import combine_ranks, ranks_from_scores
 from svp.selection import random_ranks, selection_order, subset_size
@@ -72,6 +74,9 @@ def select_subset(
     else:
         labels = data.load_labels(data_dir, "train")
         ranks = random_ranks(len(labels), random_seed)
+    # Config validation checks this only for data sets whose size it knows.
+    if problem := fraction_problem(fraction, np.unique(labels, return_counts=True)[1], class_balanced):
+        raise StageInputError(f"config key selection.fractions: {problem}")
     order = selection_order(ranks, labels, class_balanced)[: subset_size(fraction, len(labels))]
     subset = pd.DataFrame({"index": order.astype(np.int64), "label": labels[order]})
     description = diagnostics.describe_subset(
