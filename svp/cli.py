@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import yaml
+
+from svp.command_errors import run_command
 
 
 def _json(text: str):
@@ -139,8 +143,6 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "select":
         from svp.subsets import select_subset
 
-        if args.random_seed is not None and not args.data:
-            raise ValueError("--random-seed needs --data (the prepared data folder, for the labels)")
         select_subset(
             fraction=args.fraction,
             subset_out=args.out,
@@ -173,25 +175,38 @@ def run(args: argparse.Namespace) -> None:
             tmp.write_text(yaml.safe_dump(args.config, sort_keys=False))
 
 
+def _after_interrupted_training(model_out: str) -> Callable[[], str]:
+    def hint() -> str:
+        from svp.stages import RESUME_FILE
+
+        resume = Path(model_out).with_name(RESUME_FILE)
+        if resume.exists():
+            return f"rerun the same command to resume after the last finished epoch, saved in {resume}"
+        return "no epoch had finished, so a rerun of the same command starts from the beginning"
+
+    return hint
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["report"]:
         from svp.report_cli import main as report_main
 
         return report_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    from svp.errors import SvpError
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "select" and args.random_seed is not None and not args.data:
+        parser.error("--random-seed needs --data (the prepared data folder, for the labels)")
 
-    try:
+    def action() -> None:
         if args.command in ("train", "score"):
             from svp.gpus import assign_gpu
 
             assign_gpu()  # before anything starts CUDA
         run(args)
-    except (SvpError, ValueError, FileNotFoundError) as error:
-        print(f"svp {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    after_interrupt = _after_interrupted_training(args.model_out) if args.command == "train" else None
+    return run_command(f"svp {args.command}", action, after_interrupt)
 
 
 if __name__ == "__main__":
