@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = select.add_mutually_exclusive_group(required=True)
     source.add_argument("--ranks", help="combined ranks parquet (proxy selection)")
     source.add_argument("--random-seed", type=int, help="seed of a random selection")
-    select.add_argument("--data", help="prepared data folder (labels for random selection)")
+    select.add_argument("--data", help="prepared data folder: the labels of a random selection; with --ranks, checked against them")
     select.add_argument("--info", type=_json, default={})
 
     summarize = commands.add_parser("summarize", help="summarise target runs into a CSV table")
@@ -156,8 +156,8 @@ def run(args: argparse.Namespace) -> None:
         from svp import summary
 
         table = summary.summarize(
-            summary.load_runs(args.targets),
-            summary.load_runs(args.proxies).reindex(columns=["proxy", "seed", "seconds"]),
+            summary.load_runs(args.targets, "target"),
+            summary.load_runs(args.proxies, "proxy"),
             summary.load_scoring(args.scores),
         )
         summary.write_summary(table, args.out)

@@ -26,4 +26,6 @@ def write_parquet(frame: pd.DataFrame, path: str | Path, metadata: dict | None =
 
 
 def read_parquet_metadata(path: str | Path) -> dict:
-    return json.loads(pq.read_schema(path).metadata[METADATA_KEY])
+    """The facts stored by ``write_parquet``; {} for a file written without them (by other code)."""
+    stored = (pq.read_schema(path).metadata or {}).get(METADATA_KEY)
+    return json.loads(stored) if stored else {}

@@ -226,8 +226,8 @@ def write_run_table(
 ) -> pd.DataFrame:
     """Every target run with its test error and end-to-end cost (``summary.RUN_COLUMNS``)."""
     runs = end_to_end_runs(
-        load_runs(target_metrics),
-        load_runs(proxy_metrics).reindex(columns=["proxy", "seed", "seconds"]),
+        load_runs(target_metrics, "target"),
+        load_runs(proxy_metrics, "proxy"),
         load_scoring(score_files),
     )
     with atomic_path(out) as tmp:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import svp
-from svp import data, models
+from svp import data, models, stage_files
 from svp.io import atomic_path, write_json
 from svp.training import ImageData, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train
 from svp.uncertainty import METRICS, uncertainty_from_logits, uncertainty_from_probabilities
@@ -91,9 +91,7 @@ def check_modality(model_name: str, manifest: dict, data_dir: str | Path) -> mod
 def _subset_index(subset: str | Path | None, n: int) -> np.ndarray:
     if subset is None:
         return np.arange(n, dtype=np.int64)
-    import pyarrow.parquet as pq  # here, and no pandas: a training job starts faster without them
-
-    return pq.read_table(subset, columns=["index"]).column("index").to_numpy().astype(np.int64)
+    return stage_files.subset_index(subset, n)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
