@@ -66,7 +66,7 @@ def whole_numbers(path: str | Path, table: pa.Table, column: str, kind: str) -> 
     values = table.column(column)
     if values.null_count:
         row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
-        raise StageInputError(f"{path}, row {row}: no {column} (null); {REMAKE[kind]}")
+        raise StageInputError(f"{path}, row {row}: {column} is missing (null or NaN); {REMAKE[kind]}")
     numbers = values.to_numpy(zero_copy_only=False)
     if pa.types.is_integer(values.type):
         return numbers.astype(np.int64)
@@ -98,7 +98,7 @@ def subset_index(path: str | Path, n_examples: int, allow_empty: bool = False) -
     at least one unless ``allow_empty`` (the report describes an empty subset; training refuses it)."""
     index = whole_numbers(path, read_columns(path, ["index"], "subset"), "index", "subset")
     if index.size == 0 and not allow_empty:
-        raise StageInputError(f"{path}: the subset holds no examples; a subset needs at least one. {REMAKE['subset']}")
+        raise StageInputError(f"{path}: the subset holds no examples; a subset needs at least one; {REMAKE['subset']}")
     outside = (index < 0) | (index >= n_examples)
     if outside.any():
         row = int(np.flatnonzero(outside)[0])
@@ -111,7 +111,7 @@ def subset_index(path: str | Path, n_examples: int, allow_empty: bool = False) -
         row, first = repeat
         raise StageInputError(
             f"{path}, row {row}: index {index[row]} is listed again (first at row {first}); "
-            f"a subset lists each example once. {REMAKE['subset']}"
+            f"a subset lists each example once; {REMAKE['subset']}"
         )
     return index
 
@@ -126,14 +126,14 @@ def _one_row_per_example(path: str | Path, table: pa.Table, kind: str, n_example
         row, first = repeat
         raise StageInputError(
             f"{path}, row {row}: index {index[row]} appears again (first at row {first}); "
-            f"a {kind} file holds each training example once. {REMAKE[kind]}"
+            f"a {kind} file holds each training example once; {REMAKE[kind]}"
         )
     out_of_order = np.flatnonzero(index != np.arange(len(index)))
     if out_of_order.size:
         row = int(out_of_order[0])
         raise StageInputError(
             f"{path}, row {row}: index {index[row]}, expected {row}: a {kind} file holds one row per training "
-            f"example, in index order. {REMAKE[kind]}"
+            f"example, in index order; {REMAKE[kind]}"
         )
     if n_examples is not None and len(index) != n_examples:
         raise StageInputError(
@@ -148,7 +148,7 @@ def _finite(path: str | Path, values: np.ndarray, column: str, kind: str, why: s
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise StageInputError(
-            f"{path}, row {row}: {column} is {values[row]} ({bad.sum():,} rows are not finite numbers); {why}"
+            f"{path}, row {row}: {column} is {values[row]} ({bad.sum():,} of {len(values):,} rows not finite); {why}"
         )
 
 
@@ -203,12 +203,12 @@ def read_ranks(path: str | Path, labels: np.ndarray | None = None) -> "pd.DataFr
             repeat = _first_repeat(ranks)
             where = f", row {repeat[0]}: {column} {ranks[repeat[0]]} appears again" if repeat else f": column {column!r}"
             raise StageInputError(
-                f"{path}{where}; the ranks must be 0..{len(index) - 1}, each once (cut short or edited?). {REMAKE['ranks']}"
+                f"{path}{where}; {column} must hold 0..{len(index) - 1}, each once (cut short or edited?); {REMAKE['ranks']}"
             )
     for column in ("score_mean", "correct_mean"):
         if column in table.column_names:
             values = table.column(column).to_numpy(zero_copy_only=False).astype(np.float64)
-            _finite(path, values, column, "ranks", f"the scores it was ranked by were not finite. {REMAKE['ranks']}")
+            _finite(path, values, column, "ranks", f"the scores it was ranked by were not finite; {REMAKE['ranks']}")
     if "correct_mean" in table.column_names:
         values = table.column("correct_mean").to_numpy(zero_copy_only=False)
         if ((values < 0) | (values > 1)).any():
