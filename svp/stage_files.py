@@ -219,30 +219,30 @@ def read_ranks(path: str | Path, labels: np.ndarray | None = None) -> "pd.DataFr
 # What each role's metrics.json must hold: the facts the summary and report group by, and the numbers.
 RUN_FACTS = {
     "target": ("target", "selection", "fraction", "seed", "test_error", "seconds"),
-    "proxy": ("proxy", "seed", "seconds"),  # a diverged proxy's test error is reported, not refused
+    "proxy": ("proxy", "seed", "test_error", "seconds"),
 }
 RUN_FOLDERS = {"target": "targets/<target>/<selection>/<fraction>/seed<s>/", "proxy": "proxies/<proxy>/seed<s>/"}
 
 
-def read_run_metrics(path: str | Path, role: str) -> dict:
-    """A run's metrics.json, refused unless it is one of a ``role`` ('target' or 'proxy') run."""
+def read_run_metrics(path: str | Path, *roles: str) -> dict:
+    """A run's metrics.json, refused unless it is one of a run of ``roles`` ('target', 'proxy')."""
     try:
         metrics = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise StageInputError(f"{path}: not a readable metrics.json ({error}); rerun the training that wrote it") from None
-    where = f"the {role} runs' metrics.json ({RUN_FOLDERS[role]}metrics.json)"
+    where = " or ".join(f"a {role} run's metrics.json ({RUN_FOLDERS[role]}metrics.json)" for role in roles)
     if not isinstance(metrics, dict):
         raise StageInputError(f"{path}: not a run's metrics (a JSON object); expected {where}")
-    found = metrics.get("role")
-    if found != role:
-        what = f"a {found} run's metrics" if isinstance(found, str) else "not the metrics of a workflow run (no role)"
+    role = metrics.get("role")
+    if role not in roles:
+        what = f"a {role} run's metrics" if isinstance(role, str) else "not the metrics of a workflow run (no role)"
         raise StageInputError(f"{path}: {what}, but here it takes {where}")
     missing = [key for key in RUN_FACTS[role] if key not in metrics]
     if missing:
-        raise StageInputError(f"{path}: no {', '.join(missing)}; expected {where} as `svp train --info` writes it")
+        raise StageInputError(f"{path}: no {', '.join(missing)}; expected {where}, as `svp train --info` writes it")
     for key in ("fraction", "test_error", "seconds"):
         value = metrics.get(key, 0.0)
-        if key in RUN_FACTS[role] and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if key in metrics and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise StageInputError(f"{path}: {key} is {value!r}, not a number; rerun the training that wrote it")
     if not math.isfinite(metrics["seconds"]) or metrics["seconds"] < 0:
         raise StageInputError(f"{path}: seconds is {metrics['seconds']!r}; rerun the training that wrote it")

@@ -334,7 +334,8 @@ def train(
     """Train ``model`` in place on ``train_data[train_index]``; return one history row per epoch.
 
     Each row has the epoch's learning rate, training loss and accuracy (on the augmented
-    batches) and, every ``eval_every`` epochs, the test metrics for the learning curve.
+    batches) and, every ``eval_every`` epochs and after the last (only then for 0), the
+    test metrics for the learning curve.
     The test set never influences training. With ``resume_path`` the training state is
     saved there after every epoch, and a state saved by an earlier, killed run with the
     same ``fingerprint`` (settings) is resumed. ``augment`` is the manifest's (empty for
@@ -383,7 +384,8 @@ def train(
             "epoch_seconds": time.perf_counter() - started,
         }
         last_epoch = epoch + 1 == settings.epochs
-        if test_data is not None and settings.eval_every and ((epoch + 1) % settings.eval_every == 0 or last_epoch):
+        periodic = settings.eval_every and (epoch + 1) % settings.eval_every == 0
+        if test_data is not None and (periodic or last_epoch):  # eval_every 0: the final epoch only
             row.update(evaluate(model, test_data, settings))
         history.append(row)
         log(_epoch_line(row, settings.epochs))
