@@ -201,9 +201,9 @@ def read_ranks(path: str | Path, labels: np.ndarray | None = None) -> "pd.DataFr
         ranks = whole_numbers(path, table, column, "ranks")
         if not np.array_equal(np.sort(ranks), index):
             repeat = _first_repeat(ranks)
-            where = f", row {repeat[0]}: {column} {ranks[repeat[0]]} appears again" if repeat else f": column {column!r}"
+            where = f", row {repeat[0]}: {column} {ranks[repeat[0]]} appears again; it" if repeat else f": column {column!r}"
             raise StageInputError(
-                f"{path}{where}; {column} must hold 0..{len(index) - 1}, each once (cut short or edited?); {REMAKE['ranks']}"
+                f"{path}{where} must hold 0..{len(index) - 1}, each once (cut short or edited?); {REMAKE['ranks']}"
             )
     for column in ("score_mean", "correct_mean"):
         if column in table.column_names:
