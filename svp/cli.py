@@ -163,11 +163,10 @@ def run(args: argparse.Namespace) -> None:
         summary.write_summary(table, args.out)
         print(summary.format_table(table))
     elif args.command == "show-summary":
-        import pandas as pd
-
+        from svp.stage_files import read_table
         from svp.summary import format_table
 
-        print(format_table(pd.read_csv(args.summary)))
+        print(format_table(read_table(args.summary, "summary")))
     elif args.command == "store-config":
         from svp.io import atomic_path
 

@@ -529,7 +529,7 @@ def write_subset_tables(
 
 def read_subset_table(path: str | Path) -> pd.DataFrame:
     """subsets.csv as written, with text columns kept as text (empty, not NaN)."""
-    table = pd.read_csv(path)
+    table = stage_files.read_table(path, "subsets table")
     for column in ("subset", "selection", "proxy", "metric", "min_ratio_class", "warning"):
         table[column] = table[column].fillna("").astype(str) if column in table else ""
     return table

@@ -244,7 +244,7 @@ def plot_error_vs_time(runs: pd.DataFrame, out: str | Path) -> None:
 
 
 def write_summary_figures(*, summary_file: str | Path, error_out: str | Path, time_out: str | Path) -> None:
-    summary = pd.read_csv(summary_file)
+    summary = stage_files.read_table(summary_file, "summary")
     plot_error_vs_fraction(summary, error_out)
     plot_time_vs_fraction(summary, time_out)
 
@@ -255,7 +255,7 @@ def write_learning_curves(*, metrics_files: list[str | Path], out: str | Path) -
 
 
 def write_error_vs_time(*, runs_file: str | Path, out: str | Path) -> None:
-    plot_error_vs_time(pd.read_csv(runs_file), out)
+    plot_error_vs_time(stage_files.read_table(runs_file, "runs"), out)
 
 
 def plot_class_composition(subsets: pd.DataFrame, out: str | Path) -> None:
@@ -315,6 +315,6 @@ def plot_class_composition(subsets: pd.DataFrame, out: str | Path) -> None:
 
 
 def write_class_composition(*, subsets_file: str | Path, out: str | Path) -> None:
-    table = pd.read_csv(subsets_file)
+    table = stage_files.read_table(subsets_file, "subsets table")
     table["subset"] = table["subset"].astype(str)
     plot_class_composition(table, out)

@@ -1,5 +1,6 @@
-"""Read the files the stages hand each other (subsets, scores, ranks, run metrics), and
-refuse any that cannot be right, naming the file, an offending row and how to remake it.
+"""Read the files the stages hand each other (subsets, scores, ranks, run metrics, the
+report's tables), and refuse any that cannot be right, naming the file, an offending row
+and how to remake it.
 
 A stage can be run by hand on any file, and a file can be cut short, edited or written
 by other code: what would otherwise train or select silently on garbage (a negative
@@ -26,6 +27,16 @@ REMAKE = {
     "subset": "rerun `svp select` (the select_subset rule) to remake it",
     "scores": "rerun `svp score` (the score_examples rule) to remake it",
     "ranks": "rerun `svp rank` (the rank_examples rule) to remake it",
+    "summary": "rerun `svp summarize` (the summarize rule) to remake it",
+    "runs": "rerun `svp report runs` (the tabulate_runs rule) to remake it",
+    "subsets table": "rerun `svp report subsets` (the tabulate_subsets rule) to remake it",
+}
+# The columns each CSV table must have for the commands that read it.
+TABLE_COLUMNS = {
+    "summary": ("target", "selection", "proxy", "metric", "fraction", "runs", "error_mean", "error_std", "proxy_seconds",
+                "scoring_seconds", "target_seconds", "total_seconds", "speedup"),
+    "runs": ("target", "selection", "fraction", "seed", "test_error", "total_seconds"),
+    "subsets table": ("subset", "fraction"),
 }
 
 
@@ -214,6 +225,26 @@ def read_ranks(path: str | Path, labels: np.ndarray | None = None) -> "pd.DataFr
         if ((values < 0) | (values > 1)).any():
             raise StageInputError(f"{path}: correct_mean must lie in [0, 1]; {REMAKE['ranks']}")
     return table.to_pandas()
+
+
+def read_table(path: str | Path, kind: str) -> "pd.DataFrame":
+    """A CSV table svp wrote (``kind``: a key of ``TABLE_COLUMNS``), with at least one row and its columns."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise StageInputError(f"{path}: not a readable CSV table ({_first_line(error)}); {REMAKE[kind]}") from None
+    missing = [column for column in TABLE_COLUMNS[kind] if column not in table]
+    if missing:
+        raise StageInputError(f"{path}: no column {', '.join(map(repr, missing))}; is it a {kind} written by svp? {REMAKE[kind]}")
+    if table.empty:
+        raise StageInputError(f"{path}: no rows; {REMAKE[kind]}")
+    return table
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 # What each role's metrics.json must hold: the facts the summary and report group by, and the numbers.

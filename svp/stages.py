@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import svp
-from svp import data, models, stage_files
+from svp import data, models
 from svp.checkpoint import save_torch
 from svp.errors import ConfigError, StageInputError
 from svp.io import atomic_path, check_writable, write_json
@@ -141,6 +141,8 @@ def check_checkpoint_fits(checkpoint: dict, path: str | Path, manifest: dict, in
 def _subset_index(subset: str | Path | None, n: int) -> np.ndarray:
     if subset is None:
         return np.arange(n, dtype=np.int64)
+    from svp import stage_files  # here: a full-data run starts without pyarrow
+
     return stage_files.subset_index(subset, n)
 
 
