@@ -270,7 +270,10 @@ def plot_class_composition(subsets: pd.DataFrame, out: str | Path) -> None:
     classes = [c.removeprefix("share ") for c in share_columns]
     full = subsets[subsets["subset"] == FULL]
     if len(full) != 1:
-        raise ValueError("the subsets table needs one row 'full' (the full training set) to compare with")
+        raise StageInputError(
+            f"the subsets table needs one row 'full' (the full training set) to compare with, got {len(full)}; "
+            f"{stage_files.REMAKE['subsets table']}"
+        )
     rows = pd.concat([full, subsets[subsets["subset"] != FULL].sort_values("fraction", kind="stable")])
     labels = ["full data" if r.subset == FULL else f"{r.subset} {format_fraction(r.fraction)}" for r in rows.itertuples()]
     shares = rows[share_columns].to_numpy(dtype=np.float64)
