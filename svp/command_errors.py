@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import tempfile
@@ -50,7 +51,9 @@ def run_command(
         return INTERRUPTED
     except Exception as error:  # noqa: BLE001  (a bug: reported as one, with its traceback kept)
         if isinstance(error, OSError) and error.errno in FULL_DEVICE:
-            return _fail(prog, f"{os.strerror(error.errno).lower()} ({error}); free some space and rerun", USER_ERROR)
+            return _fail(prog, f"{_os_error_message(error)}; free some space and rerun", USER_ERROR)
+        if isinstance(error, OSError) and error.errno == errno.EROFS:
+            return _fail(prog, f"{_os_error_message(error)}; choose an output folder on a writable file system", USER_ERROR)
         if _is_device_out_of_memory(error):
             return _fail(prog, "the GPU ran out of memory; lower batch_size or eval_batch_size and rerun", USER_ERROR)
         return _fail(prog, _bug_message(error, _keep_traceback(prog)), BUG)
@@ -65,7 +68,7 @@ def _fail(prog: str, message: str, status: int) -> int:
 def _os_error_message(error: OSError) -> str:
     """'No such file or directory: results/x.parquet', not Python's '[Errno 2] ...' form."""
     if error.filename is None:
-        return str(error)
+        return error.strerror.lower() if error.strerror else str(error)
     names = f"{error.filename}" + (f" -> {error.filename2}" if error.filename2 else "")
     return f"{(error.strerror or str(error)).lower()}: {names}"
 

@@ -69,11 +69,15 @@ def check_writable(*paths: str | os.PathLike) -> None:
         try:
             with tempfile.TemporaryFile(dir=final.parent):
                 pass
-        except PermissionError as error:
+        except PermissionError:
             raise OutputError(
-                f"cannot write {final}: no permission to write in {error.filename or final.parent}; "
+                f"cannot write {final}: no permission to write in {final.parent}; "
                 "choose another output folder or change its permissions"
             ) from None
+        except OSError as error:
+            if error.errno != errno.EROFS:
+                raise
+            raise OutputError(f"cannot write {final}: {final.parent} is on a read-only file system; choose another output folder") from None
 
 
 def _make_folder(final: Path) -> None:
