@@ -77,7 +77,9 @@ def check_writable(*paths: str | os.PathLike) -> None:
         except OSError as error:
             if error.errno != errno.EROFS:
                 raise
-            raise OutputError(f"cannot write {final}: {final.parent} is on a read-only file system; choose another output folder") from None
+            raise OutputError(
+                f"cannot write {final}: {final.parent} is on a read-only file system; choose another output folder"
+            ) from None
 
 
 def _make_folder(final: Path) -> None:

@@ -93,8 +93,9 @@ def check_modality(model_name: str, manifest: dict, data_dir: str | Path) -> mod
     return spec
 
 
-# What a model.pt must hold, whichever trainer wrote it; a torch model's weights, or fastText's file.
+# What a model.pt must hold, whichever trainer wrote it, besides a torch model's weights or fastText's file.
 CHECKPOINT_KEYS = {"model_name", "num_classes", "training", "seed"}
+TORCH_WEIGHTS, FASTTEXT_MODEL = {"state_dict", "in_channels"}, {"fasttext_model"}
 REMAKE_CHECKPOINT = "rerun the stage that made it (`svp train`: the train_proxy or train_target rule)"
 
 
@@ -106,11 +107,15 @@ def read_model_checkpoint(path: str | Path) -> dict:
         raise
     except Exception as error:  # noqa: BLE001  torch's reader fails on a damaged file with whatever it hit first
         raise StageInputError(
-            f"{path}: not a readable model checkpoint, truncated or corrupt ({_first_sentence(error)}); {REMAKE_CHECKPOINT}"
+            f"{path}: not a readable model checkpoint, truncated or corrupt ({_first_sentence(error)}); "
+            f"{REMAKE_CHECKPOINT}"
         ) from None
-    weights = {"state_dict", "in_channels"} if isinstance(checkpoint, dict) and "fasttext_model" not in checkpoint else {"fasttext_model"}
-    if not isinstance(checkpoint, dict) or not CHECKPOINT_KEYS | weights <= set(checkpoint):
-        what = "a training state (resume.pt), not a finished model" if isinstance(checkpoint, dict) and "fingerprint" in checkpoint else "not a model checkpoint written by `svp train`"
+    if not isinstance(checkpoint, dict):
+        raise StageInputError(f"{path}: not a model checkpoint written by `svp train`; {REMAKE_CHECKPOINT}")
+    weights = FASTTEXT_MODEL if "fasttext_model" in checkpoint else TORCH_WEIGHTS
+    if not CHECKPOINT_KEYS | weights <= set(checkpoint):
+        # resume.pt, the state of a training still under way, is the likeliest mix-up.
+        what = "a training state (resume.pt), not a finished model" if "fingerprint" in checkpoint else "not a model checkpoint written by `svp train`"
         raise StageInputError(f"{path}: {what}; {REMAKE_CHECKPOINT}")
     return checkpoint
 
@@ -121,7 +126,9 @@ def _first_sentence(error: Exception) -> str:
     return f"{type(error).__name__}: {text.split('. ')[0][:150]}" if text else type(error).__name__
 
 
-def check_checkpoint_fits(checkpoint: dict, path: str | Path, manifest: dict, in_channels: int | None, data_dir) -> models.ModelSpec:
+def check_checkpoint_fits(
+    checkpoint: dict, path: str | Path, manifest: dict, in_channels: int | None, data_dir: str | Path
+) -> models.ModelSpec:
     """The checkpoint's model spec, after checking that the model reads this data: its
     modality, number of classes and (torch models) input channels."""
     spec = check_modality(checkpoint["model_name"], manifest, data_dir)

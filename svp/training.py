@@ -128,7 +128,8 @@ def _checked_schedule(schedule) -> list[dict]:
         key = f"lr_schedule[{position}]"
         if not isinstance(piece, dict) or set(piece) != {"epochs", "lr"}:
             raise ConfigError(f"training setting {key!r}: {piece!r} is not a piece {{epochs: ..., lr: ...}}")
-        checked.append({"epochs": _whole_number(f"{key}.epochs", piece["epochs"], 1), "lr": _number(f"{key}.lr", piece["lr"], positive=True)})
+        epochs = _whole_number(f"{key}.epochs", piece["epochs"], 1)
+        checked.append({"epochs": epochs, "lr": _number(f"{key}.lr", piece["lr"], positive=True)})
     return checked
 
 
