@@ -38,8 +38,14 @@ def save_training_state(
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(state, path)
+
+
+def save_torch(obj, path: str | Path) -> None:
+    """``torch.save`` by write-then-rename. Through a Python file, so that a full disk raises
+    OSError (ENOSPC), reported by ``atomic_path`` as such, not a RuntimeError of torch's writer."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def load_training_state(path: str | Path, fingerprint: dict, log: Callable[[str], None]) -> dict | None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import yaml
+
+from svp.command_errors import run_command
 
 
 def _json(text: str):
@@ -16,9 +20,50 @@ def _json(text: str):
         raise argparse.ArgumentTypeError(f"not valid JSON ({error}): {text[:80]}") from None
 
 
+def _json_object(text: str) -> dict:
+    value = _json(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object ({{...}}), got: {text[:80]}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+# torch and NumPy both take seeds 0 .. 2**64 - 1.
+MAX_SEED = 2**64 - 1
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in 0..2**64-1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--info", type=_json, default={}, help="JSON facts about the run stored with its outputs")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--info", type=_json_object, default={}, help="JSON facts about the run stored with its outputs")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("datasets", help="list the registered data sets")
 
     prepare = commands.add_parser("prepare", help="download/read a data set into train.npz, test.npz, manifest.json")
-    prepare.add_argument("--dataset", type=_json, required=True, help="the config's dataset mapping, as JSON")
+    prepare.add_argument("--dataset", type=_json_object, required=True, help="the config's dataset mapping, as JSON")
     prepare.add_argument("--out-dir", required=True)
 
     train = commands.add_parser("train", help="train a model on the prepared data or a subset of it")
     train.add_argument("--model", required=True)
-    train.add_argument("--training", type=_json, default={}, help="training settings, as JSON")
-    train.add_argument("--seed", type=int, required=True)
+    train.add_argument("--training", type=_json_object, default={}, help="training settings, as JSON")
+    train.add_argument("--seed", type=_seed, required=True)
     train.add_argument("--data", required=True, help="prepared data folder")
     train.add_argument("--subset", help="parquet file of example indices to train on (default: all)")
     train.add_argument("--model-out", required=True)
@@ -50,24 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--checkpoint", required=True)
     score.add_argument("--data", required=True)
     score.add_argument("--out", required=True)
-    score.add_argument("--batch-size", type=int, default=1024)
+    score.add_argument("--batch-size", type=_positive_int, default=1024)
     _add_run_options(score)
 
     rank = commands.add_parser("rank", help="rank examples by a metric and combine the ranks of several runs")
     rank.add_argument("scores", nargs="+", help="score parquet files, one per proxy run")
     rank.add_argument("--metric", required=True)
     rank.add_argument("--out", required=True)
-    rank.add_argument("--info", type=_json, default={})
+    rank.add_argument("--info", type=_json_object, default={})
 
     select = commands.add_parser("select", help="write the subset of one fraction, in selection order")
-    select.add_argument("--fraction", type=float, required=True)
+    select.add_argument("--fraction", type=_fraction, required=True)
     select.add_argument("--out", required=True)
     select.add_argument("--class-balanced", action="store_true")
     source = select.add_mutually_exclusive_group(required=True)
     source.add_argument("--ranks", help="combined ranks parquet (proxy selection)")
-    source.add_argument("--random-seed", type=int, help="seed of a random selection")
-    select.add_argument("--data", help="prepared data folder (labels for random selection)")
-    select.add_argument("--info", type=_json, default={})
+    source.add_argument("--random-seed", type=_seed, help="seed of a random selection")
+    select.add_argument("--data", help="prepared data folder: the labels of a random selection; with --ranks, checked against them")
+    select.add_argument("--info", type=_json_object, default={})
 
     summarize = commands.add_parser("summarize", help="summarise target runs into a CSV table")
     summarize.add_argument("--targets", nargs="+", required=True, help="target metrics.json files")
@@ -82,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("report", help="tables and figures of the report (see `svp report --help`)", add_help=False)
 
     store = commands.add_parser("store-config", help="write the resolved config (JSON) as YAML")
-    store.add_argument("--config", type=_json, required=True)
+    store.add_argument("--config", type=_json_object, required=True)
     store.add_argument("--out", required=True)
     return parser
 
@@ -139,8 +184,6 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "select":
         from svp.subsets import select_subset
 
-        if args.random_seed is not None and not args.data:
-            raise ValueError("--random-seed needs --data (the prepared data folder, for the labels)")
         select_subset(
             fraction=args.fraction,
             subset_out=args.out,
@@ -154,23 +197,34 @@ def run(args: argparse.Namespace) -> None:
         from svp import summary
 
         table = summary.summarize(
-            summary.load_runs(args.targets),
-            summary.load_runs(args.proxies).reindex(columns=["proxy", "seed", "seconds"]),
+            summary.load_runs(args.targets, "target"),
+            summary.load_runs(args.proxies, "proxy"),
             summary.load_scoring(args.scores),
         )
         summary.write_summary(table, args.out)
         print(summary.format_table(table))
     elif args.command == "show-summary":
-        import pandas as pd
-
+        from svp.stage_files import read_table
         from svp.summary import format_table
 
-        print(format_table(pd.read_csv(args.summary)))
+        print(format_table(read_table(args.summary, "summary")))
     elif args.command == "store-config":
         from svp.io import atomic_path
 
         with atomic_path(args.out) as tmp:
             tmp.write_text(yaml.safe_dump(args.config, sort_keys=False))
+
+
+def _after_interrupted_training(model_out: str) -> Callable[[], str]:
+    def hint() -> str:
+        from svp.stages import RESUME_FILE
+
+        resume = Path(model_out).with_name(RESUME_FILE)
+        if resume.exists():
+            return f"rerun the same command to resume after the last finished epoch, saved in {resume}"
+        return "no epoch had finished, so a rerun of the same command starts from the beginning"
+
+    return hint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,19 +233,20 @@ def main(argv: list[str] | None = None) -> int:
         from svp.report_cli import main as report_main
 
         return report_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    from svp.errors import SvpError
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "select" and args.random_seed is not None and not args.data:
+        parser.error("--random-seed needs --data (the prepared data folder, for the labels)")
 
-    try:
+    def action() -> None:
         if args.command in ("train", "score"):
             from svp.gpus import assign_gpu
 
             assign_gpu()  # before anything starts CUDA
         run(args)
-    except (SvpError, ValueError, FileNotFoundError) as error:
-        print(f"svp {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    after_interrupt = _after_interrupted_training(args.model_out) if args.command == "train" else None
+    return run_command(f"svp {args.command}", action, after_interrupt)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
+from svp.errors import StageInputError
 from svp.io import atomic_path
 from svp.parquet import read_parquet_metadata
 from svp.ranking import combine_ranks, ranks_from_scores
+from svp.stage_files import read_scores
 
 METHODS = ("spearman", "pearson")
 # The random order is a reference point, not an experiment: one fixed draw is enough.
@@ -60,7 +62,8 @@ def load_orders(
         scores[f"{target} {seed}"] = _read_scores(path, metric)
     lengths = {len(values) for values in scores.values()}
     if len(lengths) != 1:
-        raise ValueError(f"need score files covering the same examples, got lengths {sorted(lengths)}")
+        counts = ", ".join(f"{name}: {len(values):,}" for name, values in scores.items())
+        raise StageInputError(f"the score files cover different numbers of examples ({counts}); were they scored on the same data?")
     scores[RANDOM] = np.random.default_rng(RANDOM_ORDER_SEED).random(lengths.pop())
     for name, values in scores.items():
         if name not in ranks:
@@ -71,10 +74,7 @@ def load_orders(
 
 
 def _read_scores(path: str | Path, metric: str) -> np.ndarray:
-    frame = pd.read_parquet(path, columns=["index", metric])
-    if not np.array_equal(frame["index"].to_numpy(), np.arange(len(frame))):
-        raise ValueError(f"{path}: expected one row per training example, in index order")
-    return frame[metric].to_numpy(dtype=np.float64)
+    return read_scores(path, (metric,))[metric]
 
 
 def correlation_matrix(values: pd.DataFrame, method: str) -> pd.DataFrame:

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from svp import data, plan
+from svp import data, plan, stage_files
+from svp.errors import StageInputError
 from svp.config import format_fraction
 from svp.io import atomic_path, read_json
 from svp.parquet import read_parquet_metadata
@@ -270,45 +270,26 @@ def proxy_correct_means(score_files) -> dict[str, np.ndarray]:
     """{proxy: per training example, the share of the proxy's runs whose prediction equals its label}."""
     correct: dict[str, list[np.ndarray]] = {}
     for path in score_files:
-        if "correct" not in _schema_names(path):
-            raise ValueError(f"{path}: no 'correct' column; is it a score file written by `svp score`?")
-        frame = pd.read_parquet(path, columns=["index", "correct"])
-        if not np.array_equal(frame["index"].to_numpy(), np.arange(len(frame))):
-            raise ValueError(f"{path}: expected one row per training example, in index order")
+        run = stage_files.read_scores(path, with_correct=True)
         proxy = str(read_parquet_metadata(path).get("proxy", Path(path).parent.name))
-        correct.setdefault(proxy, []).append(frame["correct"].to_numpy(dtype=np.float64))
+        correct.setdefault(proxy, []).append(run["correct"].astype(np.float64))
     for proxy, runs in correct.items():
         if len({len(run) for run in runs}) != 1:
-            raise ValueError(f"the score files of proxy {proxy} cover different numbers of examples")
+            raise StageInputError(f"the score files of proxy {proxy} cover different numbers of examples; rerun its scoring")
     return {proxy: np.mean(runs, axis=0) for proxy, runs in correct.items()}
 
 
-def _schema_names(path) -> list[str]:
-    return pq.read_schema(path).names
-
-
-def _subset_facts(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
+def _subset_facts(path: str | Path, n_examples: int) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """(example indices, their labels if stored, svp metadata) of a subset file."""
-    columns = _schema_names(path)
-    if "index" not in columns:
-        raise ValueError(f"{path}: no 'index' column; is it a subset written by `svp select`?")
-    frame = pd.read_parquet(path, columns=[c for c in ("index", "label") if c in columns])
+    index = stage_files.subset_index(path, n_examples, allow_empty=True)
+    info = read_parquet_metadata(path)
     try:
-        info = read_parquet_metadata(path)
         fraction, class_balanced = float(info["fraction"]), bool(info["class_balanced"])
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path}: no fraction and class_balanced in its metadata; write subsets with `svp select`") from None
-    labels = frame["label"].to_numpy() if "label" in frame else None
-    return frame["index"].to_numpy(dtype=np.int64), labels, {**info, "fraction": fraction, "class_balanced": class_balanced}
-
-
-def _checked_ranks(path: str | Path, n_examples: int) -> pd.DataFrame:
-    ranks = pd.read_parquet(path)
-    if len(ranks) != n_examples or not np.array_equal(ranks["index"].to_numpy(), np.arange(n_examples)):
-        raise ValueError(f"{path}: expected one row per training example ({n_examples:,}), in index order")
-    return ranks
-
-
+        raise StageInputError(f"{path}: no fraction and class_balanced in its metadata; write subsets with `svp select`") from None
+    has_labels = "label" in stage_files.read_schema(path, "subset").names
+    labels = stage_files.whole_numbers(path, stage_files.read_columns(path, ["label"], "subset"), "label", "subset") if has_labels else None
+    return index, labels, {**info, "fraction": fraction, "class_balanced": class_balanced}
 
 
 def diagnose_subsets(
@@ -325,18 +306,18 @@ def diagnose_subsets(
     names = [str(name) for name in data.read_manifest(data_dir).get("classes") or []]
     n_classes = max(len(names), int(labels.max()) + 1 if labels.size else 0)
     names += [str(label) for label in range(len(names), n_classes)]
-    ranks_by_selection = {Path(path).stem: _checked_ranks(path, len(labels)) for path in rank_files}
+    ranks_by_selection = {Path(path).stem: stage_files.read_ranks(path, labels) for path in rank_files}
     correct_by_proxy = proxy_correct_means(score_files)
     for proxy, correct in correct_by_proxy.items():
         if len(correct) != len(labels):
-            raise ValueError(f"proxy {proxy}'s score files cover {len(correct):,} examples, the training data {len(labels):,}")
+            raise StageInputError(f"proxy {proxy}'s score files cover {len(correct):,} examples, the training data {len(labels):,}; rerun its scoring")
     errors, notes = proxy_test_errors(proxy_metrics)
     rows, shares = [], []
     for path in subset_files:
         subset = Path(path).parent.name
-        index, subset_labels, info = _subset_facts(path)
+        index, subset_labels, info = _subset_facts(path, len(labels))
         if info.get("n_total", len(labels)) != len(labels):
-            raise ValueError(f"{path}: selected from {info['n_total']:,} examples, but the training data has {len(labels):,}; rerun the selection")
+            raise StageInputError(f"{path}: selected from {info['n_total']:,} examples, but the training data has {len(labels):,}; rerun the selection")
         proxy, metric = plan.parse_selection(subset) if "-" in subset else (None, None)
         ranks = ranks_by_selection.get(subset)
         if proxy and ranks is None:
@@ -346,7 +327,7 @@ def diagnose_subsets(
             runs=run_ranks(ranks) if ranks is not None else None, correct_mean=correct_by_proxy.get(proxy), num_classes=n_classes,
         )
         if subset_labels is not None and not np.array_equal(subset_labels, labels[index]):
-            raise ValueError(f"{path}: its labels differ from the training data's; was it selected from other data?")
+            raise StageInputError(f"{path}: its labels differ from the training data's; was it selected from other data?")
         if proxy and description["proxy_runs"] == 1:
             notes.append(f"subset {subset}: one proxy run, so the runs' Jaccard overlap is undefined (left empty)")
         proxy_error = errors.get(proxy, math.nan) if proxy else math.nan
@@ -548,7 +529,7 @@ def write_subset_tables(
 
 def read_subset_table(path: str | Path) -> pd.DataFrame:
     """subsets.csv as written, with text columns kept as text (empty, not NaN)."""
-    table = pd.read_csv(path)
+    table = stage_files.read_table(path, "subsets table")
     for column in ("subset", "selection", "proxy", "metric", "min_ratio_class", "warning"):
         table[column] = table[column].fillna("").astype(str) if column in table else ""
     return table

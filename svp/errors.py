@@ -19,3 +19,7 @@ class DataError(SvpError):
 
 class StageInputError(SvpError):
     """A stage's input file (scores, ranks, subsets, checkpoint, metrics) that cannot be used."""
+
+
+class OutputError(SvpError):
+    """An output that cannot be written (a file in the way, no permission, disk full)."""

@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from svp.errors import ConfigError
 from svp.text import fasttext_normalize
 
 LABEL_PREFIX = "__label__"
@@ -46,7 +47,7 @@ class FastTextSettings:
         """Settings from a config ``training`` mapping (torch-only keys there are ignored)."""
         schedule = training.get("lr_schedule", [{"epochs": cls.epochs, "lr": cls.lr}])
         if len(schedule) != 1:
-            raise ValueError(
+            raise ConfigError(
                 "fastText takes one lr_schedule piece ({epochs, lr}: the starting rate, decayed linearly "
                 f"to 0 over the epochs), got {len(schedule)} pieces"
             )
@@ -54,7 +55,7 @@ class FastTextSettings:
         known = {f.name for f in fields(cls)} - {"epochs", "lr"}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise ValueError(f"unknown fastText setting(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown fastText setting(s) {unknown}; known: {sorted(known)}")
         return cls(epochs=int(schedule[0]["epochs"]), lr=float(schedule[0]["lr"]), **options)
 
 
@@ -103,7 +104,7 @@ def train(texts: Sequence[str], labels: np.ndarray, settings: FastTextSettings, 
                     thread=settings.threads, seed=seed, loss="softmax", verbose=0,
                 )
         except (RuntimeError, ValueError) as error:
-            raise ValueError(
+            raise ConfigError(
                 f"fastText training failed ({error}); it diverges on tiny data (tens of distinct words): "
                 f"train on more examples or lower the learning rate"
             ) from error

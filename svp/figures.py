@@ -18,8 +18,10 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from svp import stage_files
 from svp.config import format_fraction
-from svp.io import atomic_path, read_json
+from svp.errors import StageInputError
+from svp.io import atomic_path
 
 FULL, RANDOM, BUDGET = "full", "random", "budget"
 BASELINE_COLOURS = {RANDOM: "tab:grey", BUDGET: "tab:purple", FULL: "black"}
@@ -112,49 +114,93 @@ def plot_time_vs_fraction(summary: pd.DataFrame, out: str | Path) -> None:
     _save(figure, out)
 
 
+HISTORY_COLUMNS = ("epoch", "train_loss")  # what every run's history.csv holds; test_error only where evaluated
+
+
 def load_histories(metrics_files: list[str | Path]) -> pd.DataFrame:
-    """Every run's history.csv (beside its metrics.json), with the run's facts as columns."""
+    """Every run's history.csv (beside its metrics.json), with the run's facts as columns.
+
+    ``test_error`` is there (NaN) even where no run evaluated the test set per epoch
+    (``eval_every: 0``), and ``final_test_error`` holds each run's final error from its
+    metrics.json, which every run has.
+    """
     frames = []
     for path in metrics_files:
-        info = read_json(path)
-        history = pd.read_csv(Path(path).with_name("history.csv"))
+        info = stage_files.read_run_metrics(path, "proxy", "target")
+        history_file = Path(path).with_name("history.csv")
+        try:
+            history = pd.read_csv(history_file)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise StageInputError(f"{history_file}: not a readable history ({error}); rerun the training that wrote it") from None
+        missing = [column for column in HISTORY_COLUMNS if column not in history]
+        if missing or history.empty:
+            raise StageInputError(
+                f"{history_file}: {'no rows' if not missing else 'no column ' + ', '.join(missing)}; rerun the training that wrote it"
+            )
         facts = {key: info.get(key) for key in ("role", "proxy", "target", "selection", "fraction", "seed")}
+        facts["final_test_error"] = info["test_error"]
         frames.append(history.assign(**{k: ("" if v is None else v) for k, v in facts.items()}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    histories = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*HISTORY_COLUMNS, "role"])
+    return histories.reindex(columns=[*histories.columns, *(["test_error"] if "test_error" not in histories else [])])
 
 
-def plot_learning_curves(histories: pd.DataFrame, out: str | Path) -> None:
+FINAL_ONLY_NOTE = "no per-epoch test error (eval_every: 0); * marks the final error, from metrics.json"
+
+
+def _draw_test_error(ax, epochs: pd.Series, errors: pd.Series, final_epoch: int, final_error: float, **style) -> bool:
+    """Test error on the epochs where it was evaluated; where none was, the final error as a star.
+
+    Returns whether the run had no evaluated epoch.
+    """
+    evaluated = errors.notna()
+    if evaluated.any():
+        ax.plot(epochs[evaluated], errors[evaluated], marker=".", **style)
+        return False
+    ax.plot([final_epoch], [final_error], marker="*", markersize=10, **{**style, "linestyle": "none"})
+    return True
+
+
+def plot_learning_curves(histories: pd.DataFrame, out: str | Path) -> list[str]:
     """Training loss and test error per epoch: one row of panels per proxy and per target.
 
     Proxy runs are drawn one line per seed. Target runs are averaged over seeds, one line
     per selection (colour) and fraction (line style: solid for the largest), since their
-    seeds share the schedule. Test error is drawn on the epochs where it was evaluated.
+    seeds share the schedule. Test error is drawn on the epochs where it was evaluated; a
+    run that evaluated none (``eval_every: 0``) shows its final error, and its panel says
+    so. Returns notes on what was missing, for the log.
     """
     proxies = histories[histories["role"] == "proxy"]
     targets = histories[histories["role"] == "target"]
     models = [("proxy", p) for p in dict.fromkeys(proxies["proxy"])] + [("target", t) for t in dict.fromkeys(targets["target"])]
-    figure = Figure(figsize=(12, 3.6 * len(models)), layout="constrained")
-    grid = figure.subplots(len(models), 2, squeeze=False)
+    figure = Figure(figsize=(12, 3.6 * max(1, len(models))), layout="constrained")
+    grid = figure.subplots(max(1, len(models)), 2, squeeze=False)
     colours = selection_colours(targets["selection"]) if len(targets) else {}
     styles = ["-", "--", ":", "-."]
+    notes = []
     for (role, name), (loss_ax, error_ax) in zip(models, grid):
+        final_only = []
         if role == "proxy":
             runs = proxies[proxies["proxy"] == name]
             for seed, run in runs.groupby("seed"):
                 loss_ax.plot(run["epoch"], run["train_loss"], label=f"seed {seed}")
-                evaluated = run.dropna(subset=["test_error"]) if "test_error" in run else run.iloc[:0]
-                error_ax.plot(evaluated["epoch"], evaluated["test_error"], marker=".", label=f"seed {seed}")
+                if _draw_test_error(error_ax, run["epoch"], run["test_error"], run["epoch"].max(), run["final_test_error"].iloc[0],
+                                    label=f"seed {seed}"):
+                    final_only.append(f"seed {seed}")
         else:
             runs = targets[targets["target"] == name]
             fractions = sorted(runs["fraction"].unique(), reverse=True)
             for (selection, fraction), group in runs.groupby(["selection", "fraction"], sort=False):
-                mean = group.groupby("epoch")[[c for c in ("train_loss", "test_error") if c in group]].mean()
+                mean = group.groupby("epoch")[["train_loss", "test_error"]].mean()
                 label = f"{selection} {format_fraction(fraction)}"
                 style = dict(color=colours[selection], linestyle=styles[fractions.index(fraction) % len(styles)])
                 loss_ax.plot(mean.index, mean["train_loss"], label=label, **style)
-                if "test_error" in mean:
-                    evaluated = mean["test_error"].dropna()
-                    error_ax.plot(evaluated.index, evaluated, marker=".", label=label, **style)
+                if _draw_test_error(error_ax, mean.index.to_series(), mean["test_error"], mean.index.max(),
+                                    group.groupby("seed")["final_test_error"].first().mean(), label=label, **style):
+                    final_only.append(label)
+        if final_only:
+            error_ax.text(0.5, 0.97, FINAL_ONLY_NOTE, transform=error_ax.transAxes, ha="center", va="top", fontsize=7,
+                          bbox=dict(facecolor="white", alpha=0.8, edgecolor="none"))
+            notes.append(f"{role} {name}: no per-epoch test error recorded for {', '.join(final_only)}; drawn: the final error only")
         loss_ax.set_yscale("log")
         loss_ax.set_ylabel("training loss")
         error_ax.set_ylabel("test error (%)")
@@ -164,6 +210,7 @@ def plot_learning_curves(histories: pd.DataFrame, out: str | Path) -> None:
             ax.grid(alpha=0.3)
         error_ax.legend(fontsize=7, ncol=2)
     _save(figure, out)
+    return notes
 
 
 def plot_error_vs_time(runs: pd.DataFrame, out: str | Path) -> None:
@@ -197,17 +244,18 @@ def plot_error_vs_time(runs: pd.DataFrame, out: str | Path) -> None:
 
 
 def write_summary_figures(*, summary_file: str | Path, error_out: str | Path, time_out: str | Path) -> None:
-    summary = pd.read_csv(summary_file)
+    summary = stage_files.read_table(summary_file, "summary")
     plot_error_vs_fraction(summary, error_out)
     plot_time_vs_fraction(summary, time_out)
 
 
 def write_learning_curves(*, metrics_files: list[str | Path], out: str | Path) -> None:
-    plot_learning_curves(load_histories(metrics_files), out)
+    for note in plot_learning_curves(load_histories(metrics_files), out):
+        print(f"note: {note}")
 
 
 def write_error_vs_time(*, runs_file: str | Path, out: str | Path) -> None:
-    plot_error_vs_time(pd.read_csv(runs_file), out)
+    plot_error_vs_time(stage_files.read_table(runs_file, "runs"), out)
 
 
 def plot_class_composition(subsets: pd.DataFrame, out: str | Path) -> None:
@@ -222,7 +270,10 @@ def plot_class_composition(subsets: pd.DataFrame, out: str | Path) -> None:
     classes = [c.removeprefix("share ") for c in share_columns]
     full = subsets[subsets["subset"] == FULL]
     if len(full) != 1:
-        raise ValueError("the subsets table needs one row 'full' (the full training set) to compare with")
+        raise StageInputError(
+            f"the subsets table needs one row 'full' (the full training set) to compare with, got {len(full)}; "
+            f"{stage_files.REMAKE['subsets table']}"
+        )
     rows = pd.concat([full, subsets[subsets["subset"] != FULL].sort_values("fraction", kind="stable")])
     labels = ["full data" if r.subset == FULL else f"{r.subset} {format_fraction(r.fraction)}" for r in rows.itertuples()]
     shares = rows[share_columns].to_numpy(dtype=np.float64)
@@ -267,6 +318,6 @@ def plot_class_composition(subsets: pd.DataFrame, out: str | Path) -> None:
 
 
 def write_class_composition(*, subsets_file: str | Path, out: str | Path) -> None:
-    table = pd.read_csv(subsets_file)
+    table = stage_files.read_table(subsets_file, "subsets table")
     table["subset"] = table["subset"].astype(str)
     plot_class_composition(table, out)

@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from svp import stage_files
 from svp.config import format_fraction
 from svp.diagnostics import proxy_test_errors
+from svp.errors import StageInputError
 from svp.io import atomic_path
 from svp.summary import end_to_end_runs, load_runs, load_scoring
 
@@ -191,6 +193,23 @@ def format_html(table: pd.DataFrame, summary: pd.DataFrame) -> str:
     )
 
 
+def _stored_config(config_file: str | Path, summary_file: str | Path, summary: pd.DataFrame) -> dict:
+    """The stored config.yaml, with every proxy the summary names (its model, seeds and schedule)."""
+    try:
+        config = yaml.safe_load(Path(config_file).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise StageInputError(f"{config_file}: not a readable YAML config ({error}); rerun the store_config rule") from None
+    proxies = config.get("proxies") if isinstance(config, dict) else None
+    for proxy in dict.fromkeys(p for p in summary["proxy"] if p):
+        spec = (proxies or {}).get(proxy)
+        if not isinstance(spec, dict) or not {"model", "seeds", "training"} <= set(spec):
+            raise StageInputError(
+                f"{config_file}: no proxy {proxy!r} with its model, seeds and training, which {summary_file} names; "
+                "were they made with different configs? Rerun the workflow with one config"
+            )
+    return config
+
+
 def write_results_tables(
     *,
     summary_file: str | Path,
@@ -204,9 +223,9 @@ def write_results_tables(
 
     ``proxy_metrics``: the proxy runs' metrics.json, for the proxies' own test error.
     """
-    summary = pd.read_csv(summary_file)
+    summary = stage_files.read_table(summary_file, "summary")
     summary[["proxy", "metric"]] = summary[["proxy", "metric"]].fillna("")
-    config = yaml.safe_load(Path(config_file).read_text())
+    config = _stored_config(config_file, summary_file, summary)
     proxy_errors, notes = proxy_test_errors(proxy_metrics)
     for note in notes:
         print(f"note: {note}")
@@ -226,8 +245,8 @@ def write_run_table(
 ) -> pd.DataFrame:
     """Every target run with its test error and end-to-end cost (``summary.RUN_COLUMNS``)."""
     runs = end_to_end_runs(
-        load_runs(target_metrics),
-        load_runs(proxy_metrics).reindex(columns=["proxy", "seed", "seconds"]),
+        load_runs(target_metrics, "target"),
+        load_runs(proxy_metrics, "proxy"),
         load_scoring(score_files),
     )
     with atomic_path(out) as tmp:

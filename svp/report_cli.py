@@ -10,7 +10,10 @@ paper-form results table), ``summary-figures`` (error and time against fraction)
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+
+from svp.command_errors import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,15 +138,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from svp.errors import SvpError
-
-    try:
-        run(args)
-    except (SvpError, ValueError, OSError, KeyError) as error:
-        message = f"missing key {error} in an input file" if isinstance(error, KeyError) else error
-        print(f"svp report {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(f"svp report {args.command}", functools.partial(run, args))
 
 
 if __name__ == "__main__":

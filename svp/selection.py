@@ -11,13 +11,14 @@ import math
 
 import numpy as np
 
+from svp.errors import ConfigError
 from svp.ranking import positions_of
 
 
 def subset_size(fraction: float, n_examples: int) -> int:
     """round(fraction x N), halves rounded up (Python's round would round 0.5 to even)."""
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        raise ConfigError(f"fraction must be in (0, 1], got {fraction}")
     return max(1, min(n_examples, math.floor(fraction * n_examples + 0.5)))
 
 

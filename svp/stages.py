@@ -23,7 +23,10 @@ import torch
 
 import svp
 from svp import data, models
-from svp.io import atomic_path, write_json
+from svp.checkpoint import save_torch
+from svp.errors import ConfigError, StageInputError
+from svp.io import atomic_path, check_writable, write_json
+from svp.text import VOCAB_SIZE
 from svp.training import ImageData, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train
 from svp.uncertainty import METRICS, uncertainty_from_logits, uncertainty_from_probabilities
 
@@ -78,12 +81,66 @@ def keep_freed_memory() -> None:
 
 def check_modality(model_name: str, manifest: dict, data_dir: str | Path) -> models.ModelSpec:
     """The model's spec, after checking that it reads the kind of data prepared in ``data_dir``."""
+    if model_name not in models.list_models():
+        raise ConfigError(f"unknown model {model_name!r}; registered models (`svp models`): {', '.join(models.list_models())}")
     spec = models.model_spec(model_name)
     modality = manifest.get("modality", "image")
     if spec.modality != modality:
-        raise ValueError(
+        raise ConfigError(
             f"model {model_name!r} reads {spec.modality} data, but {data_dir} holds {modality} data "
             f"(data set {manifest.get('name')!r}); choose a {modality} model (`svp models`)"
+        )
+    return spec
+
+
+# What a model.pt must hold, whichever trainer wrote it, besides a torch model's weights or fastText's file.
+CHECKPOINT_KEYS = {"model_name", "num_classes", "training", "seed"}
+TORCH_WEIGHTS, FASTTEXT_MODEL = {"state_dict", "in_channels"}, {"fasttext_model"}
+REMAKE_CHECKPOINT = "rerun the stage that made it (`svp train`: the train_proxy or train_target rule)"
+
+
+def read_model_checkpoint(path: str | Path) -> dict:
+    """A model.pt written by ``train_run``, refused (naming the file) if it is damaged or something else."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except Exception as error:  # noqa: BLE001  torch's reader fails on a damaged file with whatever it hit first
+        raise StageInputError(
+            f"{path}: not a readable model checkpoint, truncated or corrupt ({_first_sentence(error)}); "
+            f"{REMAKE_CHECKPOINT}"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise StageInputError(f"{path}: not a model checkpoint written by `svp train`; {REMAKE_CHECKPOINT}")
+    weights = FASTTEXT_MODEL if "fasttext_model" in checkpoint else TORCH_WEIGHTS
+    if not CHECKPOINT_KEYS | weights <= set(checkpoint):
+        # resume.pt, the state of a training still under way, is the likeliest mix-up.
+        what = "a training state (resume.pt), not a finished model" if "fingerprint" in checkpoint else "not a model checkpoint written by `svp train`"
+        raise StageInputError(f"{path}: {what}; {REMAKE_CHECKPOINT}")
+    return checkpoint
+
+
+def _first_sentence(error: Exception) -> str:
+    """The gist of a library's error, for a one-line message: its type and first sentence."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text.split('. ')[0][:150]}" if text else type(error).__name__
+
+
+def check_checkpoint_fits(
+    checkpoint: dict, path: str | Path, manifest: dict, in_channels: int | None, data_dir: str | Path
+) -> models.ModelSpec:
+    """The checkpoint's model spec, after checking that the model reads this data: its
+    modality, number of classes and (torch models) input channels."""
+    spec = check_modality(checkpoint["model_name"], manifest, data_dir)
+    if checkpoint["num_classes"] != manifest["num_classes"]:
+        raise StageInputError(
+            f"{path}: the model was trained for {checkpoint['num_classes']} classes, but {data_dir} holds "
+            f"{manifest['num_classes']} classes; score with the data it was trained on, or retrain it on this data"
+        )
+    if in_channels is not None and checkpoint["in_channels"] != in_channels:
+        raise StageInputError(
+            f"{path}: the model reads inputs with {checkpoint['in_channels']} channels, but the data in {data_dir} "
+            f"has {in_channels}; score with the data it was trained on, or retrain it on this data"
         )
     return spec
 
@@ -91,9 +148,9 @@ def check_modality(model_name: str, manifest: dict, data_dir: str | Path) -> mod
 def _subset_index(subset: str | Path | None, n: int) -> np.ndarray:
     if subset is None:
         return np.arange(n, dtype=np.int64)
-    import pyarrow.parquet as pq  # here, and no pandas: a training job starts faster without them
+    from svp import stage_files  # here: a full-data run starts without pyarrow
 
-    return pq.read_table(subset, columns=["index"]).column("index").to_numpy().astype(np.int64)
+    return stage_files.subset_index(subset, n)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -107,8 +164,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def _write_run(model_out, history_out, metrics_out, checkpoint: dict, history: list[dict], metrics: dict) -> None:
-    with atomic_path(model_out) as tmp:
-        torch.save(checkpoint, tmp)
+    save_torch(checkpoint, model_out)
     with atomic_path(history_out) as tmp:
         _write_csv(tmp, history)
     write_json(metrics_out, metrics)
@@ -135,6 +191,7 @@ def train_run(
     set_threads(threads)
     started = time.perf_counter()
     spec = check_modality(model_name, data.read_manifest(data_dir), data_dir)
+    check_writable(model_out, history_out, metrics_out)  # before any epoch: a run's work is lost if its outputs cannot be written
     if spec.trainer == "fasttext":
         return _train_fasttext(
             model_name=model_name, training=training, seed=seed, data_dir=data_dir, model_out=model_out,
@@ -262,10 +319,8 @@ def _train_fasttext(
 
 
 def load_model(checkpoint_path: str | Path, device: torch.device) -> torch.nn.Module:
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    model = models.create_model(checkpoint["model_name"], checkpoint["num_classes"], checkpoint["in_channels"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.to(device)
+    checkpoint = read_model_checkpoint(checkpoint_path)
+    return _torch_model(checkpoint, checkpoint_path).to(device)
 
 
 def _in_layout(model: torch.nn.Module, inputs: ImageData | TextData) -> torch.nn.Module:
@@ -274,18 +329,29 @@ def _in_layout(model: torch.nn.Module, inputs: ImageData | TextData) -> torch.nn
     return model.to(memory_format=torch.channels_last) if isinstance(inputs, ImageData) else model
 
 
-def _torch_model(checkpoint: dict, inputs: ImageData | TextData) -> torch.nn.Module:
+def _torch_model(checkpoint: dict, path: str | Path) -> torch.nn.Module:
     model = models.create_model(checkpoint["model_name"], checkpoint["num_classes"], checkpoint["in_channels"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return _in_layout(model, inputs)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as error:  # keys or shapes that are not this model's
+        raise StageInputError(
+            f"{path}: its weights do not fit model {checkpoint['model_name']!r} ({_first_sentence(error)}); {REMAKE_CHECKPOINT}"
+        ) from None
+    return model
+
+
+def _in_channels(x_train, manifest: dict) -> int:
+    """What a torch model of this data reads: image channels, or the text alphabet's size."""
+    return VOCAB_SIZE if manifest.get("modality", "image") == "text" else int(x_train.shape[-1])
 
 
 def _probabilities(checkpoint_path: str | Path, data_dir: str | Path, scores_out: str | Path, batch_size: int):
     """(labels, class probabilities or logits, whether they are logits, seconds) of every training example."""
     # The data first: its checksums are verified before anything else is read.
     (x_train, y_train), _, manifest = data.load_prepared(data_dir)
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    spec = check_modality(checkpoint["model_name"], manifest, data_dir)
+    checkpoint = read_model_checkpoint(checkpoint_path)
+    in_channels = None if "fasttext_model" in checkpoint else _in_channels(x_train, manifest)
+    spec = check_checkpoint_fits(checkpoint, checkpoint_path, manifest, in_channels, data_dir)
     if spec.trainer == "fasttext":
         from svp import fasttext_proxy
 
@@ -299,7 +365,7 @@ def _probabilities(checkpoint_path: str | Path, data_dir: str | Path, scores_out
     device = pick_device()
     text_length = TrainingSettings.from_dict(checkpoint.get("training", {})).text_length
     train_data = model_inputs(x_train, y_train, manifest, device, text_length)
-    model = _torch_model(checkpoint, train_data)
+    model = _in_layout(_torch_model(checkpoint, checkpoint_path), train_data)
     started = time.perf_counter()
     logits = predict_logits(model, train_data, batch_size)
     return train_data.labels.cpu().numpy(), logits.numpy(), True, time.perf_counter() - started
@@ -320,7 +386,15 @@ def score_run(
     from svp.parquet import write_parquet
 
     set_threads(threads)
+    check_writable(scores_out)
     labels, outputs, are_logits, seconds = _probabilities(checkpoint, data_dir, scores_out, batch_size)
+    not_finite = ~np.isfinite(outputs).all(axis=1)
+    if not_finite.any():
+        raise StageInputError(
+            f"{checkpoint}: the model's outputs are not finite (NaN or infinite) for {not_finite.sum():,} of "
+            f"{len(outputs):,} training examples, the first being example {np.flatnonzero(not_finite)[0]}: its "
+            "training diverged (see the test error in its metrics.json). Retrain it, e.g. with a lower learning rate"
+        )
     started = time.perf_counter()
     uncertainty = (uncertainty_from_logits if are_logits else uncertainty_from_probabilities)(outputs)
     seconds += time.perf_counter() - started

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from svp import data, diagnostics
+from svp import data, diagnostics, stage_files
 from svp.config import fraction_problem
-from svp.errors import StageInputError
+from svp.errors import ConfigError, StageInputError
 from svp.parquet import read_parquet_metadata, write_parquet
 from svp.ranking import combine_ranks, ranks_from_scores
 from svp.selection import random_ranks, selection_order, subset_size
@@ -24,28 +23,36 @@ from svp.uncertainty import METRICS
 def rank_runs(*, score_files: list[str | Path], metric: str, ranks_out: str | Path, run_info: dict | None = None) -> pd.DataFrame:
     """Rank examples by ``metric`` in each proxy run, and combine the runs' ranks."""
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    runs = [pd.read_parquet(path, columns=["index", "label", metric, *_correct_column(path)]) for path in score_files]
+        raise ConfigError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    runs = [
+        stage_files.read_scores(path, (metric,), with_correct="correct" in stage_files.read_schema(path, "scores").names)
+        for path in score_files
+    ]
     for path, run in zip(score_files, runs):
-        if not np.array_equal(run["index"].to_numpy(), np.arange(len(run))):
-            raise ValueError(f"{path}: expected one row per example, in index order")
-        if not np.array_equal(run["label"].to_numpy(), runs[0]["label"].to_numpy()):
-            raise ValueError(f"{path}: labels differ from {score_files[0]}; were the runs scored on the same data?")
-    run_ranks = np.stack([ranks_from_scores(run[metric].to_numpy()) for run in runs])
+        if len(run["index"]) != len(runs[0]["index"]):
+            raise StageInputError(
+                f"{path}: {len(run['index']):,} rows, but {score_files[0]} has {len(runs[0]['index']):,}; "
+                "were the runs scored on the same data? Rerun `svp score` (the score_examples rule)"
+            )
+        if not np.array_equal(run["label"], runs[0]["label"]):
+            raise StageInputError(f"{path}: labels differ from {score_files[0]}; were the runs scored on the same data?")
+    seeds = [read_parquet_metadata(path).get("seed", Path(path).stem) for path in score_files]
+    for position, seed in enumerate(seeds):
+        if seed in seeds[:position]:
+            raise StageInputError(
+                f"{score_files[position]}: seed {seed} again (also {score_files[seeds.index(seed)]}); "
+                "give each proxy run's scores once"
+            )
+    run_ranks = np.stack([ranks_from_scores(run[metric]) for run in runs])
     ranked = pd.DataFrame({"index": runs[0]["index"], "label": runs[0]["label"], "rank": combine_ranks(run_ranks)})
-    ranked["score_mean"] = np.mean([run[metric].to_numpy() for run in runs], axis=0)
+    ranked["score_mean"] = np.mean([run[metric] for run in runs], axis=0)
     if all("correct" in run for run in runs):
         # Per example, the share of runs that predicted its label: the subsets' diagnostics use it.
-        ranked["correct_mean"] = np.mean([run["correct"].to_numpy(dtype=np.float64) for run in runs], axis=0)
-    for path, ranks in zip(score_files, run_ranks):
-        seed = read_parquet_metadata(path).get("seed", Path(path).stem)
+        ranked["correct_mean"] = np.mean([run["correct"].astype(np.float64) for run in runs], axis=0)
+    for seed, ranks in zip(seeds, run_ranks):
         ranked[f"rank_seed{seed}"] = ranks
     write_parquet(ranked, ranks_out, {**(run_info or {}), "metric": metric, "runs": [str(p) for p in score_files]})
     return ranked
-
-
-def _correct_column(path: str | Path) -> list[str]:
-    return ["correct"] if "correct" in pq.read_schema(path).names else []
 
 
 def select_subset(
@@ -61,13 +68,15 @@ def select_subset(
     """Write the examples of one subset, in selection order (most valuable first).
 
     With ``ranks_file`` the order follows the combined proxy ranks; with ``random_seed``
-    it is a random order (labels read from ``data_dir``). Fraction 1.0 keeps everything.
+    it is a random order (labels read from ``data_dir``; with ``ranks_file`` they are
+    checked against the ranks). Fraction 1.0 keeps everything.
     """
     if (ranks_file is None) == (random_seed is None):
         raise ValueError("give exactly one of ranks_file (proxy selection) and random_seed (random selection)")
     runs, correct_mean = {}, None
     if ranks_file is not None:
-        ranked = pd.read_parquet(ranks_file)
+        # Checked against the training labels when the data is given: a ranks file cut short would select from part of it.
+        ranked = stage_files.read_ranks(ranks_file, None if data_dir is None else data.load_labels(data_dir, "train"))
         labels, ranks = ranked["label"].to_numpy(), ranked["rank"].to_numpy()
         runs = diagnostics.run_ranks(ranked)
         correct_mean = ranked["correct_mean"].to_numpy() if "correct_mean" in ranked else None

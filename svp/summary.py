@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from svp.io import atomic_path, read_json
+from svp import stage_files
+from svp.io import atomic_path
 
 COLUMNS = [
     "target",
@@ -107,8 +108,14 @@ def _in_report_order(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return ordered.drop(columns="_baseline").reset_index(drop=True)
 
 
-def load_runs(metric_files: list[str | Path]) -> pd.DataFrame:
-    return pd.DataFrame([read_json(path) for path in metric_files])
+def load_runs(metric_files: list[str | Path], role: str) -> pd.DataFrame:
+    """The metrics.json of ``role`` ('target' or 'proxy') runs, one row each; any other file is refused.
+
+    Proxy runs keep the columns the cost needs (proxy, seed, seconds), so that an
+    empty list still gives a table with those columns.
+    """
+    runs = pd.DataFrame([stage_files.read_run_metrics(path, role) for path in metric_files])
+    return runs.reindex(columns=["proxy", "seed", "seconds"]) if role == "proxy" else runs
 
 
 def write_summary(summary: pd.DataFrame, path: str | Path) -> None:
@@ -134,5 +141,8 @@ def load_scoring(score_files: list[str | Path]) -> pd.DataFrame:
     """proxy, seed and scoring_seconds of each score file, from its parquet metadata."""
     from svp.parquet import read_parquet_metadata
 
-    rows = [read_parquet_metadata(path) for path in score_files]
+    rows = []
+    for path in score_files:
+        stage_files.read_schema(path, "scores")  # a readable parquet file, or a message saying what it is
+        rows.append(read_parquet_metadata(path))
     return pd.DataFrame(rows).reindex(columns=["proxy", "seed", "scoring_seconds"])

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from svp.checkpoint import load_training_state, restore_training_state, save_training_state
+from svp.errors import ConfigError
 from svp.text import VOCAB_SIZE, encode_characters
 
 
@@ -53,11 +54,16 @@ class TrainingSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingSettings":
+        """The settings of ``values`` (the config's ``training`` mapping), each checked: a
+        run that cannot go on is refused here, before any data is read or epoch run."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"training settings must be a mapping of setting to value, got {values!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
+            raise ConfigError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
+        checked = {name: _checked_setting(name, value) for name, value in values.items()}
+        return cls(**checked)
 
     @property
     def epochs(self) -> int:
@@ -71,6 +77,60 @@ class TrainingSettings:
             if epoch < end:
                 return float(piece["lr"])
         raise IndexError(f"epoch {epoch} is past the schedule's {self.epochs} epochs")
+
+
+# Whole numbers and their least values; other numbers finite, >= 0 and below a bound (momentum 1
+# would never forget a gradient); flags true or false. As the config schema has them.
+WHOLE_SETTINGS = {"batch_size": 1, "eval_batch_size": 1, "eval_every": 0, "text_length": 1}
+NUMBER_SETTINGS = {"momentum": 1.0, "weight_decay": math.inf}
+FLAG_SETTINGS = ("nesterov", "mixed_precision")
+
+
+def _whole_number(key: str, value, least: int) -> int:
+    """``value`` as an int >= ``least``; a float with a whole value (128.0) is taken as that int."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"training setting {key!r}: {value!r} is not a whole number >= {least}")
+    return value
+
+
+def _number(key: str, value, positive: bool = False, below: float = math.inf) -> float:
+    """``value`` as a finite float >= 0 (> 0 if ``positive``) and below ``below``."""
+    number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not number or value < 0 or (positive and value == 0) or value >= below:
+        wanted = f"{'> 0' if positive else '>= 0'}" + ("" if below == math.inf else f" and < {below:g}")
+        raise ConfigError(f"training setting {key!r}: {value!r} is not a finite number {wanted}")
+    return float(value)
+
+
+def _checked_setting(name: str, value):
+    if name in WHOLE_SETTINGS:
+        return _whole_number(name, value, WHOLE_SETTINGS[name])
+    if name in NUMBER_SETTINGS:
+        return _number(name, value, below=NUMBER_SETTINGS[name])
+    if name in FLAG_SETTINGS:
+        if not isinstance(value, bool):
+            raise ConfigError(f"training setting {name!r}: {value!r} is not true or false")
+        return value
+    return _checked_schedule(value)
+
+
+def _checked_schedule(schedule) -> list[dict]:
+    """The lr_schedule: at least one piece, each {epochs: whole number >= 1, lr: finite number > 0}."""
+    if not isinstance(schedule, list) or not schedule:
+        raise ConfigError(
+            f"training setting 'lr_schedule': {schedule!r} is not a list of at least one piece; "
+            'give e.g. [{"epochs": 10, "lr": 0.1}]'
+        )
+    checked = []
+    for position, piece in enumerate(schedule):
+        key = f"lr_schedule[{position}]"
+        if not isinstance(piece, dict) or set(piece) != {"epochs", "lr"}:
+            raise ConfigError(f"training setting {key!r}: {piece!r} is not a piece {{epochs: ..., lr: ...}}")
+        epochs = _whole_number(f"{key}.epochs", piece["epochs"], 1)
+        checked.append({"epochs": epochs, "lr": _number(f"{key}.lr", piece["lr"], positive=True)})
+    return checked
 
 
 @dataclass
@@ -275,7 +335,8 @@ def train(
     """Train ``model`` in place on ``train_data[train_index]``; return one history row per epoch.
 
     Each row has the epoch's learning rate, training loss and accuracy (on the augmented
-    batches) and, every ``eval_every`` epochs, the test metrics for the learning curve.
+    batches) and, every ``eval_every`` epochs and after the last (only then for 0), the
+    test metrics for the learning curve.
     The test set never influences training. With ``resume_path`` the training state is
     saved there after every epoch, and a state saved by an earlier, killed run with the
     same ``fingerprint`` (settings) is resumed. ``augment`` is the manifest's (empty for
@@ -324,7 +385,8 @@ def train(
             "epoch_seconds": time.perf_counter() - started,
         }
         last_epoch = epoch + 1 == settings.epochs
-        if test_data is not None and settings.eval_every and ((epoch + 1) % settings.eval_every == 0 or last_epoch):
+        periodic = settings.eval_every and (epoch + 1) % settings.eval_every == 0
+        if test_data is not None and (periodic or last_epoch):  # eval_every 0: the final epoch only
             row.update(evaluate(model, test_data, settings))
         history.append(row)
         log(_epoch_line(row, settings.epochs))

@@ -241,7 +241,7 @@ def test_bad_inputs_get_a_message_not_a_traceback(tmp_path):
     foreign = tmp_path / "subsets/cnn-entropy/0.5.parquet"
     write_parquet(pd.DataFrame({"index": [0, 999]}), foreign, {"fraction": 0.5, "class_balanced": False})
     outputs = ["--csv", str(tmp_path / "s.csv"), "--markdown", str(tmp_path / "s.md"), "--html", str(tmp_path / "s.html")]
-    for subset, message in [(bare, "no fraction and class_balanced in its metadata"), (foreign, "indices outside 0..199"),
+    for subset, message in [(bare, "no fraction and class_balanced in its metadata"), (foreign, "row 1: index 999 is outside 0..199"),
                             (tmp_path / "nope.parquet", "nope.parquet")]:
         result = _report("subsets", "--data", str(experiment["data"]), "--subsets", str(subset), *outputs)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr

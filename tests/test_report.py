@@ -85,7 +85,7 @@ def experiment(tmp_path_factory):
                 "fraction": fraction, "seed": seed, "n_train": int(fraction * N_EXAMPLES), "epochs": 4,
                 "test_error": float(rng.uniform(1, 20)), "seconds": float(rng.uniform(5, 50) * fraction),
             }))
-    summary = summarize(load_runs(targets), load_runs(proxies).reindex(columns=["proxy", "seed", "seconds"]), load_scoring(scores))
+    summary = summarize(load_runs(targets, "target"), load_runs(proxies, "proxy"), load_scoring(scores))
     write_summary(summary, root / "summary.csv")
     (root / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     return {"root": root, "proxies": proxies, "scores": scores, "targets": targets}

@@ -103,10 +103,11 @@ def subset_source(wildcards):
 
 
 def subset_source_args(wildcards, input):
+    data = f"--data {shlex.quote(os.path.dirname(input.labels))}"
     if "ranks" in input.keys():
-        return f"--ranks {shlex.quote(input.ranks)}"
+        return f"--ranks {shlex.quote(input.ranks)} {data}"
     seed = wildcards.subset.split("-", 1)[1]
-    return f"--random-seed {seed} --data {shlex.quote(os.path.dirname(input.labels))}"
+    return f"--random-seed {seed} {data}"
 
 
 def data_dir(wildcards, input):
