@@ -42,8 +42,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # svp from this checkout
 
-from svp.models import count_parameters, create_model  # noqa: E402
-from svp.training import ImageData, TrainingSettings, autocast, predict_logits, train  # noqa: E402
+from svp.models.networks import count_parameters, create_model  # noqa: E402
+from svp.training.loop import ImageData, TrainingSettings, autocast, predict_logits, train  # noqa: E402
 
 AUGMENT = {"crop_padding": 4, "flip": True}
 

@@ -24,8 +24,8 @@ from torchvision.transforms import v2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CIFAR, header, interleaved, median, ratio_line, spread  # noqa: E402
 
-from svp.models import create_model  # noqa: E402
-from svp.training import ImageData  # noqa: E402
+from svp.models.networks import create_model  # noqa: E402
+from svp.training.loop import ImageData  # noqa: E402
 
 
 def load_cifar(folder: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:

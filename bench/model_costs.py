@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from svp.models import create_model
-from svp.training import ImageData
+from svp.models.networks import create_model
+from svp.training.loop import ImageData
 
 MODELS = ["tiny_cnn", "small_cnn", "fast_cnn16", "fast_cnn20", "fast_cnn24", "fast_cnn32", "preact_resnet20"]
 AUGMENT = {"crop_padding": 4, "flip": True}

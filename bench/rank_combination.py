@@ -5,7 +5,7 @@ the same whatever they are):
 
 * baseline: ``np.argsort`` of each run's scores, and of their mean (6 sorts of 3.6M);
   the sorting that any rank combination does at least;
-* ``svp.ranking``: ``ranks_from_scores`` per run (stable sort by decreasing score, then
+* ``svp.selection.ranking``: ``ranks_from_scores`` per run (stable sort by decreasing score, then
   each example's rank) and ``combine_ranks`` (each example's mean rank, sorted again);
 * the ``svp rank`` stage on 5 score parquet files of that size, as its own process
   (reading the files, the ranking, writing the ranks file), against ``python -c pass``
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import header, interleaved, median, ratio_line, spread  # noqa: E402
 
 from svp.parquet import write_parquet  # noqa: E402
-from svp.ranking import combine_ranks, ranks_from_scores  # noqa: E402
+from svp.selection.ranking import combine_ranks, ranks_from_scores  # noqa: E402
 
 PLAIN_STAGE = """
 import sys
@@ -117,7 +117,7 @@ def main() -> None:
           f"median of {args.repeats} interleaved repeats (min-max)")  # fmt: skip
     seconds = interleaved({"plain": lambda: plain(scores), "svp": lambda: svp_ranking(scores)}, args.repeats)
     print(f"  baseline, plain np.argsort x {args.runs + 1}: {spread(seconds['plain'])}, peak {peak_mib(plain, scores):,.0f} MiB")
-    print(ratio_line("svp.ranking (ranks_from_scores per run + combine_ranks)", seconds["svp"], seconds["plain"], goal=2.0)
+    print(ratio_line("svp.selection.ranking (ranks_from_scores per run + combine_ranks)", seconds["svp"], seconds["plain"], goal=2.0)
           + f", peak {peak_mib(svp_ranking, scores):,.0f} MiB")  # fmt: skip
     if args.no_stage:
         return

@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cifar_pixels, header, interleaved, ratio_line  # noqa: E402
 
 from svp import data, stages  # noqa: E402
-from svp.models import create_model  # noqa: E402
-from svp.training import predict_logits  # noqa: E402
+from svp.models.networks import create_model  # noqa: E402
+from svp.training.loop import predict_logits  # noqa: E402
 
 
 def prepare(folder: Path, n: int) -> str:

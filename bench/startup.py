@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, header, median, spread  # noqa: E402
 
-from svp.summary import COLUMNS  # noqa: E402
+from svp.report.summary import COLUMNS  # noqa: E402
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -37,14 +37,14 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 STAGES = {
     "check-config (whole command)": None,
     "prepare": "import svp.cli, svp.config, svp.data",
-    "train, score": "import svp.cli, svp.config, svp.gpus, svp.stages",
-    "rank, select": "import svp.cli, svp.config, svp.subsets",
-    "summarize, show-summary": "import svp.cli, svp.config, svp.summary",
+    "train, score": "import svp.cli, svp.config, svp.training.gpus, svp.stages",
+    "rank, select": "import svp.cli, svp.config, svp.selection.subsets",
+    "summarize, show-summary": "import svp.cli, svp.config, svp.report.summary",
     "store-config": "import svp.cli, svp.config, svp.io",
-    "report tables": "import svp.report_cli, svp.data, svp.report",
-    "report figures (summary, learning curves, error vs time, class composition)": "import svp.report_cli, svp.data, svp.figures",
-    "report correlate": "import svp.report_cli, svp.data, svp.correlation",
-    "report subsets": "import svp.report_cli, svp.data, svp.diagnostics",
+    "report tables": "import svp.report.cli, svp.data, svp.report.tables",
+    "report figures (summary, learning curves, error vs time, class composition)": "import svp.report.cli, svp.data, svp.report.figures",
+    "report correlate": "import svp.report.cli, svp.data, svp.report.correlation",
+    "report subsets": "import svp.report.cli, svp.data, svp.selection.diagnostics",
 }
 HEAVY = ("torch", "torchvision", "pandas", "pyarrow", "scipy", "matplotlib", "sklearn", "jsonschema")
 

@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cifar_pixels, header, interleaved, ratio_line  # noqa: E402
 
 from svp import stages  # noqa: E402
-from svp.models import create_model  # noqa: E402
-from svp.training import ImageData, TrainingSettings, train  # noqa: E402
+from svp.models.networks import create_model  # noqa: E402
+from svp.training.loop import ImageData, TrainingSettings, train  # noqa: E402
 
 AUGMENT = {"crop_padding": 4, "flip": True}
 SEED = 0

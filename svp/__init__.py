@@ -1,7 +1,15 @@
 """svp: Selection via Proxy (Coleman et al., ICLR 2020) as a Snakemake workflow.
 
-The package holds all the logic; the Snakemake rules in ``workflow/`` only wire
-files together and call the ``svp`` command line (``svp.cli``).
+The package holds all the logic; the Snakemake rules in ``workflow/`` only wire files
+together and call the ``svp`` command line (``svp.cli``). Its parts:
+
+- ``data``: data sets, prepared once into one checked on-disk form;
+- ``models``: model names and specs (no torch), and the networks behind them;
+- ``training``: the torch training loop, resumable checkpoints, GPU assignment;
+- ``selection``: uncertainty scores, rank combination, selection orders and subsets;
+- ``report``: the summary, tables, figures and correlations of a finished run;
+- ``stages``: training and scoring, file in, file out; ``config`` and ``plan``: what a
+  config asks for; ``errors`` and ``command_errors``: what a user is told when it fails.
 """
 
 __version__ = "0.1.0"

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> None:
 
         print(yaml.safe_dump(load_config(args.config), sort_keys=False), end="")
     elif args.command == "models":
-        from svp.model_specs import list_models
+        from svp.models.specs import list_models
 
         print("\n".join(list_models()))
     elif args.command == "datasets":
@@ -178,11 +178,11 @@ def run(args: argparse.Namespace) -> None:
             threads=args.threads,
         )
     elif args.command == "rank":
-        from svp.subsets import rank_runs
+        from svp.selection.subsets import rank_runs
 
         rank_runs(score_files=args.scores, metric=args.metric, ranks_out=args.out, run_info=args.info)
     elif args.command == "select":
-        from svp.subsets import select_subset
+        from svp.selection.subsets import select_subset
 
         select_subset(
             fraction=args.fraction,
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> None:
             run_info=args.info,
         )
     elif args.command == "summarize":
-        from svp import summary
+        from svp.report import summary
 
         table = summary.summarize(
             summary.load_runs(args.targets, "target"),
@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> None:
         print(summary.format_table(table))
     elif args.command == "show-summary":
         from svp.stage_files import read_table
-        from svp.summary import format_table
+        from svp.report.summary import format_table
 
         print(format_table(read_table(args.summary, "summary")))
     elif args.command == "store-config":
@@ -230,7 +230,7 @@ def _after_interrupted_training(model_out: str) -> Callable[[], str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["report"]:
-        from svp.report_cli import main as report_main
+        from svp.report.cli import main as report_main
 
         return report_main(argv[1:])
     parser = build_parser()
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def action() -> None:
         if args.command in ("train", "score"):
-            from svp.gpus import assign_gpu
+            from svp.training.gpus import assign_gpu
 
             assign_gpu()  # before anything starts CUDA
         run(args)

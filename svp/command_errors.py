@@ -27,7 +27,7 @@ BUG = 1
 INTERRUPTED = 130
 
 # OS errors that mean a path given to svp is wrong, not that svp is, or that a wait ran out
-# (svp.gpus: every GPU stayed busy): said as they are.
+# (svp.training.gpus: every GPU stayed busy): said as they are.
 EXPECTED_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError, TimeoutError)
 
 

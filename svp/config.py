@@ -25,9 +25,9 @@ from pathlib import Path
 
 import yaml
 
-# The model specs, not svp.models: validating a config never imports torch.
+# The model specs, not the networks: validating a config never imports torch.
 from svp import data
-from svp import model_specs as models
+from svp.models import specs
 from svp.errors import ConfigError  # noqa: F401  (callers import it from here too)
 
 # libyaml's safe loader where PyYAML has it: 10x faster than the pure-Python one.
@@ -208,7 +208,7 @@ def _with_model_training_defaults(config: dict) -> dict:
     """A copy of ``config`` whose runs' training mappings include their model's own defaults."""
     config = copy.deepcopy(config)
     for _, run in _runs(config):
-        defaults = models.training_defaults(run["model"])
+        defaults = specs.training_defaults(run["model"])
         training = dict(run.get("training") or {})
         merged = {**defaults, **training}
         if isinstance(defaults.get("fasttext"), dict) and isinstance(training.get("fasttext"), dict):
@@ -231,9 +231,9 @@ def _check_models_fit(config: dict, given: dict) -> None:
     modality = data.dataset_modality(name)
     written = {key: run.get("training") or {} for key, run in _runs(given)}
     for key, run in _runs(config):
-        spec = models.model_spec(run["model"])
+        spec = specs.model_spec(run["model"])
         if spec.modality != modality:
-            fitting = [m for m in models.list_models() if models.model_spec(m).modality == modality]
+            fitting = [m for m in specs.list_models() if specs.model_spec(m).modality == modality]
             raise ConfigError(
                 f"config key '{key}.model': {run['model']!r} reads {spec.modality} data, but data set {name!r} "
                 f"holds {modality} data; {modality} models: {fitting}"
@@ -267,10 +267,10 @@ def _check_registered_names(config: dict) -> None:
         raise ConfigError(f"config key 'dataset.name': unknown data set {name!r}; allowed values: {data.list_datasets()}")
     for role in ("proxies", "targets"):
         for run_name, run in config[role].items():
-            if run["model"] not in models.list_models():
+            if run["model"] not in specs.list_models():
                 raise ConfigError(
                     f"config key '{role}.{run_name}.model': unknown model {run['model']!r}; "
-                    f"allowed values: {models.list_models()}"
+                    f"allowed values: {specs.list_models()}"
                 )
 
 
@@ -387,7 +387,7 @@ def fraction_problem(fraction: float, class_sizes: Sequence[int], class_balanced
     ``class_sizes`` are the training examples per class. The select stage asks with the
     real labels; config validation asks earlier where the data set's size is known.
     """
-    from svp.selection import smallest_subset
+    from svp.selection.orders import smallest_subset
 
     if not 0.0 < fraction <= 1.0:  # NaN included
         return f"fraction {fraction!r} is not a share of the training set, from 0 (excluded) to 1"

@@ -6,7 +6,7 @@ leaves a file that looks finished.
 
 The rules do not know what the data or the model are: the prepared data's manifest says
 its modality (images or texts) and the model registry says what a model reads and what
-trains it (svp.training's torch loop, or fastText through ``svp.fasttext_proxy``).
+trains it (svp.training's torch loop, or fastText through ``svp.models.fasttext_classifier``).
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import numpy as np
 import torch
 
 import svp
-from svp import data, models
-from svp.checkpoint import save_torch
+from svp import data
+from svp.models import networks, specs
+from svp.training.checkpoint import save_torch
 from svp.errors import ConfigError, StageInputError
 from svp.io import atomic_path, check_writable, write_json
-from svp.text import VOCAB_SIZE
-from svp.training import ImageData, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train
-from svp.uncertainty import METRICS, uncertainty_from_logits, uncertainty_from_probabilities
+from svp.data.encoding import VOCAB_SIZE
+from svp.training.loop import ImageData, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train
+from svp.selection.uncertainty import METRICS, uncertainty_from_logits, uncertainty_from_probabilities
 
 RESUME_FILE = "resume.pt"
 
@@ -79,11 +80,11 @@ def keep_freed_memory() -> None:
     mallopt(M_TRIM_THRESHOLD, ctypes.c_int(KEEP_FREED_BYTES))
 
 
-def check_modality(model_name: str, manifest: dict, data_dir: str | Path) -> models.ModelSpec:
+def check_modality(model_name: str, manifest: dict, data_dir: str | Path) -> specs.ModelSpec:
     """The model's spec, after checking that it reads the kind of data prepared in ``data_dir``."""
-    if model_name not in models.list_models():
-        raise ConfigError(f"unknown model {model_name!r}; registered models (`svp models`): {', '.join(models.list_models())}")
-    spec = models.model_spec(model_name)
+    if model_name not in specs.list_models():
+        raise ConfigError(f"unknown model {model_name!r}; registered models (`svp models`): {', '.join(specs.list_models())}")
+    spec = specs.model_spec(model_name)
     modality = manifest.get("modality", "image")
     if spec.modality != modality:
         raise ConfigError(
@@ -128,7 +129,7 @@ def _first_sentence(error: Exception) -> str:
 
 def check_checkpoint_fits(
     checkpoint: dict, path: str | Path, manifest: dict, in_channels: int | None, data_dir: str | Path
-) -> models.ModelSpec:
+) -> specs.ModelSpec:
     """The checkpoint's model spec, after checking that the model reads this data: its
     modality, number of classes and (torch models) input channels."""
     spec = check_modality(checkpoint["model_name"], manifest, data_dir)
@@ -203,9 +204,9 @@ def train_run(
     train_data, test_data, manifest = load_model_inputs(data_dir, device, settings.text_length)
     train_index = torch.from_numpy(_subset_index(subset, len(train_data))).to(device)
     torch.manual_seed(seed)  # the model's initial weights
-    model = _in_layout(models.create_model(model_name, manifest["num_classes"], train_data.in_channels), train_data)
+    model = _in_layout(networks.create_model(model_name, manifest["num_classes"], train_data.in_channels), train_data)
     print(
-        f"training {model_name} ({models.count_parameters(model):,} parameters) on {len(train_index):,} "
+        f"training {model_name} ({networks.count_parameters(model):,} parameters) on {len(train_index):,} "
         f"of {len(train_data):,} examples for {settings.epochs} epochs on {device}, seed {seed}",
         flush=True,
     )
@@ -259,9 +260,9 @@ def _train_fasttext(
     *, model_name, training, seed, data_dir, model_out, history_out, metrics_out, subset, run_info, started
 ) -> dict:
     """train_run for fastText: the same three outputs; the model inside model.pt in fastText's format."""
-    from svp import fasttext_proxy
+    from svp.models import fasttext_classifier
 
-    settings = fasttext_proxy.FastTextSettings.from_training(training)
+    settings = fasttext_classifier.FastTextSettings.from_training(training)
     (x_train, y_train), (x_test, y_test), manifest = data.load_prepared(data_dir)
     train_index = _subset_index(subset, len(y_train))
     # fastText reads its file in order: shuffle it (by the seed), since a subset comes in rank order.
@@ -274,10 +275,10 @@ def _train_fasttext(
         f"thread(s)) on {len(order):,} of {len(y_train):,} examples for {settings.epochs} epochs, seed {seed}",
         flush=True,
     )
-    model, seconds = fasttext_proxy.train(texts, labels, settings, seed, workdir)
+    model, seconds = fasttext_classifier.train(texts, labels, settings, seed, workdir)
     num_classes = manifest["num_classes"]
-    fitted = fasttext_proxy.metrics_of(fasttext_proxy.probabilities(model, texts, num_classes), labels)
-    tested = fasttext_proxy.metrics_of(fasttext_proxy.probabilities(model, x_test.strings(), num_classes), y_test)
+    fitted = fasttext_classifier.metrics_of(fasttext_classifier.probabilities(model, texts, num_classes), labels)
+    tested = fasttext_classifier.metrics_of(fasttext_classifier.probabilities(model, x_test.strings(), num_classes), y_test)
     # fastText runs all its epochs in one call: the history is one row, for the whole run.
     history = [
         {
@@ -308,7 +309,7 @@ def _train_fasttext(
     checkpoint = {
         "model_name": model_name,
         "num_classes": num_classes,
-        "fasttext_model": fasttext_proxy.to_bytes(model, workdir),
+        "fasttext_model": fasttext_classifier.to_bytes(model, workdir),
         "training": training,
         "seed": seed,
         "metrics": metrics,
@@ -330,7 +331,7 @@ def _in_layout(model: torch.nn.Module, inputs: ImageData | TextData) -> torch.nn
 
 
 def _torch_model(checkpoint: dict, path: str | Path) -> torch.nn.Module:
-    model = models.create_model(checkpoint["model_name"], checkpoint["num_classes"], checkpoint["in_channels"])
+    model = networks.create_model(checkpoint["model_name"], checkpoint["num_classes"], checkpoint["in_channels"])
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as error:  # keys or shapes that are not this model's
@@ -353,13 +354,13 @@ def _probabilities(checkpoint_path: str | Path, data_dir: str | Path, scores_out
     in_channels = None if "fasttext_model" in checkpoint else _in_channels(x_train, manifest)
     spec = check_checkpoint_fits(checkpoint, checkpoint_path, manifest, in_channels, data_dir)
     if spec.trainer == "fasttext":
-        from svp import fasttext_proxy
+        from svp.models import fasttext_classifier
 
         workdir = Path(scores_out).parent
         workdir.mkdir(parents=True, exist_ok=True)
-        model = fasttext_proxy.from_bytes(checkpoint["fasttext_model"], workdir)
+        model = fasttext_classifier.from_bytes(checkpoint["fasttext_model"], workdir)
         started = time.perf_counter()
-        probs = fasttext_proxy.probabilities(model, x_train.strings(), checkpoint["num_classes"])
+        probs = fasttext_classifier.probabilities(model, x_train.strings(), checkpoint["num_classes"])
         return y_train, probs, False, time.perf_counter() - started
     keep_freed_memory()
     device = pick_device()

@@ -16,6 +16,7 @@ import pytest
 
 from svp import data
 from svp.data import DataError, load_prepared, prepare_dataset
+from svp.data import store
 
 SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
 CLOSED_PORT_URL = "http://127.0.0.1:9/"  # the discard port: nothing listens there
@@ -161,13 +162,13 @@ def test_failed_write_leaves_no_file_behind(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        data._atomic_write(tmp_path / "train.npz", fail_halfway)
+        store._atomic_write(tmp_path / "train.npz", fail_halfway)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_written_npz_is_a_plain_uncompressed_npz(tmp_path):
     x = np.arange(2 * 3 * 3 * 1, dtype=np.uint8).reshape(2, 3, 3, 1)
-    data._atomic_write(tmp_path / "a.npz", lambda handle: data._write_npz(handle, {"x": x, "y": np.arange(2)}))
+    store._atomic_write(tmp_path / "a.npz", lambda handle: store._write_npz(handle, {"x": x, "y": np.arange(2)}))
     with np.load(tmp_path / "a.npz") as archive:
         np.testing.assert_array_equal(archive["x"], x)
         assert archive.zip.infolist()[0].compress_type == 0  # ZIP_STORED, like np.savez

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from svp import diagnostics, figures
-from svp.diagnostics import (
+from svp.selection import diagnostics
+from svp.report import figures
+from svp.selection.diagnostics import (
     class_composition,
     composition_warning,
     diagnose_subsets,
@@ -28,9 +29,9 @@ from svp.diagnostics import (
 )
 from svp.io import write_json
 from svp.parquet import read_parquet_metadata, write_parquet
-from svp.report import write_results_tables
-from svp.selection import selection_order
-from svp.subsets import rank_runs, select_subset
+from svp.report.tables import write_results_tables
+from svp.selection.orders import selection_order
+from svp.selection.subsets import rank_runs, select_subset
 
 N_CLASSES = 4
 PER_CLASS = 50

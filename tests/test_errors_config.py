@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from svp.cli import main
-from svp.selection import selection_order, smallest_subset
+from svp.selection.orders import selection_order, smallest_subset
 
 REPO = Path(__file__).resolve().parents[1]
 

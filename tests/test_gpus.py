@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from svp.gpus import assign_gpu, claim_device, release_devices
+from svp.training.gpus import assign_gpu, claim_device, release_devices
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +25,7 @@ def test_each_claim_gets_its_own_device_and_a_released_one_is_reused(tmp_path):
 
 def test_concurrent_processes_get_distinct_devices(tmp_path):
     script = (
-        "import sys, time; from svp.gpus import assign_gpu; env = {}; "
+        "import sys, time; from svp.training.gpus import assign_gpu; env = {}; "
         f"print(assign_gpu(env, n_devices=4, lock_dir={str(tmp_path)!r}), env['CUDA_VISIBLE_DEVICES']); "
         "sys.stdout.flush(); time.sleep(2)"
     )
@@ -37,7 +37,7 @@ def test_concurrent_processes_get_distinct_devices(tmp_path):
 
 def test_a_killed_job_frees_its_device(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from svp.gpus import claim_device; claim_device(1, {str(tmp_path)!r}); print('ok', flush=True); import time; time.sleep(60)"],
+        [sys.executable, "-c", f"from svp.training.gpus import claim_device; claim_device(1, {str(tmp_path)!r}); print('ok', flush=True); import time; time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )
     assert holder.stdout.readline().strip() == "ok"

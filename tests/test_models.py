@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from svp.models import (
+from svp.models.networks import (
     MODEL_SPECS,
     MODELS,
     count_parameters,

@@ -1,6 +1,6 @@
 import numpy as np
 
-from svp.ranking import combine_ranks, positions_of, ranks_from_scores
+from svp.selection.ranking import combine_ranks, positions_of, ranks_from_scores
 
 
 def test_rank_zero_is_the_most_uncertain_and_ties_go_to_the_lower_index():

@@ -17,14 +17,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from svp import figures, plan
+from svp import plan
+from svp.report import figures
 from svp.config import validate_config
-from svp.correlation import correlation_matrices, load_orders, write_correlation
+from svp.report.correlation import correlation_matrices, load_orders, write_correlation
 from svp.io import write_json
 from svp.parquet import write_parquet
-from svp.report import format_error, write_results_tables, write_run_table
-from svp.subsets import rank_runs
-from svp.summary import load_runs, load_scoring, summarize, write_summary
+from svp.report.tables import format_error, write_results_tables, write_run_table
+from svp.selection.subsets import rank_runs
+from svp.report.summary import load_runs, load_scoring, summarize, write_summary
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = validate_config(

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from svp.ranking import ranks_from_scores
-from svp.selection import random_ranks, selection_order, subset_size
+from svp.selection.ranking import ranks_from_scores
+from svp.selection.orders import random_ranks, selection_order, subset_size
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from svp.data import prepare_dataset
 from svp.io import atomic_path
 from svp.parquet import read_parquet_metadata
 from svp.stages import score_run, train_run
-from svp.subsets import rank_runs, select_subset
+from svp.selection.subsets import rank_runs, select_subset
 
 TRAINING = {"batch_size": 128, "lr_schedule": [{"epochs": 2, "lr": 0.05}], "eval_every": 0}
 

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from svp import data, models, text
+from svp import data
+from svp.models import networks, specs
+from svp.data import text
 from svp.data import DataError, load_prepared, prepare_dataset
-from svp.text import ALPHABET, PAD, UNKNOWN, VOCAB_SIZE, TextArray, encode_characters, fasttext_normalize
-from svp.training import TextData
-from svp.vdcnn import MIN_LENGTH, VDCNN
+from svp.data.encoding import ALPHABET, PAD, UNKNOWN, VOCAB_SIZE, TextArray, encode_characters, fasttext_normalize
+from svp.training.loop import TextData
+from svp.models.vdcnn import MIN_LENGTH, VDCNN
 
 IMDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb"
 needs_imdb = pytest.mark.skipif(not (IMDB / "train.csv.gz").is_file(), reason="shared IMDB CSVs not present")
@@ -89,7 +91,7 @@ def test_text_data_batches_character_codes():
 @pytest.mark.parametrize("depth", [9, 17, 29, 49])
 def test_vdcnn_output_shape_for_every_depth(depth):
     torch.manual_seed(0)
-    model = models.create_model(f"vdcnn{depth}", num_classes=5, in_channels=VOCAB_SIZE).eval()
+    model = networks.create_model(f"vdcnn{depth}", num_classes=5, in_channels=VOCAB_SIZE).eval()
     with torch.no_grad():
         logits = model(torch.randint(0, VOCAB_SIZE, (2, 1014)))
     assert logits.shape == (2, 5) and torch.isfinite(logits).all()
@@ -108,17 +110,17 @@ def test_vdcnn_shortcuts_short_inputs_and_padding():
 
 def test_text_models_are_registered_with_their_authors_settings():
     for depth in (9, 17, 29, 49):
-        spec = models.model_spec(f"vdcnn{depth}")
+        spec = specs.model_spec(f"vdcnn{depth}")
         assert spec.modality == "text" and spec.trainer == "torch"
-    defaults = models.training_defaults("vdcnn29")
+    defaults = specs.training_defaults("vdcnn29")
     assert [p["lr"] for p in defaults["lr_schedule"]] == [0.01, 0.005, 0.0025, 0.00125, 0.000625]
     assert {p["epochs"] for p in defaults["lr_schedule"]} == {3}
     assert defaults["batch_size"] == 128 and defaults["weight_decay"] == 1e-4 and defaults["text_length"] == 1014
-    assert models.model_spec("fasttext").trainer == "fasttext"
-    assert models.training_defaults("fasttext")["lr_schedule"] == [{"epochs": 5, "lr": 0.05}]
-    assert models.model_spec("preact_resnet20").modality == "image"
+    assert specs.model_spec("fasttext").trainer == "fasttext"
+    assert specs.training_defaults("fasttext")["lr_schedule"] == [{"epochs": 5, "lr": 0.05}]
+    assert specs.model_spec("preact_resnet20").modality == "image"
     with pytest.raises(ValueError, match="not a torch module"):
-        models.create_model("fasttext", num_classes=2)
+        networks.create_model("fasttext", num_classes=2)
 
 
 # --------------------------------------------------------------------------- text_csv on real data

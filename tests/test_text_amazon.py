@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from svp import text
+from svp.data import text
 from svp.data import DataError, load_prepared, prepare_dataset
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/"  # the discard port: nothing listens there

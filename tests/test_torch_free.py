@@ -37,7 +37,7 @@ def test_validating_and_planning_a_config_imports_no_torch(config):
 
 @pytest.mark.parametrize(
     "module",
-    ["svp.cli", "svp.model_specs", "svp.subsets", "svp.summary", "svp.report", "svp.report_cli", "svp.diagnostics"],
+    ["svp.cli", "svp.models.specs", "svp.selection.subsets", "svp.report.summary", "svp.report.tables", "svp.report.cli", "svp.models", "svp.data", "svp.training.gpus", "svp.selection.diagnostics"],
 )
 def test_stages_without_a_model_import_no_torch(module):
     assert "torch" not in heavy_modules(f"import {module}")
@@ -54,9 +54,9 @@ def test_svp_models_and_check_config_answer_without_torch():
 
 
 def test_every_model_factory_has_a_spec_known_without_torch():
-    """svp.model_specs lists exactly the models svp.models can build."""
-    code = "import json; from svp import model_specs; print(json.dumps(model_specs.list_models()))"
+    """svp.models.specs lists exactly the models svp.models can build."""
+    code = "import json; from svp.models import specs; print(json.dumps(specs.list_models()))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
-    from svp.models import MODELS, list_models
+    from svp.models.networks import MODELS, list_models
 
     assert json.loads(result.stdout) == list_models() == sorted(MODELS)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from svp.models import create_model
-from svp.training import ImageData, TrainingSettings, augment_batch, predict_logits, train
+from svp.models.networks import create_model
+from svp.training.loop import ImageData, TrainingSettings, augment_batch, predict_logits, train
 
 
 def test_lr_schedule_is_piecewise_constant_per_epoch():
@@ -129,7 +129,7 @@ def test_predict_logits_equals_the_model_on_each_batch():
 
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_svp_sgd_steps_equal_torchs_own(nesterov):
-    from svp.training import sgd
+    from svp.training.loop import sgd
 
     data = _toy_data()
     settings = TrainingSettings(lr_schedule=[{"epochs": 1, "lr": 0.05}], nesterov=nesterov)
@@ -157,8 +157,8 @@ def test_training_and_resuming_never_import_torch_dynamo(tmp_path):
 
     code = f"""
 import sys, numpy as np, torch
-from svp.models import create_model
-from svp.training import ImageData, TrainingSettings, train
+from svp.models.networks import create_model
+from svp.training.loop import ImageData, TrainingSettings, train
 rng = np.random.default_rng(0)
 data = ImageData.from_arrays(rng.integers(0, 256, (64, 8, 8, 1)).astype(np.uint8), rng.integers(0, 3, 64), [0.3], [0.3], torch.device("cpu"))
 settings = TrainingSettings(lr_schedule=[{{"epochs": 2, "lr": 0.05}}], batch_size=32)

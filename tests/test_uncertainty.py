@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from svp.uncertainty import METRICS, uncertainty_from_logits, uncertainty_from_probabilities
+from svp.selection.uncertainty import METRICS, uncertainty_from_logits, uncertainty_from_probabilities
 
 
 def test_metrics_match_hand_computed_values():

@@ -9,9 +9,9 @@ import sys
 
 import svp
 from svp import plan
-from svp.gpus import count_gpus
+from svp.training.gpus import count_gpus
 from svp.config import ConfigError, validate_config
-from svp.uncertainty import METRICS
+from svp.selection.uncertainty import METRICS
 
 try:
     config.update(validate_config(config))

@@ -2,7 +2,7 @@
 
 Validating a config, planning a workflow and listing models only need to know which
 names exist, what data each model reads, what trains it and its authors' training
-settings. That is this table. ``svp.models`` (which imports torch) attaches a factory to
+settings. That is this table. ``svp.models.networks`` (which imports torch) attaches a factory to
 each name here with ``@register_model``; a model registered there at run time without
 an entry here gets one.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from svp.text import DEFAULT_LENGTH
+from svp.data.encoding import DEFAULT_LENGTH
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class ModelSpec:
     """What a registered model reads, what trains it and its authors' training settings."""
 
     modality: str = "image"  # "image" or "text": the data sets it can be trained on
-    trainer: str = "torch"  # "torch": svp.training's loop; "fasttext": svp.fasttext_proxy
+    trainer: str = "torch"  # "torch": svp.training's loop; "fasttext": svp.models.fasttext_classifier
     training_defaults: dict = field(default_factory=dict)  # config `training` keys it defaults
 
 
@@ -56,7 +56,7 @@ def training_defaults(name: str) -> dict:
 
 
 # Images (svp.models): pre-activation ResNets for CIFAR, ResNets with a CIFAR stem (and
-# ResNet-9, svp.resnet9), and plain CNNs for tiny inputs and for CIFAR on a CPU. All use
+# ResNet-9, svp.models.resnet9), and plain CNNs for tiny inputs and for CIFAR on a CPU. All use
 # the config schema's defaults.
 IMAGE_MODELS = (
     *(f"preact_resnet{depth}" for depth in (8, 20, 56, 110, 164)),

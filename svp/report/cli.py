@@ -1,4 +1,4 @@
-"""``python -m svp.report_cli``: write the report's tables and figures (the report rules call it).
+"""``python -m svp.report.cli``: write the report's tables and figures (the report rules call it).
 
 Sub-commands: ``runs`` (every target run with its end-to-end cost), ``tables`` (the
 paper-form results table), ``summary-figures`` (error and time against fraction),
@@ -75,11 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     if args.command == "runs":
-        from svp.report import write_run_table
+        from svp.report.tables import write_run_table
 
         write_run_table(target_metrics=args.targets, proxy_metrics=args.proxies, score_files=args.scores, out=args.out)
     elif args.command == "tables":
-        from svp.report import write_results_tables
+        from svp.report.tables import write_results_tables
 
         write_results_tables(
             summary_file=args.summary,
@@ -90,19 +90,19 @@ def run(args: argparse.Namespace) -> None:
             proxy_metrics=args.proxies,
         )
     elif args.command == "summary-figures":
-        from svp.figures import write_summary_figures
+        from svp.report.figures import write_summary_figures
 
         write_summary_figures(summary_file=args.summary, error_out=args.error_out, time_out=args.time_out)
     elif args.command == "learning-curves":
-        from svp.figures import write_learning_curves
+        from svp.report.figures import write_learning_curves
 
         write_learning_curves(metrics_files=args.runs, out=args.out)
     elif args.command == "error-vs-time":
-        from svp.figures import write_error_vs_time
+        from svp.report.figures import write_error_vs_time
 
         write_error_vs_time(runs_file=args.runs, out=args.out)
     elif args.command == "correlate":
-        from svp.correlation import write_correlation
+        from svp.report.correlation import write_correlation
 
         write_correlation(
             metric=args.metric,
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> None:
             figure_out=args.figure,
         )
     elif args.command == "subsets":
-        from svp.diagnostics import write_subset_tables
+        from svp.selection.diagnostics import write_subset_tables
 
         write_subset_tables(
             data_dir=args.data,
@@ -125,11 +125,11 @@ def run(args: argparse.Namespace) -> None:
             html_out=args.html,
         )
     elif args.command == "class-composition":
-        from svp.figures import write_class_composition
+        from svp.report.figures import write_class_composition
 
         write_class_composition(subsets_file=args.subsets, out=args.out)
     elif args.command == "subset-warnings":
-        from svp.diagnostics import format_warnings
+        from svp.selection.diagnostics import format_warnings
 
         text = format_warnings(args.subsets)
         if text:

@@ -1,7 +1,7 @@
 """The stages that order examples (ranking, selection): read input files, write parquet outputs.
 
 They need no model and no torch, so they start fast. Each subset's parquet metadata also
-holds its diagnostics (class composition, the proxy runs' agreement; ``svp.diagnostics``).
+holds its diagnostics (class composition, the proxy runs' agreement; ``svp.selection.diagnostics``).
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from svp import data, diagnostics, stage_files
+from svp import data, stage_files
+from svp.selection import diagnostics
 from svp.config import fraction_problem
 from svp.errors import ConfigError, StageInputError
 from svp.parquet import read_parquet_metadata, write_parquet
-from svp.ranking import combine_ranks, ranks_from_scores
-from svp.selection import random_ranks, selection_order, subset_size
-from svp.uncertainty import METRICS
+from svp.selection.ranking import combine_ranks, ranks_from_scores
+from svp.selection.orders import random_ranks, selection_order, subset_size
+from svp.selection.uncertainty import METRICS
 
 
 def rank_runs(*, score_files: list[str | Path], metric: str, ranks_out: str | Path, run_info: dict | None = None) -> pd.DataFrame:

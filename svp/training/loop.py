@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from svp.checkpoint import load_training_state, restore_training_state, save_training_state
+from svp.training.checkpoint import load_training_state, restore_training_state, save_training_state
 from svp.errors import ConfigError
-from svp.text import VOCAB_SIZE, encode_characters
+from svp.data.encoding import VOCAB_SIZE, encode_characters
 
 
 @dataclass
@@ -215,7 +215,7 @@ class ImageData:
 class TextData:
     """Texts as uint8 character codes (N, length), padded with 0, plus labels.
 
-    The codes index ``svp.text.ALPHABET`` (see ``svp.text.encode_characters``); a model
+    The codes index ``svp.data.encoding.ALPHABET`` (see ``svp.data.encoding.encode_characters``); a model
     reads them as ``in_channels`` symbols, the size of the alphabet with padding and
     unknown. Nothing is normalised or augmented.
     """
@@ -225,7 +225,7 @@ class TextData:
 
     @classmethod
     def from_texts(cls, texts, y, length: int, device: torch.device) -> "TextData":
-        """From an ``svp.text.TextArray`` and its labels: each text's first ``length`` characters."""
+        """From an ``svp.data.encoding.TextArray`` and its labels: each text's first ``length`` characters."""
         characters = torch.from_numpy(encode_characters(texts, length)).to(device)
         return cls(characters, torch.from_numpy(y).long().to(device))
 

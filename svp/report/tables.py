@@ -21,10 +21,10 @@ import yaml
 
 from svp import stage_files
 from svp.config import format_fraction
-from svp.diagnostics import proxy_test_errors
+from svp.selection.diagnostics import proxy_test_errors
 from svp.errors import StageInputError
 from svp.io import atomic_path
-from svp.summary import end_to_end_runs, load_runs, load_scoring
+from svp.report.summary import end_to_end_runs, load_runs, load_scoring
 
 BUDGET_DESCRIPTION = "none: full data, fewer epochs"
 RANDOM_DESCRIPTION = "none: random subset"

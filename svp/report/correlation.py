@@ -22,7 +22,7 @@ from scipy import stats
 from svp.errors import StageInputError
 from svp.io import atomic_path
 from svp.parquet import read_parquet_metadata
-from svp.ranking import combine_ranks, ranks_from_scores
+from svp.selection.ranking import combine_ranks, ranks_from_scores
 from svp.stage_files import read_scores
 
 METHODS = ("spearman", "pearson")

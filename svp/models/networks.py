@@ -16,10 +16,10 @@ The families:
 * ``tiny_cnn`` and ``fast_cnn16/20/24/32``: plain CNNs whose first layer halves the
   resolution, sized so that CIFAR-10 experiments fit a 2-core CPU (a proxy and a target
   about 5x costlier per example).
-* VDCNN 9/17/29/49 (Conneau et al. 2017, ``svp.vdcnn``): character-level text
+* VDCNN 9/17/29/49 (Conneau et al. 2017, ``svp.models.vdcnn``): character-level text
   models, the paper's Amazon Review target (VDCNN29).
 * ``fasttext``: a fastText classifier (Joulin et al. 2017), the paper's Amazon
-  proxy; not a torch module: ``svp.fasttext_proxy`` trains and scores it.
+  proxy; not a torch module: ``svp.models.fasttext_classifier`` trains and scores it.
 
 Every image model takes float images of shape (B, in_channels, H, W), H, W >= 8, and
 returns logits of shape (B, num_classes). Global average pooling before the
@@ -29,7 +29,7 @@ classifier is what makes the input size free. Text models take character indices
 Each registered name also has a :class:`ModelSpec`: the data it reads (``image`` or
 ``text``), what trains it (svp.training's torch loop, or fastText), and the training
 settings its authors used, which fill in a run's ``training`` mapping before the
-config schema's generic defaults do. The specs live in ``svp.model_specs``, which needs
+config schema's generic defaults do. The specs live in ``svp.models.specs``, which needs
 no torch: validating a config or planning a workflow never imports this module.
 """
 
@@ -40,8 +40,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-# The spec table and its look-ups, re-exported: `svp.models.model_spec(...)` keeps working.
-from svp.model_specs import (  # noqa: F401
+# The spec table and its look-ups, re-exported beside the factories that use them.
+from svp.models.specs import (  # noqa: F401
     MODEL_SPECS,
     VDCNN_DEPTHS,
     ModelSpec,
@@ -50,8 +50,8 @@ from svp.model_specs import (  # noqa: F401
     model_spec,
     training_defaults,
 )
-from svp.text import VOCAB_SIZE
-from svp.vdcnn import VDCNN
+from svp.data.encoding import VOCAB_SIZE
+from svp.models.vdcnn import VDCNN
 
 ModelFactory = Callable[..., nn.Module]
 
@@ -63,7 +63,7 @@ def register_model(
 ) -> Callable[[ModelFactory], ModelFactory]:
     """Decorator adding ``factory(num_classes, in_channels)`` to ``MODELS``.
 
-    The names svp ships are declared with their specs in ``svp.model_specs`` (no torch
+    The names svp ships are declared with their specs in ``svp.models.specs`` (no torch
     needed to validate a config); a new name is declared here with the given spec.
     """
 
@@ -514,14 +514,14 @@ for _depth in VDCNN_DEPTHS:
 
 @register_model("fasttext")
 def fasttext_model(num_classes: int, in_channels: int = 1) -> nn.Module:
-    raise ValueError("fasttext is not a torch module; svp.fasttext_proxy trains and scores it")
+    raise ValueError("fasttext is not a torch module; svp.models.fasttext_classifier trains and scores it")
 
 
 # ---------------------------------------------------------------------------
-# ResNet-9 (svp.resnet9): a target that reaches about 94% on CIFAR-10 in seconds on a GPU
+# ResNet-9 (svp.models.resnet9): a target that reaches about 94% on CIFAR-10 in seconds on a GPU
 # ---------------------------------------------------------------------------
 
-from svp.resnet9 import ResNet9  # noqa: E402  (its own module, like VDCNN)
+from svp.models.resnet9 import ResNet9  # noqa: E402  (its own module, like VDCNN)
 
 
 @register_model("resnet9")

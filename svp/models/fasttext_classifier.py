@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from svp.errors import ConfigError
-from svp.text import fasttext_normalize
+from svp.data.encoding import fasttext_normalize
 
 LABEL_PREFIX = "__label__"
 

@@ -1,9 +1,9 @@
-"""Text data sets, their on-disk form, and the character encoding of character-level models.
+"""Text data sets: any labelled CSV, and Zhang et al.'s Amazon reviews.
 
-Text data sets register in the same registry as the image data sets (``svp.data``) and
-are prepared into the same three files. In ``train.npz`` and ``test.npz`` the texts are
-stored without pickling: ``text`` holds the UTF-8 bytes of all texts one after another
-(uint8) and ``offsets`` (int64, N + 1) where each starts, so text i is
+Text data sets register in the same registry as the image data sets and are prepared
+into the same three files. In ``train.npz`` and ``test.npz`` the texts are stored
+without pickling: ``text`` holds the UTF-8 bytes of all texts one after another (uint8)
+and ``offsets`` (int64, N + 1) where each starts, so text i is
 ``text[offsets[i]:offsets[i + 1]]``; ``y`` holds the labels as for images. The manifest
 says ``modality: text``.
 
@@ -16,10 +16,6 @@ says ``modality: text``.
 
 Bad input (an empty text, a label that is not one of the classes, a malformed row, a
 file that is not UTF-8) stops preparation with the file and line; nothing is written.
-
-Character-level models read a text as its first ``length`` characters (1014 in the
-VDCNN paper), lower-cased, each mapped to its place in :data:`ALPHABET` (from 2), with
-0 for padding and 1 for any character outside the alphabet: :func:`encode_characters`.
 """
 
 from __future__ import annotations
@@ -37,90 +33,27 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from svp import data
-from svp.data import DataError, _key
+from svp.data.encoding import CODES, UNKNOWN, TextArray
+from svp.data.registry import (
+    FETCH_ERRORS,
+    MAX_CLASSES,
+    RawFile,
+    bool_option,
+    check_classes,
+    config_key,
+    corrupt_files,
+    describe_files,
+    file_digest,
+    int_option,
+    path_list_option,
+    register_dataset,
+)
+from svp.errors import DataError
 
-# Zhang et al.'s (2015) 70-character alphabet in ASCII, with the space Conneau et al.
-# (2017) add: 26 letters, 10 digits, 32 punctuation marks, space and newline.
-ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+=<>()[]{} \n"
-PAD = 0
-UNKNOWN = 1
 # The longest field a CSV may hold, in characters: far beyond any review (character
 # models read the first 1014), short enough that a file without line breaks or with an
 # unterminated quote stops at once instead of filling the memory.
 MAX_TEXT_CHARACTERS = 10_000_000
-VOCAB_SIZE = len(ALPHABET) + 2  # embedding rows: padding, unknown, the alphabet
-DEFAULT_LENGTH = 1014  # characters per text in Zhang et al. and the SVP authors' VDCNN code
-
-# Byte -> code. Upper-case ASCII letters share their lower-case code; every byte that
-# starts a non-ASCII character (and any ASCII outside the alphabet) is "unknown".
-_CODES = np.full(256, UNKNOWN, dtype=np.uint8)
-for _index, _character in enumerate(ALPHABET):
-    _CODES[ord(_character)] = _index + 2
-    _CODES[ord(_character.upper())] = _index + 2
-
-
-# --------------------------------------------------------------------------- packed texts
-
-
-@dataclass(frozen=True)
-class TextArray:
-    """Many texts as one uint8 array of UTF-8 bytes plus int64 offsets (N + 1)."""
-
-    data: np.ndarray
-    offsets: np.ndarray
-
-    @classmethod
-    def from_strings(cls, texts: Sequence[str]) -> "TextArray":
-        encoded = [text.encode("utf-8") for text in texts]
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(b) for b in encoded], out=offsets[1:])
-        return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), offsets)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, index: int) -> str:
-        return self.data[self.offsets[index] : self.offsets[index + 1]].tobytes().decode("utf-8")
-
-    def strings(self, index: Sequence[int] | np.ndarray | None = None) -> list[str]:
-        """The texts (all, or those at ``index``, in that order) as Python strings."""
-        raw = self.data.tobytes()
-        starts, ends = self.offsets[:-1], self.offsets[1:]
-        if index is not None:
-            index = np.asarray(index, dtype=np.int64)
-            starts, ends = starts[index], ends[index]
-        return [raw[a:b].decode("utf-8") for a, b in zip(starts.tolist(), ends.tolist())]
-
-    def character_counts(self) -> np.ndarray:
-        """Characters (not bytes) per text: UTF-8 continuation bytes are not counted."""
-        starts = np.concatenate([[0], np.cumsum((self.data & 0xC0) != 0x80, dtype=np.int64)])
-        return np.diff(starts[self.offsets])
-
-
-def encode_characters(texts: TextArray, length: int, chunk: int = 8192) -> np.ndarray:
-    """(N, length) uint8 character codes: each text's first ``length`` characters, then padding.
-
-    Works on the UTF-8 bytes directly: a character is one code however many bytes it
-    takes (continuation bytes are skipped), so no text is decoded into Python strings.
-    """
-    if length < 1:
-        raise ValueError(f"length must be positive, got {length}")
-    out = np.full((len(texts), length), PAD, dtype=np.uint8)
-    for first in range(0, len(texts), chunk):
-        last = min(len(texts), first + chunk)
-        low = texts.offsets[first]
-        raw = texts.data[low : texts.offsets[last]]
-        starts_character = (raw & 0xC0) != 0x80
-        codes = _CODES[raw[starts_character]]
-        # Character offsets of the texts within this chunk.
-        before = np.concatenate([[0], np.cumsum(starts_character, dtype=np.int64)])
-        char_offsets = before[texts.offsets[first : last + 1] - low]
-        kept = np.minimum(np.diff(char_offsets), length)
-        rows = np.repeat(np.arange(last - first), kept)
-        columns = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
-        out[first + rows, columns] = codes[np.repeat(char_offsets[:-1], kept) + columns]
-    return out
 
 
 # --------------------------------------------------------------------------- prepared form
@@ -153,7 +86,7 @@ class PreparedText:
                     f"data set {name!r}: {split} labels span {y.min()} to {y.max()}, outside the classes "
                     f"0 to {len(self.classes) - 1}"
                 )
-        data._check_classes(name, self.classes, self.y_train, self.y_test)
+        check_classes(name, self.classes, self.y_train, self.y_test)
 
     def split_arrays(self) -> dict[str, dict[str, np.ndarray]]:
         arrays = {}
@@ -171,7 +104,7 @@ class PreparedText:
             "characters": {
                 "train_mean": float(characters.mean()),
                 "train_max": int(characters.max()),
-                "alphabet_share": float(np.mean(_CODES[starts] != UNKNOWN)) if len(starts) else 0.0,
+                "alphabet_share": float(np.mean(CODES[starts] != UNKNOWN)) if len(starts) else 0.0,
             }
         }
 
@@ -218,7 +151,7 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def _column_index(column: Any, header: list[str] | None, path: Path, option: str) -> int:
-    where = f"{path} (config key {_key(option)})"
+    where = f"{path} (config key {config_key(option)})"
     if header is None:
         if isinstance(column, bool) or not isinstance(column, int) or column < 0:
             raise DataError(f"{where}: without a header row, columns are 0-based positions; got {column!r}")
@@ -264,7 +197,7 @@ def read_labelled_csv(
             if layout.header:
                 header = next(reader, None)
                 if header is None:
-                    raise DataError(f"{path} (config key {_key(option)}): the file is empty; expected a header row")
+                    raise DataError(f"{path} (config key {config_key(option)}): the file is empty; expected a header row")
             label_at = _column_index(layout.label_column, header, path, "label_column")
             text_at = [_column_index(c, header, path, "text_column") for c in layout.text_columns]
             fields = len(header) if header is not None else layout.expected_fields
@@ -291,7 +224,7 @@ def read_labelled_csv(
                     if label is None:
                         raise DataError(
                             f"{where}: label {value!r} is not one of the classes {classes.values}"
-                            f" (config key {_key('classes')})"
+                            f" (config key {config_key('classes')})"
                         )
                     labels.append(label)
                 texts.append(text)
@@ -309,9 +242,9 @@ def read_labelled_csv(
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise DataError(f"{path}: truncated or corrupt gzip file ({error})") from None
     except OSError as error:
-        raise DataError(f"{path} (config key {_key(option)}): cannot read it ({error})") from None
+        raise DataError(f"{path} (config key {config_key(option)}): cannot read it ({error})") from None
     if not texts:
-        raise DataError(f"{path} (config key {_key(option)}): no data rows")
+        raise DataError(f"{path} (config key {config_key(option)}): no data rows")
     return texts, labels
 
 
@@ -336,10 +269,10 @@ def _training_label_values(first_seen: dict[str, str], label_column: Any) -> lis
 
     ``1`` and ``01`` (or ``1.0``) would otherwise be two classes of the same label.
     """
-    if len(first_seen) > data.MAX_CLASSES:
+    if len(first_seen) > MAX_CLASSES:
         raise DataError(
-            f"config key {_key('label_column')}: the training files hold {len(first_seen):,} distinct labels, more "
-            f"than the {data.MAX_CLASSES:,} classes svp accepts; is {label_column!r} really the label column?"
+            f"config key {config_key('label_column')}: the training files hold {len(first_seen):,} distinct labels, more "
+            f"than the {MAX_CLASSES:,} classes svp accepts; is {label_column!r} really the label column?"
         )
     spelled: dict[Decimal, str] = {}
     for value, where in first_seen.items():
@@ -366,17 +299,17 @@ def _class_map_option(options: Mapping) -> _ClassMap | None:
         pairs = [(str(v).strip(), str(v)) for v in value]
     else:
         raise DataError(
-            f"config key {_key('classes')}: expected a list of the label values in label order "
+            f"config key {config_key('classes')}: expected a list of the label values in label order "
             f"(e.g. [neg, pos]) or a mapping label value -> class name, got {value!r}"
         )
     values = [v for v, _ in pairs]
     if not pairs or len(set(values)) != len(values) or "" in values:
-        raise DataError(f"config key {_key('classes')}: label values must be non-empty and unique, got {values}")
+        raise DataError(f"config key {config_key('classes')}: label values must be non-empty and unique, got {values}")
     return _ClassMap(values, [name for _, name in pairs])
 
 
 def _rows_option(options: Mapping, name: str) -> int | None:
-    return data._int_option(options, name, None, minimum=1)
+    return int_option(options, name, None, minimum=1)
 
 
 def _read_csv_files(paths: list[Path], layout, classes, max_rows, option, first_seen=None) -> tuple[list[str], list]:
@@ -391,17 +324,17 @@ def _read_csv_files(paths: list[Path], layout, classes, max_rows, option, first_
     return texts, labels
 
 
-@data.register_dataset("text_csv", modality="text")
+@register_dataset("text_csv", modality="text")
 def build_text_csv(options: dict) -> PreparedText:
     """Labelled texts from CSV files (optionally .gz) with a header row naming the columns."""
-    train_paths = data._path_list_option(options, "train")
-    test_paths = data._path_list_option(options, "test")
-    header = data._bool_option(options, "header", True)
+    train_paths = path_list_option(options, "train")
+    test_paths = path_list_option(options, "test")
+    header = bool_option(options, "header", True)
     label_column = options.get("label_column", "label" if header else 0)
     text_column = options.get("text_column", "text" if header else 1)
     text_columns = list(text_column) if isinstance(text_column, (list, tuple)) else [text_column]
     if not text_columns:
-        raise DataError(f"config key {_key('text_column')}: name at least one column")
+        raise DataError(f"config key {config_key('text_column')}: name at least one column")
     layout = _CsvLayout(label_column, text_columns, header)
     classes = _class_map_option(options)
     train_rows, test_rows = _rows_option(options, "train_rows"), _rows_option(options, "test_rows")
@@ -429,7 +362,7 @@ def build_text_csv(options: dict) -> PreparedText:
             f"CSV files: train {[str(p) for p in train_paths]}, test {[str(p) for p in test_paths]} "
             f"({columns}; class order {classes.values}{limits})"
         ),
-        source_files={str(p): data._file_digest(p) for p in dict.fromkeys(train_paths + test_paths)},
+        source_files={str(p): file_digest(p) for p in dict.fromkeys(train_paths + test_paths)},
     )
 
 
@@ -439,8 +372,8 @@ def build_text_csv(options: dict) -> PreparedText:
 @dataclass(frozen=True)
 class _AmazonSpec:
     folder: str  # the archive's top folder
-    archive: "data._RawFile"  # what is downloaded (fast.ai's mirror)
-    original: "data._RawFile"  # Zhang et al.'s own archive (Google Drive), accepted when present
+    archive: "RawFile"  # what is downloaded (fast.ai's mirror)
+    original: "RawFile"  # Zhang et al.'s own archive (Google Drive), accepted when present
     csv_md5: dict[str, str]  # md5 of train.csv / test.csv, as torchtext records them
     rows: dict[str, int]
     classes: list[str]
@@ -461,7 +394,7 @@ _GDRIVE = "https://drive.google.com/uc?export=download&id="
 AMAZON: dict[str, _AmazonSpec] = {
     "amazon_polarity": _AmazonSpec(
         folder="amazon_review_polarity_csv",
-        archive=data._RawFile(
+        archive=RawFile(
             "amazon_review_polarity_csv.tgz",
             "676f7e5208ec343c8274b4bb085bc938",
             (_S3 + "amazon_review_polarity_csv.tgz",),
@@ -469,7 +402,7 @@ AMAZON: dict[str, _AmazonSpec] = {
             size=688_339_454,
             md5_bytes=FIRST_MIB,
         ),
-        original=data._RawFile(
+        original=RawFile(
             "amazon_review_polarity_csv.tar.gz",
             "fe39f8b653cada45afd5792e0f0e8f9b",
             (_GDRIVE + "0Bz8a_Dbh9QhbaW12WVVZS2drcnM",),
@@ -480,7 +413,7 @@ AMAZON: dict[str, _AmazonSpec] = {
     ),
     "amazon_full": _AmazonSpec(
         folder="amazon_review_full_csv",
-        archive=data._RawFile(
+        archive=RawFile(
             "amazon_review_full_csv.tgz",
             "4a1196cf0adaea22f4bc3f592cddde90",
             (_S3 + "amazon_review_full_csv.tgz",),
@@ -488,7 +421,7 @@ AMAZON: dict[str, _AmazonSpec] = {
             size=643_695_014,
             md5_bytes=FIRST_MIB,
         ),
-        original=data._RawFile(
+        original=RawFile(
             "amazon_review_full_csv.tar.gz",
             "57d28bd5d930e772930baddf36641c7c",
             (_GDRIVE + "0Bz8a_Dbh9QhbZVhsUnRWRDhETzA",),
@@ -505,7 +438,7 @@ def _fetch_amazon(name: str, spec: _AmazonSpec, folder: Path, download: bool) ->
     from torchvision.datasets.utils import download_url, extract_archive
 
     archive, original = spec.archive, spec.original
-    location = f"folder {folder} (from config key {_key('root')})"
+    location = f"folder {folder} (from config key {config_key('root')})"
     if archive.usable(folder):
         return
     if (folder / original.name).is_file():
@@ -514,24 +447,24 @@ def _fetch_amazon(name: str, spec: _AmazonSpec, folder: Path, download: bool) ->
         chosen = archive
     elif not download:
         raise DataError(
-            f"data set {name!r}: {_key('download')} is false and the archive is missing from the {location}:\n"
-            f"{data._describe_files(folder, [archive])}\n"
-            f"or, instead, Zhang et al.'s original:\n{data._describe_files(folder, [original])}\n"
-            f"Copy one into that folder, or set {_key('download')}: true to fetch the first (needs the host reachable)."
+            f"data set {name!r}: {config_key('download')} is false and the archive is missing from the {location}:\n"
+            f"{describe_files(folder, [archive])}\n"
+            f"or, instead, Zhang et al.'s original:\n{describe_files(folder, [original])}\n"
+            f"Copy one into that folder, or set {config_key('download')}: true to fetch the first (needs the host reachable)."
         )
     else:
         chosen = archive
         try:
             download_url(archive.urls[0], str(folder), archive.name)
-        except data._FETCH_ERRORS as error:
+        except FETCH_ERRORS as error:
             (folder / archive.name).unlink(missing_ok=True)
             raise DataError(
                 f"data set {name!r}: could not download {archive.urls[0]} ({type(error).__name__}: {error}).\n"
-                f"Expected in the {location}:\n{data._describe_files(folder, [archive])}\n"
+                f"Expected in the {location}:\n{describe_files(folder, [archive])}\n"
                 f"If the host is unreachable from this machine, fetch the file elsewhere and copy it into that "
-                f"folder; {_key('download')}: true fetches it when the host is reachable."
+                f"folder; {config_key('download')}: true fetches it when the host is reachable."
             ) from error
-    corrupt = data._corrupt_files(folder, [chosen])
+    corrupt = corrupt_files(folder, [chosen])
     if corrupt:
         raise DataError(f"data set {name!r}: " + "\n".join(corrupt))
     try:
@@ -551,7 +484,7 @@ def _build_amazon(name: str, options: Mapping) -> PreparedText:
 
     spec = AMAZON[name]
     root = Path(options.get("root", "data")).expanduser().resolve()
-    download = data._bool_option(options, "download", True)
+    download = bool_option(options, "download", True)
     limits = {"train": _rows_option(options, "train_rows"), "test": _rows_option(options, "test_rows")}
     _fetch_amazon(name, spec, root, download)
 
@@ -571,14 +504,14 @@ def _build_amazon(name: str, options: Mapping) -> PreparedText:
         if check_integrity(str(path), spec.csv_md5[split]):
             source_files[str(path)] = spec.csv_md5[split]
         else:
-            found = data._file_digest(path, "md5")
+            found = file_digest(path, "md5")
             source_files[str(path)] = found
             notes.append(f"{path} has md5 {found}, torchtext records {spec.csv_md5[split]}")
     for note in notes:
-        print(f"warning: {note} (its structure checks passed; see svp/text.py on the checksums)", file=sys.stderr)
+        print(f"warning: {note} (its structure checks passed; see svp/data/text.py on the checksums)", file=sys.stderr)
     for raw in (spec.archive, spec.original):
         if (root / raw.name).is_file():
-            source_files[str(root / raw.name)] = data._file_digest(root / raw.name, "md5")
+            source_files[str(root / raw.name)] = file_digest(root / raw.name, "md5")
     limit_text = "".join(f", first {n:,} {s} rows" for s, n in limits.items() if n)
     return PreparedText(
         train_texts=splits["train"][0],
@@ -600,38 +533,8 @@ def _register_amazon(name: str) -> None:
 
     build.__name__ = build.__qualname__ = f"build_{name}"
     build.__doc__ = f"Zhang et al.'s {AMAZON[name].folder} (fast.ai mirror), downloaded if allowed and checked."
-    data.register_dataset(name, modality="text")(build)
+    register_dataset(name, modality="text")(build)
 
 
 _register_amazon("amazon_polarity")
 _register_amazon("amazon_full")
-
-
-# --------------------------------------------------------------------------- fastText input
-
-
-_FASTTEXT_TABLE = str.maketrans(
-    {"'": " ' ", '"': "", ".": " . ", ",": " , ", "(": " ( ", ")": " ) ", "!": " ! ", "?": " ? ",
-     ";": " ", ":": " ", "\n": " ", "\r": " "}
-)
-
-
-def fasttext_normalize(text: str) -> str:
-    """fastText's classification-example normalisation (lower case, punctuation split off,
-    ``<br />`` removed), as the SVP authors ran it with sed; one line, single spaces."""
-    return " ".join(text.lower().replace("<br />", " ").translate(_FASTTEXT_TABLE).split())
-
-
-__all__ = [
-    "ALPHABET",
-    "AMAZON",
-    "DEFAULT_LENGTH",
-    "PAD",
-    "UNKNOWN",
-    "VOCAB_SIZE",
-    "PreparedText",
-    "TextArray",
-    "encode_characters",
-    "fasttext_normalize",
-    "read_labelled_csv",
-]

@@ -1,7 +1,7 @@
 """Very Deep Convolutional Networks for text classification (Conneau et al., EACL 2017).
 
 VDCNN reads a text as a sequence of characters (indices into the alphabet of
-``svp.text``, 0 = padding) and classifies it with a deep stack of temporal
+``svp.data.text``, 0 = padding) and classifies it with a deep stack of temporal
 convolutions, as the SVP paper's Amazon Review target (VDCNN29):
 
 * a 16-dimensional character embedding and one convolution of 64 filters;

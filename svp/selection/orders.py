@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from svp.errors import ConfigError
-from svp.ranking import positions_of
+from svp.selection.ranking import positions_of
 
 
 def subset_size(fraction: float, n_examples: int) -> int:

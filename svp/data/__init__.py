@@ -1,0 +1,39 @@
+"""Data sets: each prepared once into one on-disk form that every stage reads.
+
+- ``registry``: data set names, their builders and modality, the limits on input, and
+  the option and raw-file helpers builders share;
+- ``images`` and ``text``: the builders (digits, npz, image_folder, torchvision's;
+  text_csv and the Amazon reviews), each registered under its name;
+- ``encoding``: packed texts and how models read them (characters, fastText words);
+- ``store``: writing a prepared folder and reading it back, checked against its manifest.
+
+Every problem a user can cause or fix raises :class:`svp.errors.DataError`, whose
+message names the config key or file (and the row) and the fix. Labels are class
+numbers: every class needs a training example, and there must be at least two.
+"""
+
+from svp.data import images, text  # noqa: F401  (each registers its data sets)
+from svp.data.registry import (
+    DATASETS,
+    MAX_CLASSES,
+    PreparedData,
+    dataset_modality,
+    list_datasets,
+    register_dataset,
+)
+from svp.data.store import load_labels, load_prepared, prepare_dataset, read_manifest
+from svp.errors import DataError
+
+__all__ = [
+    "DATASETS",
+    "MAX_CLASSES",
+    "DataError",
+    "PreparedData",
+    "dataset_modality",
+    "list_datasets",
+    "load_labels",
+    "load_prepared",
+    "prepare_dataset",
+    "read_manifest",
+    "register_dataset",
+]

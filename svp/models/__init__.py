@@ -1,0 +1,14 @@
+"""Models by name: the torch-free registry of names and specs, and the networks behind them.
+
+- ``specs``: every model name, the data it reads, what trains it and its authors'
+  training settings; no torch, so validating a config never loads it;
+- ``networks``: the torch factories (``create_model``): pre-activation ResNets, ResNets
+  with a CIFAR stem, plain CNNs; ``resnet9`` and ``vdcnn`` hold the larger families;
+- ``fasttext_classifier``: fastText, trained and scored outside torch.
+
+Importing this package loads only the specs.
+"""
+
+from svp.models.specs import MODEL_SPECS, ModelSpec, list_models, model_spec, training_defaults
+
+__all__ = ["MODEL_SPECS", "ModelSpec", "list_models", "model_spec", "training_defaults"]

@@ -1,0 +1,10 @@
+"""The report: tables, figures and the correlation of orders, from the files the runs wrote.
+
+- ``summary``: one row per target run, with end-to-end times and speed-ups;
+- ``tables``: the results and runs tables (CSV, Markdown, HTML);
+- ``figures``: error and time against fraction, learning curves, class composition;
+- ``correlation``: how alike proxies and targets rank the examples (the paper's Figure 3);
+- ``cli``: ``svp report ...``, which the report rules run.
+
+Nothing here imports torch.
+"""

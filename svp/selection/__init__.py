@@ -1,0 +1,10 @@
+"""From proxy predictions to subsets.
+
+- ``uncertainty``: least confidence, margin and entropy of predicted probabilities;
+- ``ranking``: per-run ranks and their combination over proxy runs;
+- ``orders``: the selection order (plain or class-balanced), subset sizes, random orders;
+- ``subsets``: the rank and select stages, file in, file out;
+- ``diagnostics``: what each subset holds (class shares, proxy agreement), stored with it.
+
+Nothing here imports torch.
+"""

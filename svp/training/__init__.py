@@ -1,0 +1,9 @@
+"""Training and evaluating torch models.
+
+- ``loop``: the data held on the device, batches, augmentation, SGD with a piecewise
+  learning rate, evaluation and prediction;
+- ``checkpoint``: the resumable training state, saved after every epoch;
+- ``gpus``: which GPU a job gets (no torch: the Snakefile asks it how many there are).
+
+Nothing is imported here, so ``svp.training.gpus`` stays light.
+"""
