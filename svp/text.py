@@ -639,9 +639,9 @@ _IMDB_REVIEW_NAME = re.compile(r"(\d+)_(\d+)\.txt")
 
 def _imdb_alternatives(folder: Path) -> str:
     return (
-        f"To prepare IMDB without this download, either put {IMDB_ARCHIVE.name} ({IMDB_ARCHIVE.describe_check()}, "
-        f"from {IMDB_ARCHIVE.urls[0]}) into {folder} (config key {_key('root')}), or read a CSV copy of the reviews "
-        f"with `name: text_csv`, as config/imdb.yaml does with ../shared/data/imdb"
+        f"To prepare IMDB without downloading it here, either put {IMDB_ARCHIVE.name} "
+        f"({IMDB_ARCHIVE.describe_check()}, from {IMDB_ARCHIVE.urls[0]}) into {folder} (config key {_key('root')}), "
+        f"or read a CSV copy of the reviews with `name: text_csv`, as config/imdb.yaml does with ../shared/data/imdb"
     )
 
 

@@ -7,6 +7,7 @@ import csv
 import gzip
 import hashlib
 import io
+import json
 import random
 import tarfile
 from pathlib import Path
@@ -95,7 +96,8 @@ def test_download_check_extract_and_read(server, tmp_path, monkeypatch):
     assert sorted(p.name for p in (root / "aclImdb" / "train").iterdir()) == ["neg", "pos"]
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []  # no temporary left
     assert manifest["source_files"][str(root / archive.name)] == hashlib.md5(archive.read_bytes()).hexdigest()
-    assert set(manifest["source_files"]) == {str(root / archive.name), *(str(root / "aclImdb" / s) for s in PER_CLASS)}
+    read_folders = [str(root / "aclImdb" / split) for split in PER_CLASS]
+    assert set(manifest["source_files"]) == {str(root / archive.name), *read_folders}
     assert base_url in manifest["source"] and "random.Random(0)" in manifest["source"]
 
     # Extracted once: later runs need neither the archive nor the network, and read the same.
@@ -158,7 +160,8 @@ def test_corrupt_archive_in_root_is_refused(tmp_path, monkeypatch):
     with pytest.raises(DataError) as error:
         prepare_dataset({"name": "imdb", "root": str(root), "download": False}, tmp_path / "out")
     message = str(error.value)
-    assert f"{root / 'aclImdb_v1.tar.gz'} has md5 " in message and "expected 7c2ac02c03563afcf9b574c7e56c153a" in message
+    assert f"{root / 'aclImdb_v1.tar.gz'} has md5 " in message
+    assert "expected 7c2ac02c03563afcf9b574c7e56c153a" in message
     assert "delete it and rerun" in message
 
 
@@ -301,3 +304,16 @@ def test_labels_in_the_same_order_as_the_shared_csv_copy(tmp_path, monkeypatch):
         next(rows)
         csv_labels = np.array([int(row[0]) for row in rows], dtype=np.int64)
     assert np.array_equal(y, csv_labels)
+
+
+def test_the_prepare_command_reports_a_missing_archive_without_a_traceback(tmp_path, capsys):
+    """What the workflow's prepare rule runs: exit status 2, svp's message, no manifest."""
+    from svp.cli import main
+
+    dataset = {"name": "imdb", "root": str(tmp_path / "data"), "download": False}
+    out = tmp_path / "prepared"
+    status = main(["prepare", "--dataset", json.dumps(dataset), "--out-dir", str(out)])
+    message = capsys.readouterr().err
+    assert status == 2 and message.startswith("svp prepare: error: data set 'imdb'") and "Traceback" not in message
+    assert "aclImdb_v1.tar.gz" in message and "name: text_csv" in message
+    assert not (out / "manifest.json").exists()
