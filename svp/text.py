@@ -663,6 +663,12 @@ def _keep_imdb_review(member: tarfile.TarInfo, destination: str) -> tarfile.TarI
 
 def _extract_imdb(name: str, archive: Path, folder: Path) -> None:
     """Extract the review files of ``archive`` into ``folder/aclImdb``, all or nothing."""
+    if not hasattr(tarfile, "data_filter"):  # added in Python 3.11.4 (and 3.12) as a security fix
+        raise DataError(
+            f"data set {name!r}: extracting {archive} safely needs tarfile's data filter, which Python "
+            f"{sys.version.split()[0]} lacks: use Python 3.11.4 or later, or extract the archive yourself so "
+            f"that {folder / IMDB_FOLDER} holds its train/ and test/ folders"
+        )
     # A folder beside the final one, renamed when complete: an interrupted extraction
     # never leaves an aclImdb folder that looks finished.
     scratch = Path(tempfile.mkdtemp(prefix=f".{IMDB_FOLDER}.", suffix=".tmp", dir=folder))

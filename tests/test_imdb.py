@@ -317,3 +317,15 @@ def test_the_prepare_command_reports_a_missing_archive_without_a_traceback(tmp_p
     assert status == 2 and message.startswith("svp prepare: error: data set 'imdb'") and "Traceback" not in message
     assert "aclImdb_v1.tar.gz" in message and "name: text_csv" in message
     assert not (out / "manifest.json").exists()
+
+
+def test_a_python_without_tarfiles_data_filter_is_told_what_to_do(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    root.mkdir()
+    archive = root / text.IMDB_ARCHIVE.name
+    make_archive(archive, genuine_members())
+    patch_archive(monkeypatch, CLOSED_PORT_URL + archive.name, hashlib.md5(archive.read_bytes()).hexdigest())
+    monkeypatch.delattr(tarfile, "data_filter")  # as in Python 3.11.0 to 3.11.3
+    with pytest.raises(DataError, match=r"needs tarfile's data filter.*use Python 3\.11\.4 or later"):
+        prepare_dataset({"name": "imdb", "root": str(root)}, tmp_path / "out")
+    assert sorted(p.name for p in root.iterdir()) == ["aclImdb_v1.tar.gz"]
