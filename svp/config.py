@@ -286,7 +286,7 @@ DATASET_KEYS = {
     "npz": ("train", "test", "classes", *AUGMENT_KEYS),
     "image_folder": ("path", "image_size", "channels", *AUGMENT_KEYS),
     "text_csv": ("train", "test", "classes", "label_column", "text_column", "header", *ROW_LIMIT_KEYS),
-    **{name: (*DOWNLOAD_KEYS, *ROW_LIMIT_KEYS) for name in ("amazon_polarity", "amazon_full")},
+    **{name: (*DOWNLOAD_KEYS, *ROW_LIMIT_KEYS) for name in ("amazon_polarity", "amazon_full", "imdb")},
 }
 
 
@@ -363,6 +363,7 @@ KNOWN_TRAINING_SETS = {
     "fashionmnist": (60_000, 10),
     "amazon_polarity": (3_600_000, 2),
     "amazon_full": (3_000_000, 5),
+    "imdb": (25_000, 2),
 }
 DIGITS_EXAMPLES, DIGITS_CLASSES = 1_797, 10
 DEFAULT_DIGITS_TEST_FRACTION = 0.25

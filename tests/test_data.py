@@ -45,6 +45,7 @@ def test_registry_lists_every_data_set():
         "digits",
         "amazon_polarity",
         "amazon_full",
+        "imdb",
         "text_csv",
     }
     assert data.list_datasets() == sorted(data.DATASETS)

@@ -11,6 +11,9 @@ says ``modality: text``.
   (columns class, title, text; classes 1..K become labels 0..K-1; the text of an
   example is its title and text joined by a space, as in the SVP authors' code),
   downloaded from the fast.ai mirror with torchvision's download and extraction code.
+* ``imdb``: Maas et al.'s (2011) movie reviews, ``aclImdb_v1.tar.gz`` from its authors'
+  site (md5-checked), extracted and read as one review file per example (neg 0, pos 1),
+  each split in a fixed shuffled order so that ``train_rows`` takes a random sample.
 * ``text_csv``: any CSV (optionally gzip-compressed) of labelled texts, with the label
   and text columns named in the config.
 
@@ -22,13 +25,19 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
+import os
+import random
+import re
+import shutil
 import sys
 import tarfile
+import tempfile
 import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -49,6 +58,7 @@ from svp.data.registry import (
     register_dataset,
 )
 from svp.errors import DataError
+from svp.io import atomic_path
 
 # The longest field a CSV may hold, in characters: far beyond any review (character
 # models read the first 1014), short enough that a file without line breaks or with an
@@ -538,3 +548,235 @@ def _register_amazon(name: str) -> None:
 
 _register_amazon("amazon_polarity")
 _register_amazon("amazon_full")
+
+
+# --------------------------------------------------------------------------- IMDB reviews
+
+
+# Maas et al.'s (2011) Large Movie Review Dataset v1.0, at its authors' address; the md5
+# is the one torchtext's and PaddlePaddle's IMDB loaders check.
+IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
+IMDB_ARCHIVE = RawFile("aclImdb_v1.tar.gz", IMDB_MD5, (IMDB_URL,))
+IMDB_FOLDER = "aclImdb"  # the archive's top folder
+IMDB_CLASSES = {"neg": "negative", "pos": "positive"}  # folder -> class name; label = position
+# Ratings (the second number of a file name <id>_<rating>.txt) each folder holds, per the
+# archive's README: negative reviews are rated 4 or less, positive ones 7 or more.
+IMDB_RATINGS = {"neg": range(1, 5), "pos": range(7, 11)}
+IMDB_REVIEWS_PER_CLASS = {"train": 12_500, "test": 12_500}
+# The order rows are kept in: the recipe of the CSV copy in ../shared/data/imdb, so that
+# `train_rows` takes the first N of a shuffled split there and here alike.
+IMDB_SHUFFLE_SEED = 0
+_IMDB_REVIEW_NAME = re.compile(r"(\d+)_(\d+)\.txt")
+
+
+def _imdb_alternatives(folder: Path) -> str:
+    return (
+        f"To prepare IMDB without downloading it here, either put {IMDB_ARCHIVE.name} "
+        f"({IMDB_ARCHIVE.describe_check()}, from {IMDB_ARCHIVE.urls[0]}) into {folder} (config key {config_key('root')}), "
+        f"or read a CSV copy of the reviews with `name: text_csv`, as config/imdb.yaml does with ../shared/data/imdb"
+    )
+
+
+def _keep_imdb_review(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo | None:
+    """tarfile's "data" filter, then only the labelled review files (unsup and the bag-of-words files skipped).
+
+    The data filter runs on every member first, so an archive with a member that would
+    land outside the folder (``../x``, a link to ``/etc``) is refused even where that
+    member would have been skipped.
+    """
+    member = tarfile.data_filter(member, destination)
+    parts = PurePosixPath(member.name).parts
+    wanted = (
+        len(parts) == 4 and parts[0] == IMDB_FOLDER and parts[1] in IMDB_REVIEWS_PER_CLASS
+        and parts[2] in IMDB_CLASSES and member.isfile()
+    )
+    return member if wanted else None
+
+
+def _extract_imdb(name: str, archive: Path, folder: Path) -> None:
+    """Extract the review files of ``archive`` into ``folder/aclImdb``, all or nothing."""
+    if not hasattr(tarfile, "data_filter"):  # added in Python 3.11.4 (and 3.12) as a security fix
+        raise DataError(
+            f"data set {name!r}: extracting {archive} safely needs tarfile's data filter, which Python "
+            f"{sys.version.split()[0]} lacks: use Python 3.11.4 or later, or extract the archive yourself so "
+            f"that {folder / IMDB_FOLDER} holds its train/ and test/ folders"
+        )
+    # A folder beside the final one, renamed when complete: an interrupted extraction
+    # never leaves an aclImdb folder that looks finished.
+    scratch = Path(tempfile.mkdtemp(prefix=f".{IMDB_FOLDER}.", suffix=".tmp", dir=folder))
+    try:
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                tar.extractall(scratch, filter=_keep_imdb_review)
+        except tarfile.FilterError as error:
+            raise DataError(
+                f"data set {name!r}: {archive} holds a member that would be written outside {folder} or is a "
+                f"special file ({error}); svp refuses to extract it. It is not Maas et al.'s archive: delete it "
+                f"and rerun"
+            ) from None
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+            raise DataError(
+                f"data set {name!r}: cannot extract {archive} ({error}); the file is corrupt or incomplete: "
+                f"delete it and rerun"
+            ) from None
+        missing = [
+            f"{IMDB_FOLDER}/{split}/{label}"
+            for split in IMDB_REVIEWS_PER_CLASS
+            for label in IMDB_CLASSES
+            if not (scratch / IMDB_FOLDER / split / label).is_dir()
+        ]
+        if missing:
+            raise DataError(
+                f"data set {name!r}: {archive} holds no review files in {missing}; it is not Maas et al.'s "
+                f"archive: delete it and rerun"
+            )
+        os.replace(scratch / IMDB_FOLDER, folder / IMDB_FOLDER)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _download_imdb(name: str, folder: Path) -> None:
+    from torchvision.datasets.utils import download_url
+
+    path = folder / IMDB_ARCHIVE.name
+    url = IMDB_ARCHIVE.urls[0]
+    # Downloaded under a temporary name and renamed once its md5 checks out: a broken
+    # transfer or a proxy's error page never sits in the folder under the archive's name.
+    with atomic_path(path) as partial:
+        partial.unlink()  # torchvision skips the download of a file that already exists
+        try:
+            download_url(url, str(folder), partial.name)
+        except FETCH_ERRORS as error:
+            raise DataError(
+                f"data set {name!r}: could not download {url} ({type(error).__name__}: {error}).\n"
+                f"{_imdb_alternatives(folder)}."
+            ) from error
+        problem = IMDB_ARCHIVE.problem(partial)
+        if problem:
+            raise DataError(
+                f"data set {name!r}: the file downloaded from {url} {problem}; it was not kept. The host sent "
+                f"something else (an error page?) or the transfer broke: rerun.\n{_imdb_alternatives(folder)}."
+            )
+
+
+def _fetch_imdb(name: str, folder: Path, download: bool) -> None:
+    """Make ``folder/aclImdb/{train,test}/{neg,pos}`` exist: extract the archive, downloading it if needed."""
+    if (folder / IMDB_FOLDER).is_dir():
+        return
+    archive = folder / IMDB_ARCHIVE.name
+    if archive.is_file():
+        problem = IMDB_ARCHIVE.problem(archive)
+        if problem:
+            raise DataError(
+                f"data set {name!r}: {archive} {problem}: the file is corrupt, incomplete or another file; "
+                f"delete it and rerun"
+            )
+    elif not download:
+        raise DataError(
+            f"data set {name!r}: {config_key('download')} is false and neither {archive} nor the extracted folder "
+            f"{folder / IMDB_FOLDER} exists. {_imdb_alternatives(folder)}; or set {config_key('download')}: true to "
+            f"fetch the archive (needs the host reachable)."
+        )
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        _download_imdb(name, folder)
+    _extract_imdb(name, archive, folder)
+
+
+def _list_imdb_split(split: str, folder: Path) -> list[tuple[int, int, Path]]:
+    """(label, review id, path) of every review of a split, each file name and rating checked."""
+    reviews = []
+    for label, class_folder in enumerate(IMDB_CLASSES):
+        where = folder / IMDB_FOLDER / split / class_folder
+        try:
+            paths = list(where.iterdir())
+        except OSError as error:
+            raise DataError(
+                f"{where}: cannot list it ({error}); delete {folder / IMDB_FOLDER} and rerun to extract the "
+                f"archive again"
+            ) from None
+        for path in paths:
+            match = _IMDB_REVIEW_NAME.fullmatch(path.name)
+            if match is None or not path.is_file():
+                raise DataError(
+                    f"{path}: not a review file of Maas et al.'s archive (<id>_<rating>.txt); remove it, or delete "
+                    f"{folder / IMDB_FOLDER} and rerun to extract the archive again"
+                )
+            if int(match[2]) not in IMDB_RATINGS[class_folder]:
+                bounds = IMDB_RATINGS[class_folder]
+                raise DataError(
+                    f"{path}: rated {match[2]}, but the {class_folder} reviews are rated {bounds[0]} to {bounds[-1]}; "
+                    f"the folder was changed: delete {folder / IMDB_FOLDER} and rerun to extract the archive again"
+                )
+            reviews.append((label, int(match[1]), path))
+        expected = IMDB_REVIEWS_PER_CLASS[split]
+        found = sum(1 for review in reviews if review[0] == label)
+        if found != expected:
+            raise DataError(
+                f"{where}: {found:,} reviews, but Maas et al.'s {split} split has {expected:,} {class_folder} "
+                f"reviews; the folder is incomplete or changed: delete {folder / IMDB_FOLDER} and rerun to extract "
+                f"the archive again"
+            )
+    return reviews
+
+
+def _read_imdb_split(split: str, folder: Path, rows: int | None) -> tuple[list[str], np.ndarray, str]:
+    """The texts and labels of the first ``rows`` reviews of a split in svp's order, and a digest of them."""
+    reviews = _list_imdb_split(split, folder)
+    # The file system lists files in any order. Sorted by (label, id) and shuffled with a
+    # fixed seed, the split has one order everywhere (the CSV copy's recipe), and its
+    # first N reviews are a random sample of both classes, not N negative ones.
+    reviews.sort(key=lambda review: (review[0], review[1], review[2].name))
+    random.Random(IMDB_SHUFFLE_SEED).shuffle(reviews)
+    kept = reviews[:rows]
+    texts, digest = [], hashlib.sha256()
+    for _, _, path in kept:
+        try:
+            content = path.read_bytes()
+            text = content.decode("utf-8")
+        except OSError as error:
+            raise DataError(f"{path}: cannot read it ({error.strerror}); fix its permissions, or delete "
+                            f"{folder / IMDB_FOLDER} and rerun") from None
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path}: not valid UTF-8 ({error}); the file was changed: delete "
+                            f"{folder / IMDB_FOLDER} and rerun to extract the archive again") from None
+        if not text.strip():
+            raise DataError(f"{path}: the review is empty; the file was changed: delete {folder / IMDB_FOLDER} "
+                            f"and rerun to extract the archive again")
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + hashlib.sha256(content).digest())
+        texts.append(text)
+    return texts, np.array([label for label, _, _ in kept], dtype=np.int64), digest.hexdigest()
+
+
+@register_dataset("imdb", modality="text")
+def build_imdb(options: dict) -> PreparedText:
+    """Maas et al.'s IMDB reviews (25,000 train, 25,000 test), downloaded if allowed, md5-checked and extracted."""
+    root = Path(options.get("root", "data")).expanduser().resolve()
+    download = bool_option(options, "download", True)
+    limits = {"train": _rows_option(options, "train_rows"), "test": _rows_option(options, "test_rows")}
+    _fetch_imdb("imdb", root, download)
+    splits, source_files = {}, {}
+    archive = root / IMDB_ARCHIVE.name
+    if archive.is_file():
+        source_files[str(archive)] = file_digest(archive, "md5")
+    for split in ("train", "test"):
+        texts, labels, digest = _read_imdb_split(split, root, limits[split])
+        splits[split] = (texts, labels)
+        # One sha256 per split over (relative path, file sha256) of each review read, in
+        # order: the folder may have been copied in without its archive.
+        source_files[str(root / IMDB_FOLDER / split)] = digest
+    limit_text = "".join(f", first {n:,} {s} reviews" for s, n in limits.items() if n)
+    return PreparedText(
+        train_texts=splits["train"][0],
+        y_train=splits["train"][1],
+        test_texts=splits["test"][0],
+        y_test=splits["test"][1],
+        classes=list(IMDB_CLASSES.values()),
+        source=(
+            f"Maas et al. (2011) Large Movie Review Dataset v1.0 from {IMDB_ARCHIVE.urls[0]}, extracted in "
+            f"{root / IMDB_FOLDER}; {{train,test}}/{{neg,pos}}/*.txt (unsup ignored), neg -> 0, pos -> 1; each split "
+            f"sorted by (label, review id) and shuffled with random.Random({IMDB_SHUFFLE_SEED}){limit_text}"
+        ),
+        source_files=source_files,
+    )
