@@ -22,13 +22,14 @@ from scipy import stats
 from svp.errors import StageInputError
 from svp.io import atomic_path
 from svp.parquet import read_parquet_metadata
+from svp.plan import RANDOM
+from svp.report.figures import save_figure
 from svp.selection.ranking import combine_ranks, ranks_from_scores
 from svp.stage_files import read_scores
 
 METHODS = ("spearman", "pearson")
 # The random order is a reference point, not an experiment: one fixed draw is enough.
 RANDOM_ORDER_SEED = 0
-RANDOM = "random"
 
 
 def _run_name(path: str | Path, role_key: str) -> tuple[str, str]:
@@ -113,12 +114,7 @@ def plot_correlation(matrices: dict[str, pd.DataFrame], metric: str, out: str | 
         ax.set_title(TITLES[method])
     figure.colorbar(image, ax=axes, shrink=0.8, label="correlation")
     figure.suptitle(f"Example orders by {metric.replace('_', ' ')}: proxies, their combination, targets, random")
-    _save(figure, out)
-
-
-def _save(figure: Figure, out: str | Path) -> None:
-    with atomic_path(out) as tmp:
-        figure.savefig(tmp, format=Path(out).suffix.lstrip("."), dpi=120)
+    save_figure(figure, out)
 
 
 def write_correlation(

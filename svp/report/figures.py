@@ -22,8 +22,8 @@ from svp import stage_files
 from svp.config import format_fraction
 from svp.errors import StageInputError
 from svp.io import atomic_path
+from svp.plan import BUDGET, FULL, RANDOM
 
-FULL, RANDOM, BUDGET = "full", "random", "budget"
 BASELINE_COLOURS = {RANDOM: "tab:grey", BUDGET: "tab:purple", FULL: "black"}
 STAGE_COLUMNS = {"proxy_seconds": "proxy training", "scoring_seconds": "scoring", "target_seconds": "target training"}
 STAGE_COLOURS = {"proxy_seconds": "tab:orange", "scoring_seconds": "tab:green", "target_seconds": "tab:blue"}
@@ -38,7 +38,8 @@ def selection_colours(selections) -> dict[str, str]:
     return {**colours, **BASELINE_COLOURS}
 
 
-def _save(figure: Figure, out: str | Path) -> None:
+def save_figure(figure: Figure, out: str | Path) -> None:
+    """Write a figure in the format its file name says, atomically."""
     with atomic_path(out) as tmp:
         figure.savefig(tmp, format=Path(out).suffix.lstrip("."), dpi=120)
 
@@ -82,7 +83,7 @@ def plot_error_vs_fraction(summary: pd.DataFrame, out: str | Path) -> None:
         ax.set_title(f"target {target}: error (mean +- std over seeds)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    _save(figure, out)
+    save_figure(figure, out)
 
 
 def plot_time_vs_fraction(summary: pd.DataFrame, out: str | Path) -> None:
@@ -111,7 +112,7 @@ def plot_time_vs_fraction(summary: pd.DataFrame, out: str | Path) -> None:
         ax.set_title(f"target {target}: time by stage (speed-up over full data on top)")
         ax.margins(y=0.12)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    _save(figure, out)
+    save_figure(figure, out)
 
 
 HISTORY_COLUMNS = ("epoch", "train_loss")  # what every run's history.csv holds; test_error only where evaluated
@@ -209,7 +210,7 @@ def plot_learning_curves(histories: pd.DataFrame, out: str | Path) -> list[str]:
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
         error_ax.legend(fontsize=7, ncol=2)
-    _save(figure, out)
+    save_figure(figure, out)
     return notes
 
 
@@ -240,7 +241,7 @@ def plot_error_vs_time(runs: pd.DataFrame, out: str | Path) -> None:
         ax.set_title(f"target {target}: error against cost, one point per run")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _save(figure, out)
+    save_figure(figure, out)
 
 
 def write_summary_figures(*, summary_file: str | Path, error_out: str | Path, time_out: str | Path) -> None:
@@ -314,7 +315,7 @@ def plot_class_composition(subsets: pd.DataFrame, out: str | Path) -> None:
         for boundary in np.flatnonzero(np.diff(rows["fraction"].to_numpy())) + 0.5:
             ax.axhline(boundary, color="black", linewidth=0.8)
     figure.colorbar(image, ax=ratio_ax, shrink=0.8, label="share ratio")
-    _save(figure, out)
+    save_figure(figure, out)
 
 
 def write_class_composition(*, subsets_file: str | Path, out: str | Path) -> None:

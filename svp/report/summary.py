@@ -14,6 +14,7 @@ import pandas as pd
 
 from svp import stage_files
 from svp.io import atomic_path
+from svp.plan import BUDGET, FULL, RANDOM
 
 COLUMNS = [
     "target",
@@ -30,7 +31,6 @@ COLUMNS = [
     "total_seconds",
     "speedup",
 ]
-FULL = "full"
 
 
 RUN_COLUMNS = [
@@ -99,7 +99,7 @@ def summarize(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring_runs:
 
 
 # Proxy selections first, then the baselines without a proxy, the full data set last.
-BASELINE_ORDER = {"random": 1, "budget": 2, FULL: 3}
+BASELINE_ORDER = {RANDOM: 1, BUDGET: 2, FULL: 3}
 
 
 def _in_report_order(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from svp.config import format_fraction
 from svp.selection.diagnostics import proxy_test_errors
 from svp.errors import StageInputError
 from svp.io import atomic_path
+from svp.plan import BUDGET, RANDOM
 from svp.report.summary import end_to_end_runs, load_runs, load_scoring
 
 BUDGET_DESCRIPTION = "none: full data, fewer epochs"
@@ -40,9 +41,9 @@ def format_error(mean: float, std: float) -> str:
 
 def proxy_description(selection: str, proxy: str, config: dict) -> str:
     """What chose the subset, as in the paper: '3 x small_cnn (rank combination)'."""
-    if selection == "random":
+    if selection == RANDOM:
         return RANDOM_DESCRIPTION
-    if selection == "budget":
+    if selection == BUDGET:
         return BUDGET_DESCRIPTION
     if not proxy:
         return FULL_DESCRIPTION

@@ -42,11 +42,11 @@ from svp.errors import StageInputError
 from svp.config import format_fraction
 from svp.io import atomic_path, read_json
 from svp.parquet import read_parquet_metadata
+from svp.plan import FULL
 from svp.selection.orders import selection_order, subset_size
 
 # A subset holding a class at less than this share of its share of the data gets a warning.
 MIN_SHARE_RATIO = 0.5
-FULL = "full"
 SHARE_PREFIX = "share "
 COLUMNS = [
     "subset",
