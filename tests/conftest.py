@@ -1,10 +1,29 @@
-"""Fixtures shared by several test files."""
+"""Fixtures and markers shared by several test files."""
 
 import functools
 import http.server
 import threading
+from pathlib import Path
 
 import pytest
+
+SHARED_DATA_HELP = (
+    "../shared/data is the project's offline copy of CIFAR-10 and IMDB, kept beside the repository "
+    "(what each file holds and where it came from: ../shared/data/README.md); a fresh clone has none. "
+    "Put a copy there to run these tests, or deselect them with -m 'not shared_data'"
+)
+
+
+def pytest_runtest_setup(item):
+    """Skip a test marked ``shared_data(path, ...)`` when one of its files is missing, naming it.
+
+    The marker names the files themselves, so the reason says exactly what is missing,
+    and the shared data stays out of every test that does not declare it.
+    """
+    for marker in item.iter_markers("shared_data"):
+        missing = [str(path) for path in marker.args if not Path(path).is_file()]
+        if missing:
+            pytest.skip(f"needs {', '.join(missing)}: {SHARED_DATA_HELP}")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

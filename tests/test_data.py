@@ -255,7 +255,7 @@ def test_npz_labels_beyond_the_class_list(npz_files, tmp_path):
         )
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "cifar10" / "test.npz").is_file(), reason="shared CIFAR-10 npz not present")
+@pytest.mark.shared_data(SHARED_DATA / "cifar10" / "test.npz", SHARED_DATA / "cifar10" / "classes.txt")
 def test_npz_real_cifar10_files(tmp_path):
     folder = SHARED_DATA / "cifar10"
     with np.load(folder / "test.npz") as archive:  # LZMA members: np.load reads them

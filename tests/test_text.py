@@ -19,7 +19,7 @@ from svp.training import TextData
 from svp.vdcnn import MIN_LENGTH, VDCNN
 
 IMDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb"
-needs_imdb = pytest.mark.skipif(not (IMDB / "train.csv.gz").is_file(), reason="shared IMDB CSVs not present")
+needs_imdb = pytest.mark.shared_data(IMDB / "train.csv.gz", IMDB / "test.csv.gz")
 
 
 def code(character: str) -> int:
