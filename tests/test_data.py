@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from svp import data
+from svp.cli import main
 from svp.data import DataError, load_prepared, prepare_dataset
 
 SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
@@ -46,7 +47,11 @@ def test_registry_lists_every_data_set():
         "amazon_full",
         "text_csv",
     }
-    assert data.list_datasets() == sorted(data.DATASETS)
+
+
+def test_svp_datasets_prints_every_registered_data_set(capsys):
+    assert main(["datasets"]) == 0
+    assert set(capsys.readouterr().out.splitlines()) == set(data.DATASETS)
 
 
 def test_unknown_name_names_the_config_key_and_the_choices(tmp_path):
