@@ -26,8 +26,20 @@ $(STAMP): pyproject.toml
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
+# Every rule runs the `svp` command of the one environment Snakemake runs in (`make
+# install`; environment.yml builds the same one for conda users), so no rule names a conda
+# environment or container of its own, and Snakemake's lint asking for one fires on every
+# rule. That one lint is filtered out; any other lint, or a workflow that does not load,
+# fails with Snakemake's whole output. (`--lint json` would be easier to filter, but
+# Snakemake 9's command line prints text whatever it is given.)
+IGNORED_LINT := Specify a conda environment or container for each rule.
 lint: $(STAMP)
-	$(BIN)/snakemake --lint --cores 1
+	@output=$$($(BIN)/snakemake --lint --cores 1 2>&1); status=$$?; \
+	others=$$(printf '%s\n' "$$output" | grep '^ *\* ' | grep -vF '$(IGNORED_LINT)'); \
+	if [ $$status -ne 0 ] && { [ -n "$$others" ] || ! printf '%s\n' "$$output" | grep -qF '$(IGNORED_LINT)'; }; then \
+		printf '%s\n' "$$output"; exit 1; \
+	fi; \
+	echo "snakemake --lint: clean but for the lint the Makefile ignores: $(IGNORED_LINT)"
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 
 clean:
