@@ -17,8 +17,8 @@ SHARED_DATA_HELP = (
 def pytest_runtest_setup(item):
     """Skip a test marked ``shared_data(path, ...)`` when one of its files is missing, naming it.
 
-    The marker names the files themselves, so the reason says exactly what is missing,
-    and the shared data stays out of every test that does not declare it.
+    The marker names the files themselves, so the reason says exactly what is missing
+    (a fresh clone lacks them all; a partial copy, some).
     """
     for marker in item.iter_markers("shared_data"):
         missing = [str(path) for path in marker.args if not Path(path).is_file()]
