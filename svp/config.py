@@ -1,6 +1,6 @@
 """Validate an experiment's config before any job runs, and fill in the defaults.
 
-The JSON schema (workflow/schemas/config.schema.yaml) describes and documents every
+The JSON schema (svp/config.schema.yaml, package data) describes and documents every
 key; this module applies it with messages that name the offending key and the allowed
 values, then checks what a schema cannot know: the registered data sets and models,
 whether each model reads the data set's modality (images or texts), the training keys
@@ -18,6 +18,7 @@ fastText's), then from the schema's generic defaults.
 from __future__ import annotations
 
 import copy
+import importlib.resources
 import math
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -32,7 +33,9 @@ from svp.errors import ConfigError  # noqa: F401  (callers import it from here t
 
 # libyaml's safe loader where PyYAML has it: 10x faster than the pure-Python one.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+# Package data, found through the installed package (a wheel or a zip has no repository
+# around it); "svp" rather than this module's package, so the file stays put if config moves.
+SCHEMA = importlib.resources.files("svp") / "config.schema.yaml"
 
 # A config is a page of settings: a bigger file is the wrong file, and reading no more
 # than this keeps a device such as /dev/zero from filling the memory.
@@ -170,11 +173,11 @@ def _describe_type_error(value, expected) -> str:
     return f"{value!r} is not of type {', '.join(repr(t) for t in expected)}"
 
 
-def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+def validate_config(config: dict) -> dict:
     """Return a copy of ``config`` with defaults filled in, or raise ConfigError."""
     import jsonschema
 
-    schema = yaml.load(Path(schema_path).read_text(), Loader=SAFE_LOADER)
+    schema = yaml.load(SCHEMA.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     validator = _svp_validator(jsonschema.validators.validator_for(schema))(schema)
     resolved = _resolve(validator, config)
     _check_registered_names(resolved)

@@ -1,13 +1,9 @@
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
 
 from svp.config import ConfigError, load_config, validate_config
-
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / "config").glob("*.yaml"))
 
 
 def minimal() -> dict:
@@ -19,9 +15,8 @@ def minimal() -> dict:
     }
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_shipped_configs_are_valid(path):
-    load_config(path)
+def test_shipped_configs_are_valid(shipped_config):  # each config/*.yaml (conftest.py)
+    load_config(shipped_config)
 
 
 def test_defaults_are_filled_in():

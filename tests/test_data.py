@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from svp import data
+from svp.cli import main
 from svp.data import DataError, load_prepared, prepare_dataset
 from svp.data import store
 
@@ -48,7 +49,11 @@ def test_registry_lists_every_data_set():
         "imdb",
         "text_csv",
     }
-    assert data.list_datasets() == sorted(data.DATASETS)
+
+
+def test_svp_datasets_prints_every_registered_data_set(capsys):
+    assert main(["datasets"]) == 0
+    assert set(capsys.readouterr().out.splitlines()) == set(data.DATASETS)
 
 
 def test_unknown_name_names_the_config_key_and_the_choices(tmp_path):
@@ -257,7 +262,7 @@ def test_npz_labels_beyond_the_class_list(npz_files, tmp_path):
         )
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "cifar10" / "test.npz").is_file(), reason="shared CIFAR-10 npz not present")
+@pytest.mark.shared_data(SHARED_DATA / "cifar10" / "test.npz", SHARED_DATA / "cifar10" / "classes.txt")
 def test_npz_real_cifar10_files(tmp_path):
     folder = SHARED_DATA / "cifar10"
     with np.load(folder / "test.npz") as archive:  # LZMA members: np.load reads them

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from svp.cli import main
 from svp.models.networks import (
     MODEL_SPECS,
     MODELS,
@@ -69,8 +70,12 @@ def _fixed_seed() -> None:
 
 def test_registry_lists_every_expected_model() -> None:
     assert set(list_models()) == EXPECTED_MODELS
-    assert list_models() == sorted(list_models())
     assert set(MODELS) == EXPECTED_MODELS
+
+
+def test_svp_models_prints_every_registered_model(capsys) -> None:
+    assert main(["models"]) == 0
+    assert set(capsys.readouterr().out.splitlines()) == EXPECTED_MODELS
 
 
 @pytest.mark.parametrize("name", LIGHT_MODELS)

@@ -21,7 +21,7 @@ from svp.training.loop import TextData
 from svp.models.vdcnn import MIN_LENGTH, VDCNN
 
 IMDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb"
-needs_imdb = pytest.mark.skipif(not (IMDB / "train.csv.gz").is_file(), reason="shared IMDB CSVs not present")
+needs_imdb = pytest.mark.shared_data(IMDB / "train.csv.gz", IMDB / "test.csv.gz")
 
 
 def code(character: str) -> int:

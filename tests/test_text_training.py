@@ -17,7 +17,7 @@ from svp.parquet import read_parquet_metadata
 from svp.stages import score_run, train_run
 
 IMDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb"
-pytestmark = pytest.mark.skipif(not (IMDB / "train.csv.gz").is_file(), reason="shared IMDB CSVs not present")
+pytestmark = pytest.mark.shared_data(IMDB / "train.csv.gz", IMDB / "test.csv.gz")
 
 # The paper's lr of 0.05 is meant for 3.6M reviews; on 1,500 fastText needs a larger one to learn.
 FASTTEXT = {"lr_schedule": [{"epochs": 5, "lr": 0.5}], "fasttext": {"bucket": 200_000}}

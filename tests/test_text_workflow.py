@@ -45,7 +45,7 @@ RESULTS = "results/text"
 
 pytestmark = [
     pytest.mark.workflow,
-    pytest.mark.skipif(not (IMDB / "train.csv.gz").is_file(), reason="shared IMDB CSVs not present"),
+    pytest.mark.shared_data(IMDB / "train.csv.gz", IMDB / "test.csv.gz"),
 ]
 
 
