@@ -277,112 +277,51 @@ def _check_registered_names(config: dict) -> None:
                 )
 
 
-# The dataset keys each data set reads, beyond `name`. A key the chosen data set would
-# ignore (`image_size` on digits) is refused rather than silently doing nothing. A data
-# set registered elsewhere without an entry here takes any key.
-AUGMENT_KEYS = ("crop_padding", "flip")
-DOWNLOAD_KEYS = ("root", "download")
-ROW_LIMIT_KEYS = ("train_rows", "test_rows")
-DATASET_KEYS = {
-    "digits": ("test_fraction", *AUGMENT_KEYS),
-    **{name: (*DOWNLOAD_KEYS, *AUGMENT_KEYS) for name in ("cifar10", "cifar100", "svhn", "mnist", "fashionmnist")},
-    "npz": ("train", "test", "classes", *AUGMENT_KEYS),
-    "image_folder": ("path", "image_size", "channels", *AUGMENT_KEYS),
-    "text_csv": ("train", "test", "classes", "label_column", "text_column", "header", *ROW_LIMIT_KEYS),
-    **{name: (*DOWNLOAD_KEYS, *ROW_LIMIT_KEYS) for name in ("amazon_polarity", "amazon_full", "imdb")},
-}
+# Each data set declares, where it registers (svp.data), the dataset keys it reads, those
+# it needs, the keys listing input files, its own further checks and, where known, the
+# size of its training set. A key the chosen data set would ignore (`image_size` on
+# digits) is refused rather than silently doing nothing.
 
 
 def _check_dataset_keys(dataset: dict) -> None:
     """Refuse dataset keys, as written, that the chosen data set does not read."""
     name = dataset["name"]
-    if name not in DATASET_KEYS:
+    reads = data.config_rules(name).keys
+    if reads is None:
         return
     for key in dataset:
-        if key == "name" or key in DATASET_KEYS[name]:
+        if key == "name" or key in reads:
             continue
-        users = sorted(other for other, keys in DATASET_KEYS.items() if key in keys)
+        users = sorted(other for other in data.list_datasets() if key in (data.config_rules(other).keys or ()))
+        who = f"only {', '.join(users)} do" if users else "no data set reads it"
         raise ConfigError(
-            f"config key 'dataset.{key}': data set {name!r} does not use it (only {', '.join(users)} do); "
-            f"remove it. Keys {name!r} reads: {', '.join(DATASET_KEYS[name])}"
+            f"config key 'dataset.{key}': data set {name!r} does not use it ({who}); "
+            f"remove it. Keys {name!r} reads: {', '.join(reads)}"
         )
-
-
-# Keys each kind of data set needs, beyond `name`.
-REQUIRED_DATASET_KEYS = {"npz": ("train", "test"), "image_folder": ("path",), "text_csv": ("train", "test")}
-# Data sets whose `train` and `test` keys list input files.
-FILE_LIST_DATASETS = ("npz", "text_csv")
 
 
 def _check_dataset_inputs(dataset: dict) -> None:
-    for key in REQUIRED_DATASET_KEYS.get(dataset["name"], ()):
+    rules = data.config_rules(dataset["name"])
+    for key in rules.required:
         if key not in dataset:
             raise ConfigError(f"config key 'dataset.{key}' is required for data set {dataset['name']!r}")
-    for key in ("train", "test"):
-        for index, path in enumerate(dataset.get(key, []) if dataset["name"] in FILE_LIST_DATASETS else []):
-            if not _is_file(path):
+    for key in rules.file_lists:
+        for index, path in enumerate(dataset.get(key, [])):
+            if not data.is_file(path):
                 raise ConfigError(f"config key 'dataset.{key}[{index}]': file not found: {Path(path).resolve()}")
-    if dataset["name"] == "npz" and not isinstance(dataset.get("classes", ""), str):
-        raise ConfigError("config key 'dataset.classes': for npz, the path of a text file with one class name per line")
-    if dataset["name"] == "text_csv" and isinstance(dataset.get("classes"), str):
-        raise ConfigError(
-            "config key 'dataset.classes': for text_csv, the label values in label order (e.g. [neg, pos]) "
-            "or a mapping from label value to class name"
-        )
-    if dataset["name"] == "npz" and "classes" in dataset and not _is_file(dataset["classes"]):
-        raise ConfigError(f"config key 'dataset.classes': file not found: {Path(dataset['classes']).resolve()}")
-    if dataset["name"] == "image_folder":
-        for split in ("train", "test"):
-            folder = Path(dataset["path"]) / split
-            if not _is_dir(folder):
-                raise ConfigError(
-                    f"config key 'dataset.path': expected a folder {folder.resolve()} with one sub-folder of images per class"
-                )
-
-
-def _is_file(path) -> bool:
-    try:
-        return Path(path).is_file()
-    except OSError:  # e.g. a name too long for the file system
-        return False
-
-
-def _is_dir(path) -> bool:
-    try:
-        return Path(path).is_dir()
-    except OSError:
-        return False
-
-
-# Training examples and classes of the data sets whose size is known before they are
-# prepared. Their classes are near balanced (SVHN's largest is under 3x its smallest),
-# so a class-balanced subset needs one example per class too (svp.selection). The
-# fractions of other data sets are checked when the subset is selected.
-KNOWN_TRAINING_SETS = {
-    "cifar10": (50_000, 10),
-    "cifar100": (50_000, 100),
-    "svhn": (73_257, 10),
-    "mnist": (60_000, 10),
-    "fashionmnist": (60_000, 10),
-    "amazon_polarity": (3_600_000, 2),
-    "amazon_full": (3_000_000, 5),
-    "imdb": (25_000, 2),
-}
-DIGITS_EXAMPLES, DIGITS_CLASSES = 1_797, 10
-DEFAULT_DIGITS_TEST_FRACTION = 0.25
+    if rules.check is not None:
+        rules.check(dataset)
 
 
 def known_training_set(dataset: dict) -> tuple[int, int] | None:
-    """(training examples, classes) of the data set, where known without preparing it."""
-    name = dataset["name"]
-    if name == "digits":
-        # scikit-learn's split takes ceil(test_fraction x N) examples for the test set.
-        test = math.ceil(dataset.get("test_fraction", DEFAULT_DIGITS_TEST_FRACTION) * DIGITS_EXAMPLES)
-        return DIGITS_EXAMPLES - test, DIGITS_CLASSES
-    if name not in KNOWN_TRAINING_SETS:
-        return None
-    examples, classes = KNOWN_TRAINING_SETS[name]
-    return min(examples, dataset.get("train_rows") or examples), classes
+    """(training examples, classes) of the data set, where known without preparing it.
+
+    Their classes are near balanced (SVHN's largest is under 3x its smallest), so a
+    class-balanced subset needs one example per class too (svp.selection). The fractions
+    of other data sets are checked when the subset is selected.
+    """
+    training_set = data.config_rules(dataset["name"]).training_set
+    return None if training_set is None else training_set(dataset)
 
 
 def fraction_problem(fraction: float, class_sizes: Sequence[int], class_balanced: bool) -> str | None:
@@ -420,7 +359,7 @@ def _check_subset_sizes(config: dict) -> None:
     if known is None:
         return
     examples, classes = known
-    # Near-balanced classes (see KNOWN_TRAINING_SETS): split the examples evenly.
+    # Near-balanced classes (see known_training_set): split the examples evenly.
     class_sizes = [examples // classes + (i < examples % classes) for i in range(classes)]
     for index, fraction in enumerate(config["selection"]["fractions"]):
         problem = fraction_problem(fraction, class_sizes, config["selection"]["class_balanced"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import warnings
 import zipfile
@@ -20,6 +21,8 @@ from typing import Mapping, NamedTuple
 import numpy as np
 
 from svp.data.registry import (
+    AUGMENT_KEYS,
+    DOWNLOAD_KEYS,
     FETCH_ERRORS,
     MAX_CLASSES,
     MAX_IMAGE_PIXELS,
@@ -34,11 +37,14 @@ from svp.data.registry import (
     file_digest,
     fraction_option,
     int_option,
+    is_dir,
+    is_file,
+    known_size,
     path_list_option,
     register_dataset,
     required_option,
 )
-from svp.errors import DataError
+from svp.errors import ConfigError, DataError
 
 def _padding_for_height(height: int) -> int:
     # 4 pixels is the standard for 32x32 images; smaller images get proportionally less
@@ -49,14 +55,23 @@ def _padding_for_height(height: int) -> int:
 # --------------------------------------------------------------------------- digits
 
 
-@register_dataset("digits")
+DIGITS_EXAMPLES, DIGITS_CLASSES, DIGITS_TEST_FRACTION = 1_797, 10, 0.25
+
+
+def _digits_training_set(options: Mapping) -> tuple[int, int]:
+    # scikit-learn's split takes ceil(test_fraction x N) examples for the test set.
+    test = math.ceil(options.get("test_fraction", DIGITS_TEST_FRACTION) * DIGITS_EXAMPLES)
+    return DIGITS_EXAMPLES - test, DIGITS_CLASSES
+
+
+@register_dataset("digits", keys=("test_fraction", *AUGMENT_KEYS), training_set=_digits_training_set)
 def build_digits(options: dict) -> PreparedData:
     """scikit-learn's bundled 8x8 digits (1,797 images), split once, stratified, with a fixed seed."""
     import sklearn
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    test_fraction = fraction_option(options, "test_fraction", 0.25)
+    test_fraction = fraction_option(options, "test_fraction", DIGITS_TEST_FRACTION)
     bunch = load_digits()
     # Values are 0..16; 255 / 16 is exact in binary, so rounding is the only approximation.
     images = np.round(bunch.images * (255 / 16)).astype(np.uint8)[..., np.newaxis]
@@ -264,7 +279,20 @@ def _read_class_names(path: Path) -> list[str]:
     return names
 
 
-@register_dataset("npz")
+def _check_npz_config(dataset: Mapping) -> None:
+    if not isinstance(dataset.get("classes", ""), str):
+        raise ConfigError("config key 'dataset.classes': for npz, the path of a text file with one class name per line")
+    if "classes" in dataset and not is_file(dataset["classes"]):
+        raise ConfigError(f"config key 'dataset.classes': file not found: {Path(dataset['classes']).resolve()}")
+
+
+@register_dataset(
+    "npz",
+    keys=("train", "test", "classes", *AUGMENT_KEYS),
+    required=("train", "test"),
+    file_lists=("train", "test"),
+    check=_check_npz_config,
+)
 def build_npz(options: dict) -> PreparedData:
     """Images already in .npz files (x uint8 N,H,W[,C]; y labels); several files per split are concatenated."""
     train_paths = path_list_option(options, "train")
@@ -418,7 +446,21 @@ def _stack_images(images: list[np.ndarray], paths: list[str]) -> np.ndarray:
     return stacked[..., np.newaxis] if stacked.ndim == 3 else stacked
 
 
-@register_dataset("image_folder")
+def _check_image_folder_config(dataset: Mapping) -> None:
+    for split in ("train", "test"):
+        folder = Path(dataset["path"]) / split
+        if not is_dir(folder):
+            raise ConfigError(
+                f"config key 'dataset.path': expected a folder {folder.resolve()} with one sub-folder of images per class"
+            )
+
+
+@register_dataset(
+    "image_folder",
+    keys=("path", "image_size", "channels", *AUGMENT_KEYS),
+    required=("path",),
+    check=_check_image_folder_config,
+)
 def build_image_folder(options: dict) -> PreparedData:
     """Image files in ``<path>/train/<class>/*`` and ``<path>/test/<class>/*`` (torchvision ImageFolder layout)."""
     path = required_option(options, "path", "a folder with train/<class>/ and test/<class>/")
@@ -618,20 +660,22 @@ def _build_torchvision(
     )
 
 
-def _register_torchvision(name: str, class_name: str, family: _TorchvisionFamily, crop_padding: int, flip: bool):
+def _register_torchvision(
+    name: str, class_name: str, family: _TorchvisionFamily, crop_padding: int, flip: bool, size: tuple[int, int]
+):
     def build(options: dict) -> PreparedData:
         return _build_torchvision(name, class_name, family, options, augmentation(options, crop_padding, flip))
 
     build.__name__ = build.__qualname__ = f"build_{name}"
     build.__doc__ = f"torchvision's {class_name}, downloaded (if allowed), md5-checked and extracted by torchvision."
-    register_dataset(name)(build)
+    register_dataset(name, keys=(*DOWNLOAD_KEYS, *AUGMENT_KEYS), training_set=known_size(*size))(build)
 
 
 # Natural images: mirroring keeps the class, and 4-pixel padding is the standard CIFAR recipe.
-_register_torchvision("cifar10", "CIFAR10", _Cifar(), crop_padding=4, flip=True)
-_register_torchvision("cifar100", "CIFAR100", _Cifar(), crop_padding=4, flip=True)
+_register_torchvision("cifar10", "CIFAR10", _Cifar(), crop_padding=4, flip=True, size=(50_000, 10))
+_register_torchvision("cifar100", "CIFAR100", _Cifar(), crop_padding=4, flip=True, size=(50_000, 100))
 # Digits: a mirrored digit is not the same digit (or no digit), so no flipping.
-_register_torchvision("svhn", "SVHN", _Svhn(), crop_padding=4, flip=False)
-_register_torchvision("mnist", "MNIST", _Mnist(), crop_padding=2, flip=False)
+_register_torchvision("svhn", "SVHN", _Svhn(), crop_padding=4, flip=False, size=(73_257, 10))
+_register_torchvision("mnist", "MNIST", _Mnist(), crop_padding=2, flip=False, size=(60_000, 10))
 # Clothes are left-right symmetric (a mirrored shoe is still a shoe): flipping is a valid augmentation.
-_register_torchvision("fashionmnist", "FashionMNIST", _Mnist(), crop_padding=2, flip=True)
+_register_torchvision("fashionmnist", "FashionMNIST", _Mnist(), crop_padding=2, flip=True, size=(60_000, 10))

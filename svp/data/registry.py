@@ -51,11 +51,38 @@ Builder = Callable[[dict], PreparedData]
 DATASETS: dict[str, Builder] = {}
 MODALITIES: dict[str, str] = {}  # data set name -> "image" or "text": what models can read it
 
+# Dataset keys several data sets read.
+AUGMENT_KEYS = ("crop_padding", "flip")
+DOWNLOAD_KEYS = ("root", "download")
+ROW_LIMIT_KEYS = ("train_rows", "test_rows")
 
-def register_dataset(name: str, modality: str = "image") -> Callable[[Builder], Builder]:
+
+@dataclass(frozen=True)
+class ConfigRules:
+    """What a data set asks of its config's ``dataset`` section, checked before any job runs.
+
+    ``keys``: the keys it reads beyond ``name`` (None: any), so a key it would ignore is
+    refused; ``required``: those it cannot do without; ``file_lists``: keys that list
+    input files, each of which must exist; ``check``: further checks of the section,
+    raising :class:`svp.errors.ConfigError`; ``training_set``: (training examples,
+    classes) where known before the data is prepared, so fractions can be checked early.
+    """
+
+    keys: tuple[str, ...] | None = None
+    required: tuple[str, ...] = ()
+    file_lists: tuple[str, ...] = ()
+    check: Callable[[Mapping], None] | None = None
+    training_set: Callable[[Mapping], tuple[int, int]] | None = None
+
+
+CONFIG_RULES: dict[str, ConfigRules] = {}
+
+
+def register_dataset(name: str, modality: str = "image", **rules) -> Callable[[Builder], Builder]:
     """Decorator: make ``builder(options) -> PreparedData`` available as ``dataset.name: <name>``.
 
     A ``text`` builder returns ``svp.data.text.PreparedText`` instead of ``PreparedData``.
+    ``rules`` are the :class:`ConfigRules` of its config section.
     """
 
     def decorate(builder: Builder) -> Builder:
@@ -63,9 +90,34 @@ def register_dataset(name: str, modality: str = "image") -> Callable[[Builder], 
             raise ValueError(f"data set {name!r} is registered twice")
         DATASETS[name] = builder
         MODALITIES[name] = modality
+        CONFIG_RULES[name] = ConfigRules(**rules)
         return builder
 
     return decorate
+
+
+def config_rules(name: str) -> ConfigRules:
+    """The config rules the registered data set ``name`` declared."""
+    return CONFIG_RULES.get(name, ConfigRules())
+
+
+def known_size(examples: int, classes: int) -> Callable[[Mapping], tuple[int, int]]:
+    """``training_set`` of a data set with a fixed size; ``train_rows`` caps it where read."""
+    return lambda options: (min(examples, options.get("train_rows") or examples), classes)
+
+
+def is_file(path) -> bool:
+    try:
+        return Path(path).is_file()
+    except OSError:  # e.g. a name too long for the file system
+        return False
+
+
+def is_dir(path) -> bool:
+    try:
+        return Path(path).is_dir()
+    except OSError:
+        return False
 
 
 def list_datasets() -> list[str]:

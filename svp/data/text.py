@@ -44,6 +44,8 @@ import numpy as np
 
 from svp.data.encoding import CODES, UNKNOWN, TextArray
 from svp.data.registry import (
+    DOWNLOAD_KEYS,
+    ROW_LIMIT_KEYS,
     FETCH_ERRORS,
     MAX_CLASSES,
     RawFile,
@@ -54,10 +56,11 @@ from svp.data.registry import (
     describe_files,
     file_digest,
     int_option,
+    known_size,
     path_list_option,
     register_dataset,
 )
-from svp.errors import DataError
+from svp.errors import ConfigError, DataError
 from svp.io import atomic_path
 
 # The longest field a CSV may hold, in characters: far beyond any review (character
@@ -334,7 +337,22 @@ def _read_csv_files(paths: list[Path], layout, classes, max_rows, option, first_
     return texts, labels
 
 
-@register_dataset("text_csv", modality="text")
+def _check_text_csv_config(dataset: Mapping) -> None:
+    if isinstance(dataset.get("classes"), str):
+        raise ConfigError(
+            "config key 'dataset.classes': for text_csv, the label values in label order (e.g. [neg, pos]) "
+            "or a mapping from label value to class name"
+        )
+
+
+@register_dataset(
+    "text_csv",
+    modality="text",
+    keys=("train", "test", "classes", "label_column", "text_column", "header", *ROW_LIMIT_KEYS),
+    required=("train", "test"),
+    file_lists=("train", "test"),
+    check=_check_text_csv_config,
+)
 def build_text_csv(options: dict) -> PreparedText:
     """Labelled texts from CSV files (optionally .gz) with a header row naming the columns."""
     train_paths = path_list_option(options, "train")
@@ -537,17 +555,17 @@ def _build_amazon(name: str, options: Mapping) -> PreparedText:
     )
 
 
-def _register_amazon(name: str) -> None:
+def _register_amazon(name: str, size: tuple[int, int]) -> None:
     def build(options: dict) -> PreparedText:
         return _build_amazon(name, options)
 
     build.__name__ = build.__qualname__ = f"build_{name}"
     build.__doc__ = f"Zhang et al.'s {AMAZON[name].folder} (fast.ai mirror), downloaded if allowed and checked."
-    register_dataset(name, modality="text")(build)
+    register_dataset(name, modality="text", keys=(*DOWNLOAD_KEYS, *ROW_LIMIT_KEYS), training_set=known_size(*size))(build)
 
 
-_register_amazon("amazon_polarity")
-_register_amazon("amazon_full")
+_register_amazon("amazon_polarity", size=(3_600_000, 2))
+_register_amazon("amazon_full", size=(3_000_000, 5))
 
 
 # --------------------------------------------------------------------------- IMDB reviews
@@ -749,7 +767,9 @@ def _read_imdb_split(split: str, folder: Path, rows: int | None) -> tuple[list[s
     return texts, np.array([label for label, _, _ in kept], dtype=np.int64), digest.hexdigest()
 
 
-@register_dataset("imdb", modality="text")
+@register_dataset(
+    "imdb", modality="text", keys=(*DOWNLOAD_KEYS, *ROW_LIMIT_KEYS), training_set=known_size(2 * IMDB_REVIEWS_PER_CLASS["train"], 2)
+)
 def build_imdb(options: dict) -> PreparedText:
     """Maas et al.'s IMDB reviews (25,000 train, 25,000 test), downloaded if allowed, md5-checked and extracted."""
     root = Path(options.get("root", "data")).expanduser().resolve()
