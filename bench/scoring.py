@@ -14,7 +14,7 @@ For each model, on N CIFAR-10 training images prepared as the workflow prepares 
 * what two changes to the stage gained, each against the baseline: the bare loop with
   the model and batches in the standard (N, C, H, W) layout, as svp ran them before it
   kept images channels-last; and the bare loop in a fresh process with glibc's default
-  memory handling, where svp now keeps freed memory (``svp.stages.keep_freed_memory``;
+  memory handling, where svp now keeps freed memory (``svp.training.torch_trainer.keep_freed_memory``;
   the other rows run after it, in this process).
 
 The model has random weights (scoring costs the same whatever they are).
@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cifar_pixels, header, interleaved, ratio_line  # noqa: E402
 
 from svp import data, stages  # noqa: E402
+from svp.training import torch_trainer  # noqa: E402
 from svp.models.networks import create_model  # noqa: E402
 from svp.training.loop import predict_logits  # noqa: E402
 
@@ -71,10 +72,10 @@ def bare_in_child(folder: Path, model_name: str, batch_size: int, keep_freed: bo
 def child(folder: Path, model_name: str, batch_size: int, keep_freed: bool) -> None:
     torch.set_num_threads(1)
     if keep_freed:
-        stages.keep_freed_memory()
+        torch_trainer.keep_freed_memory()
     (x, y), _, manifest = data.load_prepared(folder / "data")
-    inputs = stages.model_inputs(x, y, manifest, torch.device("cpu"))
-    model = stages._torch_model(torch.load(folder / f"{model_name}.pt", weights_only=True), inputs).eval()
+    inputs = torch_trainer.model_inputs(x, y, manifest, torch.device("cpu"))
+    model = torch_trainer.torch_model(torch.load(folder / f"{model_name}.pt", weights_only=True), folder / f"{model_name}.pt").eval()
     batches = [inputs.batch(slice(s, s + batch_size))[0] for s in range(0, len(inputs), batch_size)]
     with torch.no_grad():
         model(batches[0])
@@ -87,12 +88,12 @@ def child(folder: Path, model_name: str, batch_size: int, keep_freed: bool) -> N
 def bench_model(folder: Path, model_name: str, batch_size: int, repeats: int, source: str) -> None:
     path = checkpoint(folder, model_name)
     (x, y), _, manifest = data.load_prepared(folder / "data")
-    inputs = stages.model_inputs(x, y, manifest, torch.device("cpu"))
-    model = stages._torch_model(torch.load(path, weights_only=True), inputs)  # as the score stage builds it
+    inputs = torch_trainer.model_inputs(x, y, manifest, torch.device("cpu"))
+    model = torch_trainer.torch_model(torch.load(path, weights_only=True), path)  # as the score stage builds it
     model.eval()
     starts = range(0, len(inputs), batch_size)
     batches = [inputs.batch(torch.arange(s, min(s + batch_size, len(inputs))))[0] for s in starts]
-    standard_model = stages.load_model(path, torch.device("cpu")).eval()
+    standard_model = torch_trainer.torch_model(torch.load(path, weights_only=True), path).eval()
     standard_batches = [b.contiguous() for b in batches]
 
     @torch.no_grad()
@@ -150,7 +151,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    stages.keep_freed_memory()  # as the score stage does, for every row measured here
+    torch_trainer.keep_freed_memory()  # as the score stage does, for every row measured here
     header("Scoring", "bench/scoring.py " + " ".join(sys.argv[1:]))
     print(f"median of {args.repeats} interleaved repeats (min-max)")
     for spec in args.models:

@@ -13,7 +13,7 @@ For each model, one epoch over N CIFAR-10 training images (batch 128, random cro
 * what two changes gained, each against the baseline: the bare loop with model and
   batches in the standard (N, C, H, W) layout (svp before it kept images
   channels-last), and the bare loop in a fresh process with glibc's default memory
-  handling (svp now keeps freed memory: ``svp.stages.keep_freed_memory``, which every
+  handling (svp now keeps freed memory: ``svp.training.torch_trainer.keep_freed_memory``, which every
   other row here runs after).
 
 Run: .venv/bin/python bench/training_loop.py [--models tiny_cnn:10000 preact_resnet20:512]
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cifar_pixels, header, interleaved, ratio_line  # noqa: E402
 
-from svp import stages  # noqa: E402
+from svp.training import torch_trainer  # noqa: E402
 from svp.models.networks import create_model  # noqa: E402
 from svp.training.loop import ImageData, TrainingSettings, train  # noqa: E402
 
@@ -118,7 +118,7 @@ def bare_in_child(name: str, cache: Path, batch_size: int, keep_freed: bool) -> 
 def child(name: str, cache: Path, batch_size: int, keep_freed: bool) -> None:
     torch.set_num_threads(1)
     if keep_freed:
-        stages.keep_freed_memory()
+        torch_trainer.keep_freed_memory()
     data, _ = load(0, cache)
     warm_up = ImageData(data.images[: 2 * batch_size], data.labels[: 2 * batch_size], data.mean, data.std)
     bare_epoch(fresh_model(name), warm_up, batch_size)  # oneDNN builds its kernels on first use
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    stages.keep_freed_memory()  # as the train stage does, for every row measured here
+    torch_trainer.keep_freed_memory()  # as the train stage does, for every row measured here
     header("Training loop", "bench/training_loop.py " + " ".join(sys.argv[1:]))
     print(f"median of {args.repeats} interleaved repeats (min-max)")
     with tempfile.TemporaryDirectory(prefix="svp-bench-training-") as folder:

@@ -11,8 +11,10 @@ Config files are read strictly (``read_config_file``): a duplicate key, one of Y
 1.1's word booleans (yes, no, on, off) or a YTE template marker is refused with its line.
 
 A run's ``training`` mapping is completed in two steps: first from the model's own
-defaults in the model registry (its authors' settings, e.g. VDCNN's Amazon schedule or
-fastText's), then from the schema's generic defaults.
+defaults in the model registry (its authors' settings, e.g. VDCNN's Amazon schedule, or
+its trainer's, e.g. fastText's schedule), then from the schema's defaults, the one place
+svp's generic training defaults are written. A run keeps only the settings its model's
+trainer (``svp.models.trainers``) takes, and a key given that it does not take is refused.
 """
 
 from __future__ import annotations
@@ -173,6 +175,23 @@ def _describe_type_error(value, expected) -> str:
     return f"{value!r} is not of type {', '.join(repr(t) for t in expected)}"
 
 
+def training_schema_defaults() -> dict:
+    """The schema's default of every ``training`` key that has one, and of each key of
+    a nested mapping (``fasttext``): where svp's training defaults are written, once."""
+    schema = yaml.load(SCHEMA.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+    return _defaults_of(schema["$defs"]["training"]["properties"])
+
+
+def _defaults_of(properties: dict) -> dict:
+    defaults = {}
+    for name, subschema in properties.items():
+        if "default" in subschema:
+            defaults[name] = copy.deepcopy(subschema["default"])
+        elif "properties" in subschema:
+            defaults[name] = _defaults_of(subschema["properties"])
+    return defaults
+
+
 def validate_config(config: dict) -> dict:
     """Return a copy of ``config`` with defaults filled in, or raise ConfigError."""
     import jsonschema
@@ -214,21 +233,19 @@ def _with_model_training_defaults(config: dict) -> dict:
         defaults = specs.training_defaults(run["model"])
         training = dict(run.get("training") or {})
         merged = {**defaults, **training}
-        if isinstance(defaults.get("fasttext"), dict) and isinstance(training.get("fasttext"), dict):
-            merged["fasttext"] = {**defaults["fasttext"], **training["fasttext"]}
+        for option, default in defaults.items():  # a mapping of settings (fastText's) is merged key by key
+            if isinstance(default, dict) and isinstance(training.get(option), dict):
+                merged[option] = {**default, **training[option]}
         run["training"] = merged
     return config
 
 
-# The only training keys fastText takes; the schema's torch defaults are dropped for it.
-FASTTEXT_TRAINING_KEYS = ("lr_schedule", "fasttext")
-
-
 def _check_models_fit(config: dict, given: dict) -> None:
-    """Each model reads the data set's modality and gets only training keys it takes.
+    """Each model reads the data set's modality and gets only training keys its trainer takes.
 
-    ``config`` is the resolved config (changed in place: fastText runs lose the torch
-    defaults the schema filled in), ``given`` the config as written.
+    ``config`` is the resolved config (changed in place: each run keeps only the settings
+    its trainer takes, so fastText runs lose the torch defaults the schema filled in),
+    ``given`` the config as written.
     """
     name = config["dataset"]["name"]
     modality = data.dataset_modality(name)
@@ -241,27 +258,31 @@ def _check_models_fit(config: dict, given: dict) -> None:
                 f"config key '{key}.model': {run['model']!r} reads {spec.modality} data, but data set {name!r} "
                 f"holds {modality} data; {modality} models: {fitting}"
             )
+        trainer = spec.trainer
+        for option in written[key]:
+            if option not in spec.settings:
+                raise ConfigError(_untaken_setting(f"{key}.training", option, run["model"], spec))
         training = run["training"]
-        if "fasttext" in training and spec.trainer != "fasttext":
-            raise ConfigError(f"config key '{key}.training.fasttext': only fastText models take it, not {run['model']!r}")
-        if "text_length" in training and (spec.modality != "text" or spec.trainer != "torch"):
+        if trainer.one_lr_piece and len(training["lr_schedule"]) != 1:
             raise ConfigError(
-                f"config key '{key}.training.text_length': only character-level text models take it, not {run['model']!r}"
-            )
-        if spec.trainer != "fasttext":
-            continue
-        if len(training["lr_schedule"]) != 1:
-            raise ConfigError(
-                f"config key '{key}.training.lr_schedule': fastText takes one piece {{epochs, lr}} (its starting "
+                f"config key '{key}.training.lr_schedule': {trainer.title} takes one piece {{epochs, lr}} (its starting "
                 f"rate, decayed linearly to 0), got {len(training['lr_schedule'])}"
             )
-        for option in written[key]:
-            if option not in FASTTEXT_TRAINING_KEYS:
-                raise ConfigError(
-                    f"config key '{key}.training.{option}': fastText takes only {list(FASTTEXT_TRAINING_KEYS)} "
-                    f"(its own settings go under {key}.training.fasttext)"
-                )
-        run["training"] = {option: training[option] for option in FASTTEXT_TRAINING_KEYS}
+        run["training"] = {option: value for option, value in training.items() if option in spec.settings}
+
+
+def _untaken_setting(where: str, option: str, model: str, spec: specs.ModelSpec) -> str:
+    """The message for a training key the model's trainer does not take, naming the models that do."""
+    trainer = spec.trainer
+    modality = f" for {spec.modality} models" if trainer.text_settings else ""  # its settings depend on it
+    message = f"config key '{where}.{option}': {trainer.title} takes only {list(spec.settings)}{modality}"
+    if trainer.options_key:
+        message += f" (its own settings go under {where}.{trainer.options_key})"
+    takers = [other for other in specs.list_models() if option in specs.model_spec(other).settings]
+    # A key few models take (fastText's settings, a text length) names them: the likely mix-up.
+    if takers and len(takers) <= 4:
+        message += f"; {option!r} is for {', '.join(takers)}, not {model!r}"
+    return message
 
 
 def _check_registered_names(config: dict) -> None:

@@ -1,9 +1,13 @@
 import copy
+import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
 
 from svp.config import ConfigError, load_config, validate_config
+from svp.data.encoding import DEFAULT_LENGTH
+from svp.models.trainers import TRAINERS
 
 
 def minimal() -> dict:
@@ -68,6 +72,14 @@ BAD_CONFIGS = {
         lambda c: c["targets"]["big"].update(training={"lr_schedule": [{"epochs": 1, "lr": -0.1}]}),
         ["targets.big.training.lr_schedule[0].lr"],
     ),
+    "text_length on an image model": (
+        lambda c: c["proxies"]["cnn"].update(training={"text_length": 100}),
+        ["proxies.cnn.training.text_length", "for image models", "'text_length' is for vdcnn", "not 'small_cnn'"],
+    ),
+    "fastText's settings on a torch model": (
+        lambda c: c["targets"]["big"].update(training={"fasttext": {"dim": 5}}),
+        ["targets.big.training.fasttext", "'fasttext' is for fasttext, not 'preact_resnet20'"],
+    ),
     "npz without files": (lambda c: c.update(dataset={"name": "npz"}), ["dataset.train", "required"]),
     "npz file missing": (
         lambda c: c.update(dataset={"name": "npz", "train": ["nowhere/train.npz"], "test": ["nowhere/test.npz"]}),
@@ -96,3 +108,31 @@ def test_config_file_must_be_a_mapping(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+# --------------------------------------------------------------------------- one source of defaults
+
+
+def test_the_schema_is_the_one_source_of_training_defaults():
+    """What `svp train` fills in for a setting left out is what a config gets from the schema."""
+    from svp.models.fasttext_classifier import FastTextSettings
+    from svp.training.loop import TrainingSettings
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "svp" / "config.schema.yaml").read_text())
+    properties = schema["$defs"]["training"]["properties"]
+    resolved = validate_config(minimal())["proxies"]["cnn"]["training"]
+    settings = dataclasses.asdict(TrainingSettings.from_dict({}))
+    for key, value in resolved.items():
+        assert properties[key]["default"] == value == settings[key], key
+    assert settings["text_length"] == DEFAULT_LENGTH  # no schema default: image runs would carry it
+    fasttext = dataclasses.asdict(FastTextSettings.from_training({}))
+    for key, option in properties["fasttext"]["properties"].items():
+        assert fasttext[key] == option["default"], key
+    assert (fasttext["epochs"], fasttext["lr"]) == (5, 0.05)  # the fastText trainer's own schedule
+
+
+def test_every_training_key_is_taken_by_a_trainer_and_described_by_the_schema():
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "svp" / "config.schema.yaml").read_text())
+    properties = set(schema["$defs"]["training"]["properties"])
+    taken = {key for trainer in TRAINERS for key in trainer.accepted_settings("text")}
+    assert taken == properties

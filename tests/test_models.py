@@ -70,7 +70,10 @@ def _fixed_seed() -> None:
 
 def test_registry_lists_every_expected_model() -> None:
     assert set(list_models()) == EXPECTED_MODELS
-    assert set(MODELS) == EXPECTED_MODELS
+    # Every model but fastText, which no torch factory builds, is a torch network.
+    assert set(MODELS) == EXPECTED_MODELS - {"fasttext"}
+    with pytest.raises(ValueError, match="'fasttext' is not a torch module; fastText trains it"):
+        create_model("fasttext", num_classes=2)
 
 
 def test_svp_models_prints_every_registered_model(capsys) -> None:
@@ -195,6 +198,15 @@ def test_register_model_adds_factory_and_rejects_duplicates() -> None:
     finally:
         MODELS.pop(name, None)
         MODEL_SPECS.pop(name, None)
+
+
+def test_a_model_whose_defaults_its_trainer_does_not_take_is_refused() -> None:
+    from svp.models.specs import ModelSpec, declare_model
+    from svp.models.trainers import FASTTEXT
+
+    with pytest.raises(ValueError, match=r"fastText does not take its default training setting\(s\) \['batch_size'\]"):
+        declare_model("test_only_fasttext", ModelSpec("text", FASTTEXT, {"batch_size": 32}))
+    assert "test_only_fasttext" not in MODEL_SPECS
 
 
 @pytest.mark.parametrize(

@@ -76,3 +76,23 @@ def test_history_csv_is_what_pandas_would_write(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "pandas.csv", index=False)
     assert (tmp_path / "ours.csv").read_text() == (tmp_path / "pandas.csv").read_text()
 
+
+
+def test_a_model_pt_must_hold_what_its_models_trainer_wrote(digits, tmp_path):
+    """A torch network's weights under fastText's name (or the reverse) are refused, not half read."""
+    import torch
+
+    from svp.errors import StageInputError
+    from svp.stages import read_model_checkpoint
+
+    _proxy_scores(digits, tmp_path, 0)
+    torch_run = torch.load(tmp_path / "seed0/model.pt", weights_only=True)
+    assert read_model_checkpoint(tmp_path / "seed0/model.pt")["model_name"] == "small_cnn"
+    for name, checkpoint in {
+        "fasttext.pt": {**torch_run, "model_name": "fasttext"},
+        "no_weights.pt": {k: v for k, v in torch_run.items() if k != "state_dict"},
+        "unknown_and_no_weights.pt": {**{k: v for k, v in torch_run.items() if k != "state_dict"}, "model_name": "x"},
+    }.items():
+        torch.save(checkpoint, tmp_path / name)
+        with pytest.raises(StageInputError, match=f"{name}: not a model checkpoint written by `svp train`"):
+            read_model_checkpoint(tmp_path / name)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from svp import data
-from svp.models import networks, specs
+from svp.models import networks, specs, trainers
 from svp.data import text
 from svp.data import DataError, load_prepared, prepare_dataset
 from svp.data.encoding import ALPHABET, PAD, UNKNOWN, VOCAB_SIZE, TextArray, encode_characters, fasttext_normalize
@@ -111,14 +111,17 @@ def test_vdcnn_shortcuts_short_inputs_and_padding():
 def test_text_models_are_registered_with_their_authors_settings():
     for depth in (9, 17, 29, 49):
         spec = specs.model_spec(f"vdcnn{depth}")
-        assert spec.modality == "text" and spec.trainer == "torch"
+        assert spec.modality == "text" and spec.trainer is trainers.TORCH
+        assert "text_length" in spec.settings
     defaults = specs.training_defaults("vdcnn29")
     assert [p["lr"] for p in defaults["lr_schedule"]] == [0.01, 0.005, 0.0025, 0.00125, 0.000625]
     assert {p["epochs"] for p in defaults["lr_schedule"]} == {3}
     assert defaults["batch_size"] == 128 and defaults["weight_decay"] == 1e-4 and defaults["text_length"] == 1014
-    assert specs.model_spec("fasttext").trainer == "fasttext"
+    assert specs.model_spec("fasttext").trainer is trainers.FASTTEXT
+    assert specs.model_spec("fasttext").settings == ("lr_schedule", "fasttext")
     assert specs.training_defaults("fasttext")["lr_schedule"] == [{"epochs": 5, "lr": 0.05}]
     assert specs.model_spec("preact_resnet20").modality == "image"
+    assert "text_length" not in specs.model_spec("preact_resnet20").settings
     with pytest.raises(ValueError, match="not a torch module"):
         networks.create_model("fasttext", num_classes=2)
 

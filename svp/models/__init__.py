@@ -2,9 +2,11 @@
 
 - ``specs``: every model name, the data it reads, what trains it and its authors'
   training settings; no torch, so validating a config never loads it;
+- ``trainers``: what trains a model and scores with it (svp.training's torch loop, or
+  fastText), and the ``training`` settings each takes; their code is loaded on first use;
 - ``networks``: the torch factories (``create_model``): pre-activation ResNets, ResNets
   with a CIFAR stem, plain CNNs; ``resnet9`` and ``vdcnn`` hold the larger families;
-- ``fasttext_classifier``: fastText, trained and scored outside torch.
+- ``fasttext_classifier``: fastText, trained and scored outside torch (the fastText trainer).
 
 Importing this package loads only the specs.
 """

@@ -2,13 +2,13 @@
 
 fastText is not a torch module: the ``fasttext`` library trains it from a text file of
 ``__label__<k> <normalised text>`` lines and predicts class probabilities for a list of
-strings. ``svp.stages`` calls the functions here for models whose spec says
-``trainer: fasttext``; the outputs (model.pt, history.csv, metrics.json, the score
-parquet) are the same files as for torch models.
+strings. This module is the fastText trainer (``svp.models.trainers.FASTTEXT``): the
+stages call its ``settings``, ``fit`` and ``predict``, and write the same files
+(model.pt, history.csv, metrics.json, the score parquet) as for torch models.
 
 Settings come from the run's ``training`` mapping: its single ``lr_schedule`` piece
 gives the epochs and the starting learning rate (fastText decays it linearly to 0 over
-training), and ``training.fasttext`` the rest. With ``threads: 1`` (the default) a seed
+training), and ``training.fasttext`` the rest, by default the config schema's. With ``threads: 1`` (the default) a seed
 gives the same model every time; more threads train faster but not reproducibly.
 """
 
@@ -24,28 +24,35 @@ from typing import Sequence
 
 import numpy as np
 
-from svp.errors import ConfigError
+from svp.config import training_schema_defaults
 from svp.data.encoding import fasttext_normalize
+from svp.errors import ConfigError
+from svp.models.trainers import FASTTEXT, FittedModel, Predictions, ScoringJob, TrainingJob
 
 LABEL_PREFIX = "__label__"
 
 
+# Its own settings' defaults are the config schema's (`training.fasttext`); its default
+# schedule is the trainer's (svp.models.trainers.FASTTEXT).
+OPTION_DEFAULTS = training_schema_defaults()[FASTTEXT.options_key]
+
+
 @dataclass(frozen=True)
 class FastTextSettings:
-    """One fastText run: the paper's defaults (dimension 10, word bigrams, rate 0.05, 5 epochs)."""
+    """One fastText run: its epochs and starting rate, and fastText's own settings."""
 
-    epochs: int = 5
-    lr: float = 0.05
-    dim: int = 10
-    word_ngrams: int = 2
-    min_count: int = 1
-    bucket: int = 10_000_000  # hash buckets for the word n-grams (the SVP authors' value)
-    threads: int = 1  # 1: deterministic for a seed
+    epochs: int
+    lr: float
+    dim: int = OPTION_DEFAULTS["dim"]
+    word_ngrams: int = OPTION_DEFAULTS["word_ngrams"]
+    min_count: int = OPTION_DEFAULTS["min_count"]
+    bucket: int = OPTION_DEFAULTS["bucket"]  # hash buckets for the word n-grams
+    threads: int = OPTION_DEFAULTS["threads"]  # 1: deterministic for a seed
 
     @classmethod
     def from_training(cls, training: dict) -> "FastTextSettings":
         """Settings from a config ``training`` mapping (torch-only keys there are ignored)."""
-        schedule = training.get("lr_schedule", [{"epochs": cls.epochs, "lr": cls.lr}])
+        schedule = training.get("lr_schedule", FASTTEXT.own_defaults["lr_schedule"])
         if len(schedule) != 1:
             raise ConfigError(
                 "fastText takes one lr_schedule piece ({epochs, lr}: the starting rate, decayed linearly "
@@ -156,3 +163,51 @@ def metrics_of(probs: np.ndarray, labels: np.ndarray) -> dict:
     accuracy = 100.0 * float(np.mean(probs.argmax(axis=1) == labels))
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
     return {"loss": loss, "accuracy": accuracy, "error": 100.0 - accuracy}
+
+
+# The fastText trainer (svp.models.trainers.FASTTEXT): what the train and score stages call.
+
+
+def settings(training: dict) -> FastTextSettings:
+    return FastTextSettings.from_training(training)
+
+
+def fit(job: TrainingJob) -> FittedModel:
+    """Train on the job's training examples; the model as fastText's file, inside model.pt."""
+    settings, (x_train, y_train), (x_test, y_test) = job.settings, job.train, job.test
+    # fastText reads its file in order: shuffle it (by the seed), since a subset comes in rank order.
+    order = np.random.default_rng(job.seed).permutation(job.train_index)
+    texts, labels = x_train.strings(order), y_train[order]
+    job.workdir.mkdir(parents=True, exist_ok=True)
+    print(
+        f"training {job.model_name} (dim {settings.dim}, word n-grams {settings.word_ngrams}, {settings.threads} "
+        f"thread(s)) on {len(order):,} of {len(y_train):,} examples for {settings.epochs} epochs, seed {job.seed}",
+        flush=True,
+    )
+    model, seconds = train(texts, labels, settings, job.seed, job.workdir)
+    num_classes = job.manifest["num_classes"]
+    fitted = metrics_of(probabilities(model, texts, num_classes), labels)
+    tested = metrics_of(probabilities(model, x_test.strings(), num_classes), y_test)
+    test = {"test_loss": tested["loss"], "test_accuracy": tested["accuracy"], "test_error": tested["error"]}
+    # fastText runs all its epochs in one call: the history is one row, for the whole run.
+    history = [
+        {
+            "epoch": settings.epochs,
+            "lr": settings.lr,
+            "train_loss": fitted["loss"],
+            "train_accuracy": fitted["accuracy"],
+            "epoch_seconds": seconds,
+            **test,
+        }
+    ]
+    return FittedModel({"fasttext_model": to_bytes(model, job.workdir)}, history, test, seconds, "cpu")
+
+
+def predict(job: ScoringJob) -> Predictions:
+    """Class probabilities of every training example."""
+    job.workdir.mkdir(parents=True, exist_ok=True)
+    model = from_bytes(job.checkpoint["fasttext_model"], job.workdir)
+    x_train, y_train = job.train
+    started = time.perf_counter()
+    probs = probabilities(model, x_train.strings(), job.checkpoint["num_classes"])
+    return Predictions(y_train, probs, False, time.perf_counter() - started)

@@ -18,8 +18,10 @@ The families:
   about 5x costlier per example).
 * VDCNN 9/17/29/49 (Conneau et al. 2017, ``svp.models.vdcnn``): character-level text
   models, the paper's Amazon Review target (VDCNN29).
-* ``fasttext``: a fastText classifier (Joulin et al. 2017), the paper's Amazon
-  proxy; not a torch module: ``svp.models.fasttext_classifier`` trains and scores it.
+
+The registry's other model, ``fasttext`` (Joulin et al. 2017, the paper's Amazon proxy),
+is not a torch module and has no factory here: its spec names the fastText trainer
+(``svp.models.fasttext_classifier``).
 
 Every image model takes float images of shape (B, in_channels, H, W), H, W >= 8, and
 returns logits of shape (B, num_classes). Global average pooling before the
@@ -27,7 +29,7 @@ classifier is what makes the input size free. Text models take character indices
 (B, length); their ``in_channels`` is the alphabet size (one channel per symbol).
 
 Each registered name also has a :class:`ModelSpec`: the data it reads (``image`` or
-``text``), what trains it (svp.training's torch loop, or fastText), and the training
+``text``), what trains it (svp.training's torch loop for every model here), and the training
 settings its authors used, which fill in a run's ``training`` mapping before the
 config schema's generic defaults do. The specs live in ``svp.models.specs``, which needs
 no torch: validating a config or planning a workflow never imports this module.
@@ -51,6 +53,7 @@ from svp.models.specs import (  # noqa: F401
     training_defaults,
 )
 from svp.data.encoding import VOCAB_SIZE
+from svp.models.trainers import TORCH
 from svp.models.vdcnn import VDCNN
 
 ModelFactory = Callable[..., nn.Module]
@@ -59,12 +62,13 @@ MODELS: dict[str, ModelFactory] = {}
 
 
 def register_model(
-    name: str, *, modality: str = "image", trainer: str = "torch", training_defaults: dict | None = None
+    name: str, *, modality: str = "image", training_defaults: dict | None = None
 ) -> Callable[[ModelFactory], ModelFactory]:
     """Decorator adding ``factory(num_classes, in_channels)`` to ``MODELS``.
 
     The names svp ships are declared with their specs in ``svp.models.specs`` (no torch
-    needed to validate a config); a new name is declared here with the given spec.
+    needed to validate a config); a new name is declared here with the given spec,
+    trained by the torch trainer.
     """
 
     def decorator(factory: ModelFactory) -> ModelFactory:
@@ -72,7 +76,7 @@ def register_model(
         if name in MODELS:
             raise ValueError(f"model {name!r} is already registered")
         if name not in MODEL_SPECS:
-            declare_model(name, ModelSpec(modality, trainer, dict(training_defaults or {})))
+            declare_model(name, ModelSpec(modality, TORCH, dict(training_defaults or {})))
         MODELS[name] = factory
         return factory
 
@@ -81,12 +85,12 @@ def register_model(
 
 def create_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
     """Build the registered model ``name`` with fresh (seed-dependent) weights."""
+    if name in MODEL_SPECS and model_spec(name).trainer is not TORCH:
+        raise ValueError(f"model {name!r} is not a torch module; {model_spec(name).trainer.title} trains it")
     if name not in MODELS:
         raise ValueError(
             f"unknown model {name!r}; registered models: {', '.join(list_models())}"
         )
-    if model_spec(name).trainer != "torch":
-        raise ValueError(f"model {name!r} is not a torch module; it is trained by {model_spec(name).trainer}")
     if num_classes < 1 or in_channels < 1:
         raise ValueError(
             f"num_classes and in_channels must be positive, "
@@ -495,7 +499,7 @@ for _width in (16, 20, 24, 32):
 
 
 # ---------------------------------------------------------------------------
-# Text: VDCNN (character level) and fastText
+# Text: VDCNN (character level)
 # ---------------------------------------------------------------------------
 
 
@@ -510,11 +514,6 @@ def _register_vdcnn(depth: int) -> None:
 
 for _depth in VDCNN_DEPTHS:
     _register_vdcnn(_depth)
-
-
-@register_model("fasttext")
-def fasttext_model(num_classes: int, in_channels: int = 1) -> nn.Module:
-    raise ValueError("fasttext is not a torch module; svp.models.fasttext_classifier trains and scores it")
 
 
 # ---------------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """The model registry's names and specs, without torch.
 
 Validating a config, planning a workflow and listing models only need to know which
-names exist, what data each model reads, what trains it and its authors' training
-settings. That is this table. ``svp.models.networks`` (which imports torch) attaches a factory to
-each name here with ``@register_model``; a model registered there at run time without
-an entry here gets one.
+names exist, what data each model reads, which trainer trains it (``svp.models.trainers``:
+the torch loop or fastText, and so which ``training`` settings a run of it takes) and its
+authors' training settings. That is this table. ``svp.models.networks`` (which imports
+torch) attaches a factory to each torch model's name here with ``@register_model``; a
+model registered there at run time without an entry here gets one.
 
-    MODEL_SPECS["preact_resnet20"]  # ModelSpec(modality="image", trainer="torch", ...)
+    MODEL_SPECS["preact_resnet20"]  # ModelSpec(modality="image", trainer=TORCH, ...)
+    model_spec("fasttext").trainer.fit(job)  # imports svp.models.fasttext_classifier, trains
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import copy
 from dataclasses import dataclass, field
 
 from svp.data.encoding import DEFAULT_LENGTH
+from svp.models.trainers import FASTTEXT, TORCH, Trainer
 
 
 @dataclass(frozen=True)
@@ -22,20 +25,29 @@ class ModelSpec:
     """What a registered model reads, what trains it and its authors' training settings."""
 
     modality: str = "image"  # "image" or "text": the data sets it can be trained on
-    trainer: str = "torch"  # "torch": svp.training's loop; "fasttext": svp.models.fasttext_classifier
+    trainer: Trainer = TORCH
     training_defaults: dict = field(default_factory=dict)  # config `training` keys it defaults
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        """The config ``training`` keys a run of this model takes."""
+        return self.trainer.accepted_settings(self.modality)
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {}
 
 
 def declare_model(name: str, spec: ModelSpec | None = None) -> ModelSpec:
-    """Add ``name`` to the table (every name needs a factory in ``svp.models`` too)."""
+    """Add ``name`` to the table (a torch model needs a factory in ``svp.models.networks`` too)."""
     # Silently replacing an entry would make a config name mean two things.
     if name in MODEL_SPECS:
         raise ValueError(f"model {name!r} is already registered")
-    MODEL_SPECS[name] = spec or ModelSpec()
-    return MODEL_SPECS[name]
+    spec = spec or ModelSpec()
+    untaken = sorted(set(spec.training_defaults) - set(spec.settings))
+    if untaken:
+        raise ValueError(f"model {name!r}: {spec.trainer.title} does not take its default training setting(s) {untaken}")
+    MODEL_SPECS[name] = spec
+    return spec
 
 
 def list_models() -> list[str]:
@@ -51,8 +63,10 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def training_defaults(name: str) -> dict:
-    """A copy of the training settings the model's authors used (config ``training`` keys)."""
-    return copy.deepcopy(model_spec(name).training_defaults)
+    """A copy of the training settings the model's authors used (config ``training`` keys),
+    its trainer's own defaults included; the config schema's defaults fill in the rest."""
+    spec = model_spec(name)
+    return copy.deepcopy({**spec.trainer.own_defaults, **spec.training_defaults})
 
 
 # Images (svp.models): pre-activation ResNets for CIFAR, ResNets with a CIFAR stem (and
@@ -77,15 +91,9 @@ VDCNN_TRAINING = {
 }
 VDCNN_DEPTHS = (9, 17, 29, 49)
 
-# The paper's fastText proxy: dimension 10, word bigrams, rate 0.05, 5 epochs; the
-# rest as in the SVP authors' fastText runs (min count 1, 10M hash buckets).
-FASTTEXT_TRAINING = {
-    "lr_schedule": [{"epochs": 5, "lr": 0.05}],
-    "fasttext": {},  # its keys (dim, word_ngrams, ...) take the schema's defaults
-}
-
 for _name in IMAGE_MODELS:
     declare_model(_name)
 for _depth in VDCNN_DEPTHS:
-    declare_model(f"vdcnn{_depth}", ModelSpec("text", "torch", VDCNN_TRAINING))
-declare_model("fasttext", ModelSpec("text", "fasttext", FASTTEXT_TRAINING))
+    declare_model(f"vdcnn{_depth}", ModelSpec("text", TORCH, VDCNN_TRAINING))
+# The paper's Amazon proxy (Joulin et al. 2017): fastText's own defaults are the paper's.
+declare_model("fasttext", ModelSpec("text", FASTTEXT))

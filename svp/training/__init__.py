@@ -2,6 +2,8 @@
 
 - ``loop``: the data held on the device, batches, augmentation, SGD with a piecewise
   learning rate, evaluation and prediction;
+- ``torch_trainer``: the torch trainer the stages call: a registered network built,
+  trained with the loop and scored, its data on the device;
 - ``checkpoint``: the resumable training state, saved after every epoch;
 - ``gpus``: which GPU a job gets (no torch: the Snakefile asks it how many there are).
 

@@ -11,6 +11,7 @@ learning rate, one value per epoch.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import math
@@ -26,31 +27,30 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from svp.training.checkpoint import load_training_state, restore_training_state, save_training_state
+from svp.config import training_schema_defaults
+from svp.data.encoding import DEFAULT_LENGTH, VOCAB_SIZE, encode_characters
 from svp.errors import ConfigError
-from svp.data.encoding import VOCAB_SIZE, encode_characters
+
+
+# The config schema's defaults (svp/config.schema.yaml): `svp train` given only some
+# settings trains as the workflow would with a config giving the same ones.
+SCHEMA_DEFAULTS = training_schema_defaults()
 
 
 @dataclass
 class TrainingSettings:
     """Hyper-parameters of one training run (the config's ``training`` mapping)."""
 
-    # (epochs, learning rate) pieces, run in order; the authors' 181-epoch CIFAR schedule.
-    lr_schedule: list[dict] = field(
-        default_factory=lambda: [
-            {"epochs": 1, "lr": 0.01},
-            {"epochs": 90, "lr": 0.1},
-            {"epochs": 45, "lr": 0.01},
-            {"epochs": 45, "lr": 0.001},
-        ]
-    )
-    batch_size: int = 128
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = False
-    eval_batch_size: int = 1024
-    eval_every: int = 1  # epochs between test-set evaluations for the learning curve; 0: final only
-    mixed_precision: bool = True  # bfloat16 autocast, on CUDA only
-    text_length: int = 1014  # characters per text, for character-level text models
+    # (epochs, learning rate) pieces, run in order; the schema's: the authors' 181-epoch CIFAR schedule.
+    lr_schedule: list[dict] = field(default_factory=lambda: copy.deepcopy(SCHEMA_DEFAULTS["lr_schedule"]))
+    batch_size: int = SCHEMA_DEFAULTS["batch_size"]
+    momentum: float = SCHEMA_DEFAULTS["momentum"]
+    weight_decay: float = SCHEMA_DEFAULTS["weight_decay"]
+    nesterov: bool = SCHEMA_DEFAULTS["nesterov"]
+    eval_batch_size: int = SCHEMA_DEFAULTS["eval_batch_size"]
+    eval_every: int = SCHEMA_DEFAULTS["eval_every"]  # epochs between test-set evaluations for the learning curve; 0: final only
+    mixed_precision: bool = SCHEMA_DEFAULTS["mixed_precision"]  # bfloat16 autocast, on CUDA only
+    text_length: int = DEFAULT_LENGTH  # characters per text, for character-level text models
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingSettings":

@@ -1,0 +1,131 @@
+"""The torch trainer (``svp.models.trainers.TORCH``): build a registered network, train
+it with ``svp.training.loop``, and score with it.
+
+The train and score stages call ``settings``, ``fit`` and ``predict``; the data comes
+to them prepared and read, and they write the files. Here the data goes on the device
+(the GPU when there is one) as the model reads it, and a killed training resumes from
+its last finished epoch (``svp.training.checkpoint``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import time
+
+import torch
+
+from svp.data.encoding import DEFAULT_LENGTH, VOCAB_SIZE
+from svp.errors import StageInputError
+from svp.models import networks
+from svp.models.trainers import REMAKE_CHECKPOINT, FittedModel, Predictions, ScoringJob, TrainingJob, first_sentence
+from svp.training.loop import ImageData, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train
+
+
+def settings(training: dict) -> TrainingSettings:
+    return TrainingSettings.from_dict(training)
+
+
+def fit(job: TrainingJob) -> FittedModel:
+    """Train the job's model from fresh weights (drawn from its seed), or resume a killed run of it."""
+    settings = job.settings
+    keep_freed_memory()
+    device = pick_device()
+    train_data = model_inputs(*job.train, job.manifest, device, settings.text_length)
+    test_data = model_inputs(*job.test, job.manifest, device, settings.text_length)
+    train_index = torch.from_numpy(job.train_index).to(device)
+    torch.manual_seed(job.seed)  # the model's initial weights
+    model = _in_layout(networks.create_model(job.model_name, job.manifest["num_classes"], train_data.in_channels), train_data)
+    print(
+        f"training {job.model_name} ({networks.count_parameters(model):,} parameters) on {len(train_index):,} "
+        f"of {len(train_data):,} examples for {settings.epochs} epochs on {device}, seed {job.seed}",
+        flush=True,
+    )
+    # A state saved by a killed run resumes only if it was saved for this very run.
+    fingerprint = {
+        "model": job.model_name,
+        "training": job.training,
+        "seed": job.seed,
+        "data": job.manifest["checksums"],
+        "subset": hashlib.sha256(train_index.cpu().numpy().tobytes()).hexdigest(),
+    }
+    history = train(
+        model, train_data, train_index, settings, job.manifest.get("augment", {}), job.seed, test_data,
+        resume_path=job.resume_path, fingerprint=fingerprint,
+    )
+    final = history[-1] if "test_error" in history[-1] else evaluate(model, test_data, settings)
+    weights = {
+        "in_channels": train_data.in_channels,
+        "state_dict": {k: v.cpu().contiguous() for k, v in model.state_dict().items()},
+    }
+    # Wall time of the run without the optional per-epoch test evaluations, which only
+    # draw the learning curve and would blur the comparison between subset sizes.
+    seconds = sum(row["epoch_seconds"] for row in history)
+    test = {key: final[key] for key in ("test_error", "test_accuracy", "test_loss")}
+    return FittedModel(weights, history, test, seconds, str(device))
+
+
+def predict(job: ScoringJob) -> Predictions:
+    """Logits of every training example, on un-augmented inputs."""
+    x_train, y_train = job.train
+    in_channels = VOCAB_SIZE if job.manifest.get("modality", "image") == "text" else int(x_train.shape[-1])
+    if job.checkpoint["in_channels"] != in_channels:
+        raise StageInputError(
+            f"{job.checkpoint_path}: the model reads inputs with {job.checkpoint['in_channels']} channels, but the data "
+            f"in {job.data_dir} has {in_channels}; score with the data it was trained on, or retrain it on this data"
+        )
+    keep_freed_memory()
+    device = pick_device()
+    text_length = TrainingSettings.from_dict(job.checkpoint.get("training", {})).text_length
+    train_data = model_inputs(x_train, y_train, job.manifest, device, text_length)
+    model = _in_layout(torch_model(job.checkpoint, job.checkpoint_path), train_data)
+    started = time.perf_counter()
+    logits = predict_logits(model, train_data, job.batch_size)
+    return Predictions(train_data.labels.cpu().numpy(), logits.numpy(), True, time.perf_counter() - started)
+
+
+def model_inputs(x, y, manifest: dict, device: torch.device, text_length: int = DEFAULT_LENGTH) -> ImageData | TextData:
+    """One prepared split as a torch model reads it, on ``device``."""
+    if manifest.get("modality", "image") == "text":
+        return TextData.from_texts(x, y, text_length, device)
+    return ImageData.from_arrays(x, y, manifest["mean"], manifest["std"], device)
+
+
+def torch_model(checkpoint: dict, path) -> torch.nn.Module:
+    """The network a model.pt holds, on the CPU; ``path`` names the file in a message."""
+    model = networks.create_model(checkpoint["model_name"], checkpoint["num_classes"], checkpoint["in_channels"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as error:  # keys or shapes that are not this model's
+        raise StageInputError(
+            f"{path}: its weights do not fit model {checkpoint['model_name']!r} ({first_sentence(error)}); {REMAKE_CHECKPOINT}"
+        ) from None
+    return model
+
+
+def _in_layout(model: torch.nn.Module, inputs: ImageData | TextData) -> torch.nn.Module:
+    """``model`` on the inputs' device; image models channels-last, the layout of their batches."""
+    model = model.to(inputs.device)
+    return model.to(memory_format=torch.channels_last) if isinstance(inputs, ImageData) else model
+
+
+# glibc's mallopt parameters, and the size under which freed memory stays in the process.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+KEEP_FREED_BYTES = 1 << 30
+
+
+def keep_freed_memory() -> None:
+    """Let the C library keep the memory torch frees for the next batch (glibc; else nothing).
+
+    By default glibc hands every freed block over 32 MiB, and the top of its heap, back to
+    the system, so each batch's tensors fault their pages in again, zero-filled by the
+    kernel: on a CPU that took about 40% of a ResNet20 scoring pass at batch 1024
+    (bench/scoring.py). A job's process runs one stage, so keeping its peak memory costs
+    nothing later; the results do not change.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_MMAP_THRESHOLD, ctypes.c_int(KEEP_FREED_BYTES))
+    mallopt(M_TRIM_THRESHOLD, ctypes.c_int(KEEP_FREED_BYTES))
