@@ -12,4 +12,6 @@ together and call the ``svp`` command line (``svp.cli``). Its parts:
   config asks for; ``errors`` and ``command_errors``: what a user is told when it fails.
 """
 
+# The version of the outputs, a params entry of every rule: bump it when a change makes a
+# stage write different outputs for the same config and seed (README, "Caching ...").
 __version__ = "0.1.0"

@@ -1,16 +1,22 @@
-"""The ``svp`` command: run any stage of the workflow by hand (the Snakemake rules call it too)."""
+"""The ``svp`` command: run any stage of the workflow by hand (the Snakemake rules call it too).
+
+One argparse tree: each sub-command's parser is bound to the function that runs it
+(``set_defaults(func=...)``); ``svp report ...`` is a nested sub-parser of the same tree
+(``svp.report.cli``). Each function imports its stage when it runs, so that
+``svp check-config``, ``svp models`` and ``svp datasets`` answer without loading torch.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from svp.command_errors import run_command
+from svp.report.cli import add_report_commands
 
 
 def _json(text: str):
@@ -67,18 +73,20 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="svp", description=__doc__)
+    parser = argparse.ArgumentParser(prog="svp", description=__doc__.split("\n\n")[0])  # its first paragraph
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check-config", help="validate a config file and print it with defaults filled in")
     check.add_argument("config")
+    check.set_defaults(func=_check_config)
 
-    commands.add_parser("models", help="list the registered models")
-    commands.add_parser("datasets", help="list the registered data sets")
+    commands.add_parser("models", help="list the registered models").set_defaults(func=_list_models)
+    commands.add_parser("datasets", help="list the registered data sets").set_defaults(func=_list_datasets)
 
     prepare = commands.add_parser("prepare", help="download/read a data set into train.npz, test.npz, manifest.json")
     prepare.add_argument("--dataset", type=_json_object, required=True, help="the config's dataset mapping, as JSON")
     prepare.add_argument("--out-dir", required=True)
+    prepare.set_defaults(func=_prepare)
 
     train = commands.add_parser("train", help="train a model on the prepared data or a subset of it")
     train.add_argument("--model", required=True)
@@ -90,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--history-out", required=True)
     train.add_argument("--metrics-out", required=True)
     _add_run_options(train)
+    train.set_defaults(func=_train, after_interrupt=_after_interrupted_training)
 
     score = commands.add_parser("score", help="score every training example's uncertainty with a trained model")
     score.add_argument("--checkpoint", required=True)
@@ -97,12 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", required=True)
     score.add_argument("--batch-size", type=_positive_int, default=1024)
     _add_run_options(score)
+    score.set_defaults(func=_score)
 
     rank = commands.add_parser("rank", help="rank examples by a metric and combine the ranks of several runs")
     rank.add_argument("scores", nargs="+", help="score parquet files, one per proxy run")
     rank.add_argument("--metric", required=True)
     rank.add_argument("--out", required=True)
     rank.add_argument("--info", type=_json_object, default={})
+    rank.set_defaults(func=_rank)
 
     select = commands.add_parser("select", help="write the subset of one fraction, in selection order")
     select.add_argument("--fraction", type=_fraction, required=True)
@@ -113,140 +124,157 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--random-seed", type=_seed, help="seed of a random selection")
     select.add_argument("--data", help="prepared data folder: the labels of a random selection; with --ranks, checked against them")
     select.add_argument("--info", type=_json_object, default={})
+    select.set_defaults(func=_select)
 
     summarize = commands.add_parser("summarize", help="summarise target runs into a CSV table")
     summarize.add_argument("--targets", nargs="+", required=True, help="target metrics.json files")
     summarize.add_argument("--proxies", nargs="*", default=[], help="proxy metrics.json files")
     summarize.add_argument("--scores", nargs="*", default=[], help="score parquet files")
     summarize.add_argument("--out", required=True)
+    summarize.set_defaults(func=_summarize)
 
     show = commands.add_parser("show-summary", help="print a summary.csv as a table")
     show.add_argument("summary")
+    show.set_defaults(func=_show_summary)
 
-    # The report's own commands (svp/report_cli.py) keep their parser; this entry lists them.
-    commands.add_parser("report", help="tables and figures of the report (see `svp report --help`)", add_help=False)
+    add_report_commands(commands)
 
     store = commands.add_parser("store-config", help="write the resolved config (JSON) as YAML")
     store.add_argument("--config", type=_json_object, required=True)
     store.add_argument("--out", required=True)
+    store.set_defaults(func=_store_config)
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
-    # Stages import torch lazily so that `svp check-config` and friends answer at once.
-    if args.command == "check-config":
-        from svp.config import load_config
+def _check_config(args: argparse.Namespace) -> None:
+    from svp.config import load_config
 
-        print(yaml.safe_dump(load_config(args.config), sort_keys=False), end="")
-    elif args.command == "models":
-        from svp.models.specs import list_models
-
-        print("\n".join(list_models()))
-    elif args.command == "datasets":
-        from svp.data import list_datasets
-
-        print("\n".join(list_datasets()))
-    elif args.command == "prepare":
-        from svp.data import prepare_dataset
-
-        manifest = prepare_dataset(args.dataset, args.out_dir)
-        print(f"prepared {manifest['name']}: {manifest['n_train']:,} training and {manifest['n_test']:,} test examples")
-    elif args.command == "train":
-        from svp.stages import train_run
-
-        train_run(
-            model_name=args.model,
-            training=args.training,
-            seed=args.seed,
-            data_dir=args.data,
-            subset=args.subset,
-            model_out=args.model_out,
-            history_out=args.history_out,
-            metrics_out=args.metrics_out,
-            run_info=args.info,
-            threads=args.threads,
-        )
-    elif args.command == "score":
-        from svp.stages import score_run
-
-        score_run(
-            checkpoint=args.checkpoint,
-            data_dir=args.data,
-            scores_out=args.out,
-            batch_size=args.batch_size,
-            run_info=args.info,
-            threads=args.threads,
-        )
-    elif args.command == "rank":
-        from svp.selection.subsets import rank_runs
-
-        rank_runs(score_files=args.scores, metric=args.metric, ranks_out=args.out, run_info=args.info)
-    elif args.command == "select":
-        from svp.selection.subsets import select_subset
-
-        select_subset(
-            fraction=args.fraction,
-            subset_out=args.out,
-            class_balanced=args.class_balanced,
-            ranks_file=args.ranks,
-            data_dir=args.data,
-            random_seed=args.random_seed,
-            run_info=args.info,
-        )
-    elif args.command == "summarize":
-        from svp.report import summary
-
-        table = summary.summarize(
-            summary.load_runs(args.targets, "target"),
-            summary.load_runs(args.proxies, "proxy"),
-            summary.load_scoring(args.scores),
-        )
-        summary.write_summary(table, args.out)
-        print(summary.format_table(table))
-    elif args.command == "show-summary":
-        from svp.stage_files import read_table
-        from svp.report.summary import format_table
-
-        print(format_table(read_table(args.summary, "summary")))
-    elif args.command == "store-config":
-        from svp.io import atomic_path
-
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(yaml.safe_dump(args.config, sort_keys=False))
+    print(yaml.safe_dump(load_config(args.config), sort_keys=False), end="")
 
 
-def _after_interrupted_training(model_out: str) -> Callable[[], str]:
-    def hint() -> str:
-        from svp.stages import RESUME_FILE
+def _list_models(args: argparse.Namespace) -> None:
+    from svp.models.specs import list_models
 
-        resume = Path(model_out).with_name(RESUME_FILE)
-        if resume.exists():
-            return f"rerun the same command to resume after the last finished epoch, saved in {resume}"
-        return "no epoch had finished, so a rerun of the same command starts from the beginning"
+    print("\n".join(list_models()))
 
-    return hint
+
+def _list_datasets(args: argparse.Namespace) -> None:
+    from svp.data import list_datasets
+
+    print("\n".join(list_datasets()))
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from svp.data import prepare_dataset
+
+    manifest = prepare_dataset(args.dataset, args.out_dir)
+    print(f"prepared {manifest['name']}: {manifest['n_train']:,} training and {manifest['n_test']:,} test examples")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from svp.training.gpus import assign_gpu
+
+    assign_gpu()  # before anything starts CUDA
+    from svp.stages import train_run
+
+    train_run(
+        model_name=args.model,
+        training=args.training,
+        seed=args.seed,
+        data_dir=args.data,
+        subset=args.subset,
+        model_out=args.model_out,
+        history_out=args.history_out,
+        metrics_out=args.metrics_out,
+        run_info=args.info,
+        threads=args.threads,
+    )
+
+
+def _after_interrupted_training(args: argparse.Namespace) -> str:
+    """What a rerun of an interrupted ``svp train`` does."""
+    from svp.stages import RESUME_FILE
+
+    resume = Path(args.model_out).with_name(RESUME_FILE)
+    if resume.exists():
+        return f"rerun the same command to resume after the last finished epoch, saved in {resume}"
+    return "no epoch had finished, so a rerun of the same command starts from the beginning"
+
+
+def _score(args: argparse.Namespace) -> None:
+    from svp.training.gpus import assign_gpu
+
+    assign_gpu()  # before anything starts CUDA
+    from svp.stages import score_run
+
+    score_run(
+        checkpoint=args.checkpoint,
+        data_dir=args.data,
+        scores_out=args.out,
+        batch_size=args.batch_size,
+        run_info=args.info,
+        threads=args.threads,
+    )
+
+
+def _rank(args: argparse.Namespace) -> None:
+    from svp.selection.subsets import rank_runs
+
+    rank_runs(score_files=args.scores, metric=args.metric, ranks_out=args.out, run_info=args.info)
+
+
+def _select(args: argparse.Namespace) -> None:
+    from svp.selection.subsets import select_subset
+
+    select_subset(
+        fraction=args.fraction,
+        subset_out=args.out,
+        class_balanced=args.class_balanced,
+        ranks_file=args.ranks,
+        data_dir=args.data,
+        random_seed=args.random_seed,
+        run_info=args.info,
+    )
+
+
+def _summarize(args: argparse.Namespace) -> None:
+    from svp.report import summary
+
+    table = summary.summarize(
+        summary.load_runs(args.targets, "target"),
+        summary.load_runs(args.proxies, "proxy"),
+        summary.load_scoring(args.scores),
+    )
+    summary.write_summary(table, args.out)
+    print(summary.format_table(table))
+
+
+def _show_summary(args: argparse.Namespace) -> None:
+    from svp.stage_files import read_table
+    from svp.report.summary import format_table
+
+    print(format_table(read_table(args.summary, "summary")))
+
+
+def _store_config(args: argparse.Namespace) -> None:
+    from svp.io import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(yaml.safe_dump(args.config, sort_keys=False))
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["report"]:
-        from svp.report.cli import main as report_main
-
-        return report_main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "select" and args.random_seed is not None and not args.data:
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    # Only `svp select` has --random-seed; argparse cannot say that it needs --data.
+    if getattr(args, "random_seed", None) is not None and not args.data:
         parser.error("--random-seed needs --data (the prepared data folder, for the labels)")
-
-    def action() -> None:
-        if args.command in ("train", "score"):
-            from svp.training.gpus import assign_gpu
-
-            assign_gpu()  # before anything starts CUDA
-        run(args)
-
-    after_interrupt = _after_interrupted_training(args.model_out) if args.command == "train" else None
-    return run_command(f"svp {args.command}", action, after_interrupt)
+    # The command's name in its messages: `svp train`, `svp report tables`.
+    prog = " ".join(["svp", args.command, *filter(None, [getattr(args, "report_command", None)])])
+    after_interrupt = getattr(args, "after_interrupt", None)
+    return run_command(
+        prog, lambda: args.func(args), (lambda: after_interrupt(args)) if after_interrupt else None
+    )
 
 
 if __name__ == "__main__":

@@ -61,6 +61,32 @@ def proxy_runs(config: dict) -> list[dict]:
     return [{"proxy": proxy, "seed": seed} for proxy, spec in config["proxies"].items() for seed in spec["seeds"]]
 
 
+def selecting_proxy_runs(config: dict) -> list[dict]:
+    """The proxy runs some selection ranks by (all of them: a config asks for at least one metric)."""
+    used = {parse_selection(selection)[0] for selection in proxy_selections(config)}
+    return [run for run in proxy_runs(config) if run["proxy"] in used]
+
+
+def rankings(config: dict) -> list[dict]:
+    """Every (proxy, metric) combined ranking a proxy selection is the top of."""
+    return [dict(zip(("proxy", "metric"), parse_selection(selection))) for selection in proxy_selections(config)]
+
+
+def target_subsets(config: dict) -> list[dict]:
+    """Every (subset, fraction) a target trains on, each once, sorted: random subsets per target seed."""
+    subsets = {
+        (subset_name(run["selection"], run["seed"]), run["fraction"])
+        for run in target_runs(config)
+        if run["selection"] != FULL
+    }
+    return [{"subset": subset, "fraction": fraction} for subset, fraction in sorted(subsets)]
+
+
+def full_target_runs(config: dict) -> list[dict]:
+    """The full-data target runs (the baseline, and the targets' own example orders)."""
+    return [run for run in target_runs(config) if run["selection"] == FULL]
+
+
 def budget_runs(config: dict) -> list[dict]:
     """The budget-matched baseline runs, one per (target, fraction below 1, seed), if asked for."""
     if not config["report"]["budget_matched"]:

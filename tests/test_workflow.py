@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,15 +29,17 @@ RESULTS = "results/tiny"
 pytestmark = pytest.mark.workflow
 
 
-def snakemake(workdir: Path, *args: str, config: dict = TINY) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, config: dict = TINY, repo: Path = REPO) -> subprocess.CompletedProcess:
+    """Run the workflow of ``repo`` (its Snakefile, with its svp package) on ``config``."""
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
     command = [
         # Targets and options taking several values come first: --configfile and
         # --resources would swallow a target named after them.
-        sys.executable, "-m", "snakemake", *args, "--snakefile", str(REPO / "Snakefile"),
+        sys.executable, "-m", "snakemake", *args, "--snakefile", str(repo / "Snakefile"),
         "--directory", str(workdir), "--cores", "2", "--resources", "gpu=1", "--configfile", str(workdir / "tiny.yaml"),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    # cwd: `python -m` puts the working folder first on sys.path, ahead of PYTHONPATH.
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env={**os.environ, "PYTHONPATH": str(repo)})
     if result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -131,3 +135,20 @@ def test_changing_a_proxy_setting_reruns_the_proxy_and_what_follows_not_the_data
     dry = snakemake(workdir, "--dry-run", config=changed)
     assert "prepare_data" not in planned_rules(dry)
     assert {"train_proxy", "score_examples", "rank_examples", "select_subset", "train_target", "summarize"} <= planned_rules(dry)
+
+
+def test_a_new_svp_version_reruns_every_stage(finished_run, tmp_path):
+    """svp.__version__ is a params entry of every stage, since Snakemake does not see code
+    inside the package: bumping it (README: when outputs change) reruns them all."""
+    workdir, _ = finished_run
+    # A copy of the workflow and package with another version (Snakemake imports svp from
+    # beside the Snakefile first).
+    for part in ("svp", "workflow"):
+        shutil.copytree(REPO / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "Snakefile", tmp_path / "Snakefile")
+    init = tmp_path / "svp" / "__init__.py"
+    init.write_text(re.sub(r'__version__ = "[^"]*"', '__version__ = "999.0"', init.read_text()))
+    dry = snakemake(workdir, "--dry-run", repo=tmp_path)
+    # All but store_config, which writes the config as it is, whatever the version.
+    assert planned_rules(dry) == planned_rules(snakemake(workdir, "--dry-run", "--forceall")) - {"store_config"}
+    assert "Params have changed since last execution" in dry.stdout + dry.stderr

@@ -1,4 +1,4 @@
-"""``python -m svp.report.cli``: write the report's tables and figures (the report rules call it).
+"""``svp report ...``: write the report's tables and figures (the report rules call it).
 
 Sub-commands: ``runs`` (every target run with its end-to-end cost), ``tables`` (the
 paper-form results table), ``summary-figures`` (error and time against fraction),
@@ -10,21 +10,20 @@ paper-form results table), ``summary-figures`` (error and time against fraction)
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
-
-from svp.command_errors import run_command
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="svp report", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_report_commands(svp_commands: argparse._SubParsersAction) -> None:
+    """Add ``report`` to the ``svp`` command's sub-commands (svp.cli's one tree), each of
+    its own sub-commands bound to the function that runs it."""
+    report = svp_commands.add_parser("report", help="tables and figures of the report (see `svp report --help`)", description=__doc__)
+    commands = report.add_subparsers(dest="report_command", required=True)
 
     runs = commands.add_parser("runs", help="one row per target run: test error and end-to-end seconds")
     runs.add_argument("--targets", nargs="+", required=True, help="target metrics.json files")
     runs.add_argument("--proxies", nargs="*", default=[], help="proxy metrics.json files")
     runs.add_argument("--scores", nargs="*", default=[], help="proxy score parquet files")
     runs.add_argument("--out", required=True)
+    runs.set_defaults(func=_runs)
 
     tables = commands.add_parser("tables", help="the paper-form results table as CSV, Markdown and HTML")
     tables.add_argument("--summary", required=True, help="summary.csv")
@@ -33,19 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--markdown", required=True)
     tables.add_argument("--html", required=True)
     tables.add_argument("--proxies", nargs="*", default=[], help="proxy metrics.json files (the proxies' own test error)")
+    tables.set_defaults(func=_tables)
 
     summary = commands.add_parser("summary-figures", help="error and end-to-end time against fraction")
     summary.add_argument("--summary", required=True, help="summary.csv")
     summary.add_argument("--error-out", required=True)
     summary.add_argument("--time-out", required=True)
+    summary.set_defaults(func=_summary_figures)
 
     curves = commands.add_parser("learning-curves", help="training loss and test error per epoch of every run")
     curves.add_argument("--runs", nargs="+", required=True, help="metrics.json files (history.csv beside each)")
     curves.add_argument("--out", required=True)
+    curves.set_defaults(func=_learning_curves)
 
     error_time = commands.add_parser("error-vs-time", help="test error against end-to-end time, one point per run")
     error_time.add_argument("--runs", required=True, help="the runs table (see `runs`)")
     error_time.add_argument("--out", required=True)
+    error_time.set_defaults(func=_error_vs_time)
 
     correlate = commands.add_parser("correlate", help="correlation between the example orders of proxies, targets, random")
     correlate.add_argument("--metric", required=True)
@@ -53,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     correlate.add_argument("--target-scores", nargs="*", default=[], help="score parquet files of full-data target runs")
     correlate.add_argument("--csv", required=True)
     correlate.add_argument("--figure", required=True)
+    correlate.set_defaults(func=_correlate)
 
     subsets = commands.add_parser("subsets", help="what each subset holds against the full data set, with warnings")
     subsets.add_argument("--data", required=True, help="prepared data folder (training labels, class names)")
@@ -63,83 +67,91 @@ def build_parser() -> argparse.ArgumentParser:
     subsets.add_argument("--csv", required=True)
     subsets.add_argument("--markdown", required=True)
     subsets.add_argument("--html", required=True)
+    subsets.set_defaults(func=_subsets)
 
     composition = commands.add_parser("class-composition", help="figure of each subset's class composition")
     composition.add_argument("--subsets", required=True, help="the subsets table (see `subsets`)")
     composition.add_argument("--out", required=True)
+    composition.set_defaults(func=_class_composition)
 
     warnings = commands.add_parser("subset-warnings", help="print the subsets table's warnings (nothing if none)")
     warnings.add_argument("subsets", help="the subsets table (see `subsets`)")
-    return parser
+    warnings.set_defaults(func=_subset_warnings)
 
 
-def run(args: argparse.Namespace) -> None:
-    if args.command == "runs":
-        from svp.report.tables import write_run_table
+def _runs(args: argparse.Namespace) -> None:
+    from svp.report.tables import write_run_table
 
-        write_run_table(target_metrics=args.targets, proxy_metrics=args.proxies, score_files=args.scores, out=args.out)
-    elif args.command == "tables":
-        from svp.report.tables import write_results_tables
-
-        write_results_tables(
-            summary_file=args.summary,
-            config_file=args.config,
-            csv_out=args.csv,
-            markdown_out=args.markdown,
-            html_out=args.html,
-            proxy_metrics=args.proxies,
-        )
-    elif args.command == "summary-figures":
-        from svp.report.figures import write_summary_figures
-
-        write_summary_figures(summary_file=args.summary, error_out=args.error_out, time_out=args.time_out)
-    elif args.command == "learning-curves":
-        from svp.report.figures import write_learning_curves
-
-        write_learning_curves(metrics_files=args.runs, out=args.out)
-    elif args.command == "error-vs-time":
-        from svp.report.figures import write_error_vs_time
-
-        write_error_vs_time(runs_file=args.runs, out=args.out)
-    elif args.command == "correlate":
-        from svp.report.correlation import write_correlation
-
-        write_correlation(
-            metric=args.metric,
-            proxy_score_files=args.proxy_scores,
-            target_score_files=args.target_scores,
-            csv_out=args.csv,
-            figure_out=args.figure,
-        )
-    elif args.command == "subsets":
-        from svp.selection.diagnostics import write_subset_tables
-
-        write_subset_tables(
-            data_dir=args.data,
-            subset_files=args.subsets,
-            rank_files=args.ranks,
-            score_files=args.scores,
-            proxy_metrics=args.proxies,
-            csv_out=args.csv,
-            markdown_out=args.markdown,
-            html_out=args.html,
-        )
-    elif args.command == "class-composition":
-        from svp.report.figures import write_class_composition
-
-        write_class_composition(subsets_file=args.subsets, out=args.out)
-    elif args.command == "subset-warnings":
-        from svp.selection.diagnostics import format_warnings
-
-        text = format_warnings(args.subsets)
-        if text:
-            print(text)
+    write_run_table(target_metrics=args.targets, proxy_metrics=args.proxies, score_files=args.scores, out=args.out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(f"svp report {args.command}", functools.partial(run, args))
+def _tables(args: argparse.Namespace) -> None:
+    from svp.report.tables import write_results_tables
+
+    write_results_tables(
+        summary_file=args.summary,
+        config_file=args.config,
+        csv_out=args.csv,
+        markdown_out=args.markdown,
+        html_out=args.html,
+        proxy_metrics=args.proxies,
+    )
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _summary_figures(args: argparse.Namespace) -> None:
+    from svp.report.figures import write_summary_figures
+
+    write_summary_figures(summary_file=args.summary, error_out=args.error_out, time_out=args.time_out)
+
+
+def _learning_curves(args: argparse.Namespace) -> None:
+    from svp.report.figures import write_learning_curves
+
+    write_learning_curves(metrics_files=args.runs, out=args.out)
+
+
+def _error_vs_time(args: argparse.Namespace) -> None:
+    from svp.report.figures import write_error_vs_time
+
+    write_error_vs_time(runs_file=args.runs, out=args.out)
+
+
+def _correlate(args: argparse.Namespace) -> None:
+    from svp.report.correlation import write_correlation
+
+    write_correlation(
+        metric=args.metric,
+        proxy_score_files=args.proxy_scores,
+        target_score_files=args.target_scores,
+        csv_out=args.csv,
+        figure_out=args.figure,
+    )
+
+
+def _subsets(args: argparse.Namespace) -> None:
+    from svp.selection.diagnostics import write_subset_tables
+
+    write_subset_tables(
+        data_dir=args.data,
+        subset_files=args.subsets,
+        rank_files=args.ranks,
+        score_files=args.scores,
+        proxy_metrics=args.proxies,
+        csv_out=args.csv,
+        markdown_out=args.markdown,
+        html_out=args.html,
+    )
+
+
+def _class_composition(args: argparse.Namespace) -> None:
+    from svp.report.figures import write_class_composition
+
+    write_class_composition(subsets_file=args.subsets, out=args.out)
+
+
+def _subset_warnings(args: argparse.Namespace) -> None:
+    from svp.selection.diagnostics import format_warnings
+
+    text = format_warnings(args.subsets)
+    if text:
+        print(text)

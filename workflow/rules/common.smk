@@ -1,14 +1,15 @@
-# Shared by all rules: the validated config, wildcard patterns and the functions that
-# turn wildcards into inputs and settings. The logic of every stage lives in `svp`.
+# Shared by all rules: the validated config, wildcard patterns, and the callables rules
+# name for inputs and params. What each job is given is worked out in svp.plan (which
+# runs) and svp.workflow_inputs (their settings and facts); what is here only hands
+# Snakemake's wildcards, inputs and rule paths to them.
 
 import functools
 import json
 import os
-import shlex
 import sys
 
 import svp
-from svp import plan
+from svp import plan, workflow_inputs
 from svp.training.gpus import count_gpus
 from svp.config import ConfigError, validate_config
 from svp.selection.uncertainty import METRICS
@@ -30,8 +31,14 @@ envvars:
 os.environ["PATH"] = os.pathsep.join(
     [os.path.dirname(sys.executable), os.environ.get("PATH", "")]
 )
-# Stages whose code lives in the package rerun when its version changes.
+# Snakemake does not see code changes inside the svp package; a `params:` entry does
+# rerun jobs when it changes. svp.__version__ is the version of the outputs: it is
+# bumped when a change makes a stage write different outputs for the same config and
+# seed (README, "Caching and rerunning single stages").
 SVP_VERSION = svp.__version__
+
+# Each job's model, training settings and run facts (svp.workflow_inputs.JobSettings).
+settings = workflow_inputs.JobSettings(config)
 
 
 @functools.cache
@@ -70,18 +77,11 @@ wildcard_constraints:
     subset=r"random-\d+|[A-Za-z0-9_]+-(" + "|".join(METRICS) + ")",
 
 
-def proxy_model(wildcards):
-    return config["proxies"][wildcards.proxy]["model"]
+# Callables of a job's wildcards and inputs, for the rules' input and params.
 
 
-def proxy_training(wildcards):
-    return json.dumps(config["proxies"][wildcards.proxy]["training"])
-
-
-def proxy_info(wildcards):
-    return json.dumps(
-        {"role": "proxy", "proxy": wildcards.proxy, "seed": int(wildcards.seed)}
-    )
+def data_dir(wildcards, input):
+    return workflow_inputs.data_dir(input.manifest)
 
 
 def proxy_score_files(wildcards):
@@ -93,87 +93,46 @@ def proxy_score_files(wildcards):
 
 
 def subset_source(wildcards):
-    """Where a subset's order comes from: a proxy's combined ranking or a random seed."""
-    if wildcards.subset.startswith(f"{plan.RANDOM}-"):
-        return {}
-    proxy, metric = plan.parse_selection(wildcards.subset)
-    return {
-        "ranks": rules.rank_examples.output.ranks.format(proxy=proxy, metric=metric)
-    }
-
-
-def subset_source_args(wildcards, input):
-    data = f"--data {shlex.quote(os.path.dirname(input.labels))}"
-    if "ranks" in input.keys():
-        return f"--ranks {shlex.quote(input.ranks)} {data}"
-    seed = wildcards.subset.split("-", 1)[1]
-    return f"--random-seed {seed} {data}"
-
-
-def data_dir(wildcards, input):
-    """The prepared data folder, from the rule's data inputs."""
-    return os.path.dirname(input.manifest)
-
-
-def target_model(wildcards):
-    return config["targets"][wildcards.target]["model"]
-
-
-def target_training(wildcards):
-    return json.dumps(config["targets"][wildcards.target]["training"])
-
-
-def target_subset(wildcards):
-    """The subset file a target run trains on; the full-data baseline needs none."""
-    if wildcards.selection == plan.FULL:
-        return {}
-    subset = plan.subset_name(wildcards.selection, wildcards.seed)
-    return {
-        "subset": rules.select_subset.output.subset.format(
-            subset=subset, fraction=wildcards.fraction
-        )
-    }
-
-
-def target_subset_args(wildcards, input):
-    return f"--subset {shlex.quote(input.subset)}" if "subset" in input.keys() else ""
-
-
-def target_info(wildcards):
-    proxy, metric = plan.parse_selection(wildcards.selection)
-    return json.dumps(
-        {
-            "role": "target",
-            "target": wildcards.target,
-            "selection": wildcards.selection,
-            "proxy": proxy,
-            "metric": metric,
-            "fraction": float(wildcards.fraction),
-            "seed": int(wildcards.seed),
-        }
+    return workflow_inputs.subset_source(
+        wildcards.subset, rules.rank_examples.output.ranks
     )
 
 
+def subset_source_args(wildcards, input):
+    return workflow_inputs.subset_source_args(
+        wildcards.subset, input.get("ranks"), input.labels
+    )
+
+
+def target_subset(wildcards):
+    return workflow_inputs.target_subset(
+        wildcards.selection,
+        wildcards.fraction,
+        wildcards.seed,
+        rules.select_subset.output.subset,
+    )
+
+
+def subset_args(wildcards, input):
+    return workflow_inputs.subset_args(input.get("subset"))
+
+
+# Every file of a kind the experiment makes, for the rules that read them all.
+
+
 def all_target_metrics():
-    return [
-        rules.train_target.output.metrics.format(**run)
-        for run in plan.target_runs(config)
-    ]
+    return workflow_inputs.run_files(
+        rules.train_target.output.metrics, plan.target_runs(config)
+    )
 
 
 def all_proxy_metrics():
-    used = {plan.parse_selection(s)[0] for s in plan.proxy_selections(config)}
-    return [
-        rules.train_proxy.output.metrics.format(**run)
-        for run in plan.proxy_runs(config)
-        if run["proxy"] in used
-    ]
+    return workflow_inputs.run_files(
+        rules.train_proxy.output.metrics, plan.selecting_proxy_runs(config)
+    )
 
 
 def all_score_files():
-    used = {plan.parse_selection(s)[0] for s in plan.proxy_selections(config)}
-    return [
-        rules.score_examples.output.scores.format(**run)
-        for run in plan.proxy_runs(config)
-        if run["proxy"] in used
-    ]
+    return workflow_inputs.run_files(
+        rules.score_examples.output.scores, plan.selecting_proxy_runs(config)
+    )

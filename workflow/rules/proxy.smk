@@ -1,3 +1,7 @@
+# The one `svp train` command of every training rule: train_target and
+# train_budget_target are this rule with other files and settings (`use rule ... with:`),
+# keeping its threads, resources and command. A proxy trains on all the data, so its
+# `--subset` option (params.subset) is empty.
 rule train_proxy:
     input:
         **rules.prepare_data.output,
@@ -13,15 +17,17 @@ rule train_proxy:
     resources:
         gpu=torch_gpus,
     params:
-        model=proxy_model,
-        training=proxy_training,
-        info=proxy_info,
+        model=settings.proxy_model,
+        training=settings.proxy_training,
+        subset=subset_args,
+        info=settings.proxy_info,
         data_dir=data_dir,
         svp_version=SVP_VERSION,
     shell:
         "svp train --model {params.model:q} --training {params.training:q} --seed {wildcards.seed}"
-        " --data {params.data_dir:q} --model-out {output.model:q} --history-out {output.history:q}"
-        " --metrics-out {output.metrics:q} --info {params.info:q} --threads {threads} > {log:q} 2>&1"
+        " --data {params.data_dir:q} {params.subset} --model-out {output.model:q}"
+        " --history-out {output.history:q} --metrics-out {output.metrics:q} --info {params.info:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule score_examples:
@@ -39,7 +45,7 @@ rule score_examples:
         gpu=torch_gpus,
     params:
         batch_size=config["scoring"]["batch_size"],
-        info=proxy_info,
+        info=settings.proxy_info,
         data_dir=data_dir,
         svp_version=SVP_VERSION,
     shell:

@@ -20,7 +20,7 @@ rule score_target:
         gpu=torch_gpus,
     params:
         batch_size=config["scoring"]["batch_size"],
-        info=target_score_info,
+        info=settings.target_score_info,
         data_dir=data_dir,
         svp_version=SVP_VERSION,
     shell:

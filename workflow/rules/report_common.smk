@@ -1,34 +1,13 @@
-# Functions of the budget-matched baseline and report rules (budget.smk, report.smk):
-# the runs, subsets and rankings they read and the settings they pass, from the config
-# and svp.plan.
+# The files the budget-matched baseline and report rules (budget.smk, report.smk) read,
+# from svp.plan; their settings come from svp.workflow_inputs (common.smk's `settings`).
 
 REPORT = f"{RESULTS}/report"
 
 
-def budget_training_settings(wildcards):
-    training = config["targets"][wildcards.target]["training"]
-    return json.dumps(plan.budget_training(training, float(wildcards.fraction)))
-
-
-def budget_info(wildcards):
-    return json.dumps(
-        {
-            "role": "target",
-            "target": wildcards.target,
-            "selection": plan.BUDGET,
-            "proxy": None,
-            "metric": None,
-            "fraction": float(wildcards.fraction),
-            "seed": int(wildcards.seed),
-        }
-    )
-
-
 def all_budget_metrics():
-    return [
-        rules.train_budget_target.output.metrics.format(**run)
-        for run in plan.budget_runs(config)
-    ]
+    return workflow_inputs.run_files(
+        rules.train_budget_target.output.metrics, plan.budget_runs(config)
+    )
 
 
 def full_target_model(wildcards):
@@ -40,18 +19,10 @@ def full_target_model(wildcards):
     )
 
 
-def target_score_info(wildcards):
-    return json.dumps(
-        {"role": "target", "target": wildcards.target, "seed": int(wildcards.seed)}
-    )
-
-
 def all_target_score_files():
-    return [
-        rules.score_target.output.scores.format(**run)
-        for run in plan.target_runs(config)
-        if run["selection"] == plan.FULL
-    ]
+    return workflow_inputs.run_files(
+        rules.score_target.output.scores, plan.full_target_runs(config)
+    )
 
 
 def all_run_metrics():
@@ -60,9 +31,7 @@ def all_run_metrics():
 
 
 def all_run_histories():
-    return [
-        os.path.join(os.path.dirname(path), "history.csv") for path in all_run_metrics()
-    ]
+    return workflow_inputs.history_files(all_run_metrics())
 
 
 def correlation_files():
@@ -74,22 +43,15 @@ def correlation_files():
 
 def all_subset_files():
     """Every subset a target trains on: each proxy selection and random seed, at each fraction."""
-    subsets = {
-        (plan.subset_name(run["selection"], run["seed"]), run["fraction"])
-        for run in plan.target_runs(config)
-        if run["selection"] != plan.FULL
-    }
-    return [
-        rules.select_subset.output.subset.format(subset=subset, fraction=fraction)
-        for subset, fraction in sorted(subsets)
-    ]
+    return workflow_inputs.run_files(
+        rules.select_subset.output.subset, plan.target_subsets(config)
+    )
 
 
 def all_rank_files():
-    return [
-        rules.rank_examples.output.ranks.format(proxy=proxy, metric=metric)
-        for proxy, metric in map(plan.parse_selection, plan.proxy_selections(config))
-    ]
+    return workflow_inputs.run_files(
+        rules.rank_examples.output.ranks, plan.rankings(config)
+    )
 
 
 def subset_report_files():
@@ -100,8 +62,4 @@ def subset_report_files():
 
 
 def report_command():
-    """The command that writes this experiment's HTML report (--cores: the rules' threads need it)."""
-    words = ["snakemake", "--report", f"{RESULTS}/report.html", "--cores", "1"]
-    for path in workflow.config_settings.configfiles:
-        words += ["--configfile", str(path)]
-    return shlex.join(words)
+    return workflow_inputs.report_command(RESULTS, workflow.config_settings.configfiles)

@@ -1,4 +1,6 @@
-rule train_target:
+# A target run: train_proxy's command (proxy.smk) on the subset a selection chose, or on
+# all the data for the full-data baseline (no subset input, so no --subset option).
+use rule train_proxy as train_target with:
     input:
         unpack(target_subset),
         **rules.prepare_data.output,
@@ -10,18 +12,7 @@ rule train_target:
         f"{RESULTS}/logs/train_target/{{target}}/{{selection}}/{{fraction}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_target/{{target}}/{{selection}}/{{fraction}}/seed{{seed}}.tsv"
-    threads: torch_threads
-    resources:
-        gpu=torch_gpus,
     params:
-        model=target_model,
-        training=target_training,
-        subset=target_subset_args,
-        info=target_info,
-        data_dir=data_dir,
-        svp_version=SVP_VERSION,
-    shell:
-        "svp train --model {params.model:q} --training {params.training:q} --seed {wildcards.seed}"
-        " --data {params.data_dir:q} {params.subset} --model-out {output.model:q}"
-        " --history-out {output.history:q} --metrics-out {output.metrics:q} --info {params.info:q}"
-        " --threads {threads} > {log:q} 2>&1"
+        model=settings.target_model,
+        training=settings.target_training,
+        info=settings.target_info,
