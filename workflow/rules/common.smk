@@ -66,8 +66,14 @@ wildcard_constraints:
     seed=r"\d+",
     metric="|".join(METRICS),
     fraction=r"0\.\d+|1\.0",
-    selection=r"full|random|[A-Za-z0-9_]+-(" + "|".join(METRICS) + ")",
-    subset=r"random-\d+|[A-Za-z0-9_]+-(" + "|".join(METRICS) + ")",
+    selection=r"full|random|[A-Za-z0-9_]+-("
+    + "|".join(METRICS)
+    + ")"
+    + plan.KEEP_SUFFIX_PATTERN,
+    subset=r"random-\d+|[A-Za-z0-9_]+-("
+    + "|".join(METRICS)
+    + ")"
+    + plan.KEEP_SUFFIX_PATTERN,
 
 
 def proxy_model(wildcards):
@@ -105,7 +111,8 @@ def subset_source(wildcards):
 def subset_source_args(wildcards, input):
     data = f"--data {shlex.quote(os.path.dirname(input.labels))}"
     if "ranks" in input.keys():
-        return f"--ranks {shlex.quote(input.ranks)} {data}"
+        keep = plan.selection_keep(wildcards.subset)
+        return f"--ranks {shlex.quote(input.ranks)} --keep {keep} {data}"
     seed = wildcards.subset.split("-", 1)[1]
     return f"--random-seed {seed} {data}"
 
