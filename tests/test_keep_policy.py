@@ -177,3 +177,47 @@ def test_select_writes_the_keep_policy_and_refuses_it_for_random_subsets(tmp_pat
     assert "keep" not in read_parquet_metadata(tmp_path / "h.parquet")  # SVP's subsets as before
     with pytest.raises(ConfigError, match="needs a proxy's ranks"):
         select_subset(fraction=0.2, subset_out=tmp_path / "r.parquet", class_balanced=False, keep="easiest", random_seed=0)
+
+
+@pytest.mark.workflow
+def test_keep_policies_flow_through_the_workflow_on_digits(tmp_path):
+    """One tiny digits run with all three policies: their subsets, targets, summary rows
+    and subset diagnostics under their own names, SVP's under today's."""
+    import os
+    import yaml
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    training = {"batch_size": 64, "lr_schedule": [{"epochs": 1, "lr": 0.05}]}
+    config = {
+        "experiment": "keep",
+        "dataset": {"name": "digits"},
+        "proxies": {"cnn": {"model": "small_cnn", "seeds": [0, 1], "training": training}},
+        "targets": {"net": {"model": "small_cnn", "seeds": [0], "training": training}},
+        "selection": {"metrics": ["entropy"], "fractions": [0.3, 0.6, 1.0], "random": False,
+                      "keep": ["hardest", "easiest", {"middle": 0.1}]},
+    }
+    (tmp_path / "keep.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
+         "--cores", "2", "--resources", "gpu=1", "--configfile", str(tmp_path / "keep.yaml")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = tmp_path / "results/keep"
+    ranks = pd.read_parquet(results / "ranks/cnn-entropy.parquet").set_index("index")["rank"]
+    n = len(ranks)
+    names = ["cnn-entropy", "cnn-entropy-easiest", "cnn-entropy-middle0.1"]
+    subsets = {name: [pd.read_parquet(results / f"subsets/{name}/{f}.parquet")["index"] for f in ("0.3", "0.6")] for name in names}
+    for small, large in subsets.values():
+        assert set(small) <= set(large)
+    hardest, easiest, middle = (ranks[subsets[name][0]] for name in names)
+    k = len(hardest)
+    assert sorted(hardest) == list(range(k)) and sorted(easiest) == list(range(n - k, n))
+    assert middle.min() == round(0.1 * n) and middle.max() == round(0.1 * n) + len(middle) - 1
+    summary = pd.read_csv(results / "summary.csv")
+    assert set(summary["selection"]) == {*names, "full"}
+    assert set(summary.loc[summary["selection"] != "full", "metric"]) == {"entropy"}
+    table = pd.read_csv(results / "report/subsets.csv")
+    assert set(table["selection"]) == {*names, "full"}
+    assert table.loc[table["selection"] != "full", "proxy_runs"].eq(2).all()  # each found its ranks

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from svp.selection.ranking import ranks_from_scores
-from svp.selection.orders import random_ranks, selection_order, subset_size
+from svp.selection.orders import random_ranks, selection_order, smallest_subset, subset_size
 
 
 @pytest.mark.parametrize(
@@ -93,6 +93,8 @@ def test_class_balanced_keeps_every_class_within_one_example_of_its_share_on_lon
     assert sorted(order.tolist()) == list(range(len(labels)))
     assert _worst_quota_miss(order, labels) < 1.0
     # Plain due-time interleaving (what svp did before) misses by up to 2.5 and 1.475 examples here.
+    if class_sizes == _cifar10_lt_sizes():
+        assert smallest_subset(class_sizes, class_balanced=True) == 36  # every class present (README)
     if class_sizes[:2] == [10, 1]:
         assert np.bincount(labels[order[:5]], minlength=11)[0] in (2, 3)
 
