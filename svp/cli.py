@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--fraction", type=_fraction, required=True)
     select.add_argument("--out", required=True)
     select.add_argument("--class-balanced", action="store_true")
+    select.add_argument("--keep", default="hardest", help="with --ranks: hardest (default), easiest or middle<p>, e.g. middle0.1")
     source = select.add_mutually_exclusive_group(required=True)
     source.add_argument("--ranks", help="combined ranks parquet (proxy selection)")
     source.add_argument("--random-seed", type=_seed, help="seed of a random selection")
@@ -230,6 +231,7 @@ def _select(args: argparse.Namespace) -> None:
         fraction=args.fraction,
         subset_out=args.out,
         class_balanced=args.class_balanced,
+        keep=args.keep,
         ranks_file=args.ranks,
         data_dir=args.data,
         random_seed=args.random_seed,

@@ -139,7 +139,7 @@ def _describe(error) -> str:
         return f"config key '{where}': {error.instance!r} is not allowed; allowed values: {error.validator_value}"
     if error.validator == "type":
         return f"config key '{where}': {_describe_type_error(error.instance, error.validator_value)}"
-    if error.validator in ("pattern", "maxLength") and "description" in error.schema:
+    if error.validator in ("pattern", "maxLength", "anyOf") and "description" in error.schema:
         return f"config key '{where}': {_shown(error.instance)} is not allowed; {error.schema['description'].strip()}"
     return f"config key '{where}': {error.message}"
 

@@ -1,6 +1,7 @@
 """Which runs an experiment asks for, and how they are named in file paths.
 
 Selections are named ``<proxy>-<metric>`` (top of that proxy's combined ranking),
+``<proxy>-<metric>-<keep>`` for another keep policy (``easiest``, ``middle<p>``),
 ``random`` (a random subset, drawn anew for each target seed), ``full`` (the whole
 training set, the baseline every speed-up is measured against) and, with
 ``report.budget_matched``, ``budget`` (the whole training set for as many SGD steps as
@@ -12,15 +13,34 @@ from __future__ import annotations
 import math
 
 from svp.config import format_fraction
+from svp.selection.orders import HARDEST, keep_name
 
 RANDOM = "random"
 FULL = "full"
 BUDGET = "budget"
 FULL_FRACTION = format_fraction(1.0)
+# What a keep policy adds to a proxy selection's name (none for hardest): for wildcard patterns.
+KEEP_SUFFIX_PATTERN = r"(-easiest|-middle0\.\d+)?"
+
+
+def keep_names(config: dict) -> list[str]:
+    """The names of the keep policies ``selection.keep`` gives (one, or a list)."""
+    keep = config["selection"].get("keep", HARDEST)
+    return [keep_name(policy) for policy in (keep if isinstance(keep, list) else [keep])]
+
+
+def selection_name(proxy: str, metric: str, keep: str = HARDEST) -> str:
+    """``<proxy>-<metric>``, with ``-<keep>`` unless it keeps the hardest first (SVP's default)."""
+    return f"{proxy}-{metric}" if keep == HARDEST else f"{proxy}-{metric}-{keep}"
 
 
 def proxy_selections(config: dict) -> list[str]:
-    return [f"{proxy}-{metric}" for proxy in config["proxies"] for metric in config["selection"]["metrics"]]
+    return [
+        selection_name(proxy, metric, keep)
+        for proxy in config["proxies"]
+        for metric in config["selection"]["metrics"]
+        for keep in keep_names(config)
+    ]
 
 
 def selections(config: dict) -> list[str]:
@@ -31,8 +51,14 @@ def parse_selection(selection: str) -> tuple[str | None, str | None]:
     """(proxy, metric) of a proxy selection; (None, None) for random and full."""
     if selection in (RANDOM, FULL) or selection.startswith(f"{RANDOM}-"):
         return None, None
-    proxy, metric = selection.rsplit("-", 1)
+    proxy, metric, *_ = selection.split("-", 2)  # run names hold no '-'
     return proxy, metric
+
+
+def selection_keep(selection: str) -> str:
+    """The keep policy of a proxy selection's name: the part after ``<proxy>-<metric>-``, else hardest."""
+    parts = selection.split("-", 2)
+    return parts[2] if len(parts) == 3 else HARDEST
 
 
 def subset_fractions(config: dict) -> list[str]:

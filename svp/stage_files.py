@@ -31,6 +31,9 @@ REMAKE = {
     "runs": "rerun `svp report runs` (the tabulate_runs rule) to remake it",
     "subsets table": "rerun `svp report subsets` (the tabulate_subsets rule) to remake it",
 }
+# A ranks file's column of one proxy run's own ranks: rank_seed<k>, or rank_<file name> for
+# scores that carry no seed (computed by other tools).
+RUN_RANK_PREFIX = "rank_"
 # The columns each CSV table must have for the commands that read it.
 TABLE_COLUMNS = {
     "summary": ("target", "selection", "proxy", "metric", "fraction", "runs", "error_mean", "error_std", "proxy_seconds",
@@ -179,11 +182,34 @@ def _labels(path: str | Path, table: pa.Table, kind: str, expected: np.ndarray |
 
 def read_scores(path: str | Path, metrics: tuple[str, ...] = (), with_correct: bool = False) -> dict[str, np.ndarray]:
     """A score file's ``index``, ``label``, the ``metrics`` asked for (finite floats) and,
-    with ``with_correct``, ``correct`` (bool): one row per training example, in index order."""
+    with ``with_correct``, ``correct`` (bool): one row per training example, in index order.
+
+    Any parquet with these columns will do: svp's own, or one written by other code. Its
+    rows may come in any order when ``index`` holds each of 0..N-1 once.
+    """
     columns = ["index", "label", *metrics, *(["correct"] if with_correct else [])]
+    names = read_schema(path, "scores").names
+    missing = [column for column in columns if column not in names]
+    if missing:
+        hint = (
+            " (a DataFrame's index is not stored as a column: write it with reset_index() first)"
+            if "index" in missing else ""
+        )
+        raise StageInputError(
+            f"{path}: no column {', '.join(map(repr, missing))}{hint}. A score file needs the columns "
+            f"{', '.join(columns)}: one row per training example, its index 0..N-1, its label (class number)"
+            f"{' and its uncertainty (higher = more uncertain)' if metrics else ''}; this file has "
+            f"{', '.join(names) or 'no columns'}. Write such a file, or {REMAKE['scores']}"
+        )
     table = read_columns(path, columns, "scores")
+    index = whole_numbers(path, table, "index", "scores")
+    if index.size and not np.array_equal(index, np.arange(len(index))) and np.array_equal(np.sort(index), np.arange(len(index))):
+        table = table.take(np.argsort(index))  # rows of another tool's file, in any order
     result = {"index": _one_row_per_example(path, table, "scores", None), "label": _labels(path, table, "scores", None)}
     for metric in metrics:
+        kind = table.column(metric).type
+        if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+            raise StageInputError(f"{path}: column {metric!r} holds {kind} values, not numbers; {REMAKE['scores']}")
         values = table.column(metric).to_numpy(zero_copy_only=False).astype(np.float64)
         _finite(
             path, values, metric, "scores",
@@ -202,9 +228,9 @@ def read_scores(path: str | Path, metrics: tuple[str, ...] = (), with_correct: b
 def read_ranks(path: str | Path, labels: np.ndarray | None = None) -> "pd.DataFrame":
     """A ranks file, checked: one row per training example in index order (as many as
     ``labels``, and with their labels, when given), ranks a permutation of 0..N-1 in
-    ``rank`` and every ``rank_seed<k>``, finite ``score_mean`` and ``correct_mean`` in [0, 1]."""
+    ``rank`` and every ``rank_<run>`` (``rank_seed<k>``), finite ``score_mean`` and ``correct_mean`` in [0, 1]."""
     names = read_schema(path, "ranks").names
-    seeds = tuple(name for name in names if name.startswith("rank_seed"))
+    seeds = tuple(name for name in names if name.startswith(RUN_RANK_PREFIX))
     table = read_columns(path, ["index", "label", "rank"], "ranks", optional=("score_mean", "correct_mean", *seeds))
     index = _one_row_per_example(path, table, "ranks", None if labels is None else len(labels))
     _labels(path, table, "ranks", labels)

@@ -98,7 +98,10 @@ def subset_source_args(subset: str, ranks: str | None, labels: str) -> str:
     """``svp select``'s source options: the ranking, or the random seed; and the data folder."""
     data = f"--data {shlex.quote(os.path.dirname(labels))}"
     if ranks is not None:
-        return f"--ranks {shlex.quote(ranks)} {data}"
+        # The default policy adds nothing, so default selections' commands (and caches) stay as they were.
+        keep = plan.selection_keep(subset)
+        policy = "" if keep == plan.HARDEST else f" --keep {keep}"
+        return f"--ranks {shlex.quote(ranks)}{policy} {data}"
     seed = subset.split("-", 1)[1]
     return f"--random-seed {seed} {data}"
 

@@ -55,7 +55,7 @@ CASES = {
     ),
     "unknown key": (
         lambda t: _config(t, **{"selection.bogus": 1}),
-        ["unknown config key 'selection.bogus'; allowed keys here: class_balanced, fractions, metrics, random"],
+        ["unknown config key 'selection.bogus'; allowed keys here: class_balanced, fractions, keep, metrics, random"],
     ),
     "unknown model": (
         lambda t: _config(t, **{"targets.big.model": "resnet9000"}),

@@ -1,6 +1,6 @@
 import numpy as np
 
-from svp.selection.ranking import combine_ranks, positions_of, ranks_from_scores
+from svp.selection.ranking import average_ranks, combine_ranks, positions_of, ranks_from_scores
 
 
 def test_rank_zero_is_the_most_uncertain_and_ties_go_to_the_lower_index():
@@ -50,3 +50,38 @@ def test_fast_sorts_equal_a_stable_sort_with_ties_and_nans():
     run_ranks = np.stack([ranks_from_scores(rng.integers(0, 3, 500)) for _ in range(4)])
     expected = positions_of(np.argsort(run_ranks.mean(axis=0), kind="stable"))
     np.testing.assert_array_equal(combine_ranks(run_ranks), expected)
+
+
+def test_average_ranks_share_the_mean_position_of_their_ties():
+    scores = np.array([0.5, 0.9, 0.5, 0.1, 0.5])
+    np.testing.assert_array_equal(average_ranks(scores), [2.0, 0.0, 2.0, 4.0, 2.0])
+    untied = np.random.default_rng(0).random(100)
+    np.testing.assert_array_equal(average_ranks(untied), ranks_from_scores(untied))
+
+
+def test_a_collapsed_run_no_longer_pulls_the_combination_toward_low_indices():
+    """A run whose scores all tie (a collapsed proxy) adds the same rank to every example,
+    so the combination follows the informative runs alone; ties broken by index would
+    have moved the low indices up."""
+    rng = np.random.default_rng(0)
+    informative = [rng.random(1000) for _ in range(2)]
+    collapsed = np.zeros(1000)
+    alone = combine_ranks(np.stack([average_ranks(s) for s in informative]))
+    with_collapsed = combine_ranks(np.stack([average_ranks(s) for s in [*informative, collapsed]]))
+    np.testing.assert_array_equal(with_collapsed, alone)
+    by_index = combine_ranks(np.stack([ranks_from_scores(s) for s in [*informative, collapsed]]))
+    top = np.argsort(by_index)[:100]
+    assert np.mean(top) < 350  # the old tie-break's bias, which average ranks remove
+    assert 400 < np.mean(np.argsort(with_collapsed)[:100]) < 600
+
+
+def test_least_confidence_and_margin_saturate_where_entropy_keeps_its_resolution():
+    """Logit gaps of 40 and 45: least confidence and margin are exactly 0 in float64 for
+    both, so only entropy still tells them apart (the README's claim)."""
+    from svp.selection.uncertainty import uncertainty_from_logits
+
+    logits = np.zeros((2, 10))
+    logits[:, 0] = [40.0, 45.0]
+    scores = uncertainty_from_logits(logits)
+    assert np.all(scores["least_confidence"] == 0) and np.all(scores["margin"] == 0)
+    assert scores["entropy"][0] > scores["entropy"][1] > 0

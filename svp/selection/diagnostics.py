@@ -43,7 +43,7 @@ from svp.config import format_fraction
 from svp.io import atomic_path, read_json
 from svp.parquet import read_parquet_metadata
 from svp.plan import FULL
-from svp.selection.orders import selection_order, subset_size
+from svp.selection.orders import HARDEST, selection_order, subset_size
 
 # A subset holding a class at less than this share of its share of the data gets a warning.
 MIN_SHARE_RATIO = 0.5
@@ -122,15 +122,18 @@ def class_composition(subset_labels, all_labels, num_classes: int | None = None)
 
 
 def run_ranks(ranks: pd.DataFrame) -> dict[str, np.ndarray]:
-    """{'seed<k>': ranks} of every single proxy run in a ranks table (its ``rank_seed<k>`` columns)."""
-    return {column.removeprefix("rank_"): ranks[column].to_numpy() for column in ranks.columns if column.startswith("rank_seed")}
+    """{'seed<k>' (or a score file's name): ranks} of every single proxy run in a ranks table (its ``rank_<run>`` columns)."""
+    prefix = stage_files.RUN_RANK_PREFIX
+    return {column.removeprefix(prefix): ranks[column].to_numpy() for column in ranks.columns if column.startswith(prefix)}
 
 
-def single_run_subsets(runs: dict[str, np.ndarray], labels, fraction: float, class_balanced: bool) -> dict[str, np.ndarray]:
+def single_run_subsets(
+    runs: dict[str, np.ndarray], labels, fraction: float, class_balanced: bool, keep: str = HARDEST
+) -> dict[str, np.ndarray]:
     """The subset of ``fraction`` each single run would have chosen alone, by the selection's own rule."""
     labels = _labels(labels)
     size = subset_size(fraction, len(labels))
-    return {run: selection_order(ranks, labels, class_balanced)[:size] for run, ranks in runs.items()}
+    return {run: selection_order(ranks, labels, class_balanced, keep)[:size] for run, ranks in runs.items()}
 
 
 def jaccard(first, second) -> float:
@@ -162,6 +165,7 @@ def describe_subset(
     *,
     fraction: float,
     class_balanced: bool,
+    keep: str = HARDEST,
     runs: dict[str, np.ndarray] | None = None,
     correct_mean: np.ndarray | None = None,
     num_classes: int | None = None,
@@ -179,7 +183,7 @@ def describe_subset(
     if correct_mean is not None and len(correct_mean) != len(labels):
         raise ValueError(f"{len(correct_mean)} proxy predictions for {len(labels)} training examples")
     runs = runs or {}
-    single = single_run_subsets(runs, labels, fraction, class_balanced) if runs else {}
+    single = single_run_subsets(runs, labels, fraction, class_balanced, keep) if runs else {}
     no_proxy = correct_mean is None
     return {
         **class_composition(labels[index], labels, num_classes),
@@ -289,7 +293,8 @@ def _subset_facts(path: str | Path, n_examples: int) -> tuple[np.ndarray, np.nda
         raise StageInputError(f"{path}: no fraction and class_balanced in its metadata; write subsets with `svp select`") from None
     has_labels = "label" in stage_files.read_schema(path, "subset").names
     labels = stage_files.whole_numbers(path, stage_files.read_columns(path, ["label"], "subset"), "label", "subset") if has_labels else None
-    return index, labels, {**info, "fraction": fraction, "class_balanced": class_balanced}
+    # Subsets written before keep policies existed kept the hardest first.
+    return index, labels, {**info, "fraction": fraction, "class_balanced": class_balanced, "keep": info.get("keep", HARDEST)}
 
 
 def diagnose_subsets(
@@ -319,11 +324,11 @@ def diagnose_subsets(
         if info.get("n_total", len(labels)) != len(labels):
             raise StageInputError(f"{path}: selected from {info['n_total']:,} examples, but the training data has {len(labels):,}; rerun the selection")
         proxy, metric = plan.parse_selection(subset) if "-" in subset else (None, None)
-        ranks = ranks_by_selection.get(subset)
+        ranks = ranks_by_selection.get(f"{proxy}-{metric}")
         if proxy and ranks is None:
-            notes.append(f"{path}: no ranks file {subset}.parquet given; the proxy runs' Jaccard is left empty")
+            notes.append(f"{path}: no ranks file {proxy}-{metric}.parquet given; the proxy runs' Jaccard is left empty")
         description = describe_subset(
-            index, labels, fraction=info["fraction"], class_balanced=info["class_balanced"],
+            index, labels, fraction=info["fraction"], class_balanced=info["class_balanced"], keep=info["keep"],
             runs=run_ranks(ranks) if ranks is not None else None, correct_mean=correct_by_proxy.get(proxy), num_classes=n_classes,
         )
         if subset_labels is not None and not np.array_equal(subset_labels, labels[index]):

@@ -1,7 +1,11 @@
 """Turn uncertainty scores into example orders, and combine the orders of several runs.
 
-A rank is a position: rank 0 is the most uncertain example. Ties are broken by the
-example index so every order is fully determined by the scores.
+A rank is a position: rank 0 is the most uncertain example. A single run's order breaks
+ties by the example index, so it is fully determined by the scores. Rank combination
+instead gives tied examples their average rank (a Borda count): a run whose scores all
+tie (a collapsed proxy, or least confidence and margin saturated at 0) then adds the same
+to every example instead of pulling the combined order toward low indices. Only the
+combined order's own ties (equal mean ranks) go to the lower index.
 
 Both sorts here give exactly what a stable sort would, through NumPy's default sort,
 which is not stable but 2 to 3 times faster (vectorised): ties are rare among float
@@ -18,6 +22,29 @@ import numpy as np
 def ranks_from_scores(scores: np.ndarray) -> np.ndarray:
     """Rank of each example when sorted by decreasing score (0 = most uncertain)."""
     return positions_of(_order_with_ties_by_index(-np.asarray(scores, dtype=np.float64)))
+
+
+def average_ranks(scores: np.ndarray) -> np.ndarray:
+    """Rank of each example by decreasing score, tied examples sharing the mean of their
+    positions (0-based; multiples of 1/2), as ``scipy.stats.rankdata(-scores) - 1``.
+
+    Without ties it equals ``ranks_from_scores``. NaNs rank last, tied with each other.
+    """
+    keys = -np.asarray(scores, dtype=np.float64)
+    order = np.argsort(keys)  # any order of equal keys will do: they share one rank
+    ordered = keys[order]
+    tied = ordered[1:] == ordered[:-1]
+    if len(ordered) and np.isnan(ordered[-1]):
+        tied |= np.isnan(ordered[1:]) & np.isnan(ordered[:-1])
+    ranks = np.empty(len(keys), dtype=np.float64)
+    if not tied.any():
+        ranks[order] = np.arange(len(keys), dtype=np.float64)
+        return ranks
+    starts = np.flatnonzero(np.concatenate(([True], ~tied)))  # first position of each run of equal keys
+    ends = np.append(starts[1:], len(keys))
+    group = np.cumsum(np.concatenate(([1], ~tied))) - 1
+    ranks[order] = ((starts + ends - 1) / 2)[group]
+    return ranks
 
 
 def _order_with_ties_by_index(keys: np.ndarray) -> np.ndarray:
@@ -51,16 +78,18 @@ def positions_of(order: np.ndarray) -> np.ndarray:
 def combine_ranks(run_ranks: np.ndarray) -> np.ndarray:
     """Rank combination (paper, section 4.2): average each example's rank over runs, re-rank.
 
-    ``run_ranks`` has shape ``(runs, examples)``; the result is a rank per example,
-    0 for the lowest mean rank, i.e. the example the runs agree is most uncertain.
+    ``run_ranks`` has shape ``(runs, examples)``: positions, or ``average_ranks`` (whose
+    ties share a rank); the result is a rank per example, 0 for the lowest mean rank, i.e.
+    the example the runs agree is most uncertain, equal means in index order.
     """
     run_ranks = np.atleast_2d(np.asarray(run_ranks))
     runs, n = run_ranks.shape
-    if np.issubdtype(run_ranks.dtype, np.integer) and n and run_ranks.min() >= 0 and run_ranks.max() < n:
-        # The mean orders as the sum does, a whole number below runs x n: sorted with the
+    doubled = run_ranks * 2  # average ranks are multiples of 1/2: twice them are whole numbers
+    if n and doubled.min() >= 0 and doubled.max() < 2 * n and np.array_equal(doubled, np.round(doubled)):
+        # The mean orders as the sum does, a whole number below 2 x runs x n: sorted with the
         # index as the tie-break, in one key that fits an int64 for any realistic n.
-        total = run_ranks.sum(axis=0, dtype=np.int64)
-        if runs * n < np.iinfo(np.int64).max // max(n, 1):
+        total = doubled.astype(np.int64).sum(axis=0, dtype=np.int64)
+        if 2 * runs * n < np.iinfo(np.int64).max // max(n, 1):
             return positions_of(np.argsort(total * n + np.arange(n, dtype=np.int64)))
     mean_rank = run_ranks.mean(axis=0)
     return positions_of(np.argsort(mean_rank, kind="stable"))

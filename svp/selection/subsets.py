@@ -16,13 +16,34 @@ from svp.selection import diagnostics
 from svp.config import fraction_problem
 from svp.errors import ConfigError, StageInputError
 from svp.parquet import read_parquet_metadata, write_parquet
-from svp.selection.ranking import combine_ranks, ranks_from_scores
-from svp.selection.orders import random_ranks, selection_order, subset_size
+from svp.selection.ranking import average_ranks, combine_ranks, ranks_from_scores
+from svp.selection.orders import HARDEST, parse_keep, random_ranks, selection_order, subset_size
 from svp.selection.uncertainty import METRICS
 
 
+def run_names(score_files: list[str | Path]) -> list[str]:
+    """A name per proxy run: ``seed<k>`` from the seed svp stores in a score file, else the
+    file's name without ``.parquet`` (its path where two files share a name), for scores
+    computed by other tools."""
+    seeds = [read_parquet_metadata(path).get("seed") for path in score_files]
+    stems = [Path(path).stem for path in score_files]
+    by_file = stems if len(set(stems)) == len(stems) else [str(path) for path in score_files]
+    names = [f"seed{seed}" if seed is not None else name for seed, name in zip(seeds, by_file)]
+    for position, name in enumerate(names):
+        if name in names[:position]:
+            first = score_files[names.index(name)]
+            what = f"seed {seeds[position]}" if seeds[position] is not None else f"run name {name!r}"
+            raise StageInputError(f"{score_files[position]}: {what} again (also {first}); give each proxy run's scores once")
+    return names
+
+
 def rank_runs(*, score_files: list[str | Path], metric: str, ranks_out: str | Path, run_info: dict | None = None) -> pd.DataFrame:
-    """Rank examples by ``metric`` in each proxy run, and combine the runs' ranks."""
+    """Rank examples by ``metric`` in each proxy run, and combine the runs' ranks.
+
+    A score file is any parquet with ``index``, ``label`` and the metric's column (svp's
+    own, or one written by other code); ``rank_<run>`` holds each run's own order (ties by
+    index), ``rank`` their combination, in which tied examples share their average rank.
+    """
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     runs = [
@@ -37,21 +58,15 @@ def rank_runs(*, score_files: list[str | Path], metric: str, ranks_out: str | Pa
             )
         if not np.array_equal(run["label"], runs[0]["label"]):
             raise StageInputError(f"{path}: labels differ from {score_files[0]}; were the runs scored on the same data?")
-    seeds = [read_parquet_metadata(path).get("seed", Path(path).stem) for path in score_files]
-    for position, seed in enumerate(seeds):
-        if seed in seeds[:position]:
-            raise StageInputError(
-                f"{score_files[position]}: seed {seed} again (also {score_files[seeds.index(seed)]}); "
-                "give each proxy run's scores once"
-            )
-    run_ranks = np.stack([ranks_from_scores(run[metric]) for run in runs])
-    ranked = pd.DataFrame({"index": runs[0]["index"], "label": runs[0]["label"], "rank": combine_ranks(run_ranks)})
+    names = run_names(score_files)
+    combined = combine_ranks(np.stack([average_ranks(run[metric]) for run in runs]))
+    ranked = pd.DataFrame({"index": runs[0]["index"], "label": runs[0]["label"], "rank": combined})
     ranked["score_mean"] = np.mean([run[metric] for run in runs], axis=0)
     if all("correct" in run for run in runs):
         # Per example, the share of runs that predicted its label: the subsets' diagnostics use it.
         ranked["correct_mean"] = np.mean([run["correct"].astype(np.float64) for run in runs], axis=0)
-    for seed, ranks in zip(seeds, run_ranks):
-        ranked[f"rank_seed{seed}"] = ranks
+    for name, run in zip(names, runs):
+        ranked[f"{stage_files.RUN_RANK_PREFIX}{name}"] = ranks_from_scores(run[metric])
     write_parquet(ranked, ranks_out, {**(run_info or {}), "metric": metric, "runs": [str(p) for p in score_files]})
     return ranked
 
@@ -61,6 +76,7 @@ def select_subset(
     fraction: float,
     subset_out: str | Path,
     class_balanced: bool,
+    keep: str = HARDEST,
     ranks_file: str | Path | None = None,
     data_dir: str | Path | None = None,
     random_seed: int | None = None,
@@ -68,12 +84,16 @@ def select_subset(
 ) -> pd.DataFrame:
     """Write the examples of one subset, in selection order (most valuable first).
 
-    With ``ranks_file`` the order follows the combined proxy ranks; with ``random_seed``
-    it is a random order (labels read from ``data_dir``; with ``ranks_file`` they are
-    checked against the ranks). Fraction 1.0 keeps everything.
+    With ``ranks_file`` the order follows the combined proxy ranks, from the end the keep
+    policy ``keep`` names (``svp.selection.orders.keep_order``); with ``random_seed`` it is
+    a random order (labels read from ``data_dir``; with ``ranks_file`` they are checked
+    against the ranks). Fraction 1.0 keeps everything.
     """
     if (ranks_file is None) == (random_seed is None):
         raise ValueError("give exactly one of ranks_file (proxy selection) and random_seed (random selection)")
+    parse_keep(keep)  # refused before any file is read
+    if random_seed is not None and keep != HARDEST:
+        raise ConfigError(f"keep policy {keep!r} needs a proxy's ranks (--ranks); a random order has no hard or easy end")
     runs, correct_mean = {}, None
     if ranks_file is not None:
         # Checked against the training labels when the data is given: a ranks file cut short would select from part of it.
@@ -87,10 +107,10 @@ def select_subset(
     # Config validation checks this only for data sets whose size it knows.
     if problem := fraction_problem(fraction, np.unique(labels, return_counts=True)[1], class_balanced):
         raise StageInputError(f"config key selection.fractions: {problem}")
-    order = selection_order(ranks, labels, class_balanced)[: subset_size(fraction, len(labels))]
+    order = selection_order(ranks, labels, class_balanced, keep)[: subset_size(fraction, len(labels))]
     subset = pd.DataFrame({"index": order.astype(np.int64), "label": labels[order]})
     description = diagnostics.describe_subset(
-        order, labels, fraction=fraction, class_balanced=class_balanced, runs=runs, correct_mean=correct_mean
+        order, labels, fraction=fraction, class_balanced=class_balanced, keep=keep, runs=runs, correct_mean=correct_mean
     )
     out = Path(subset_out)
     # The workflow's subsets/<name>/<fraction>.parquet is named by its folder; any other file by its path.
@@ -103,6 +123,8 @@ def select_subset(
             **(run_info or {}),
             "fraction": fraction,
             "class_balanced": class_balanced,
+            # Only another policy is recorded: SVP's default subsets stay as they were.
+            **({} if keep == HARDEST else {"keep": keep}),
             "n_total": len(labels),
             "diagnostics": diagnostics.metadata(description, warning),
         },

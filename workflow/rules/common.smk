@@ -73,8 +73,14 @@ wildcard_constraints:
     seed=r"\d+",
     metric="|".join(METRICS),
     fraction=r"0\.\d+|1\.0",
-    selection=r"full|random|[A-Za-z0-9_]+-(" + "|".join(METRICS) + ")",
-    subset=r"random-\d+|[A-Za-z0-9_]+-(" + "|".join(METRICS) + ")",
+    selection=r"full|random|[A-Za-z0-9_]+-("
+    + "|".join(METRICS)
+    + ")"
+    + plan.KEEP_SUFFIX_PATTERN,
+    subset=r"random-\d+|[A-Za-z0-9_]+-("
+    + "|".join(METRICS)
+    + ")"
+    + plan.KEEP_SUFFIX_PATTERN,
 
 
 # Callables of a job's wildcards and inputs, for the rules' input and params.
