@@ -96,3 +96,24 @@ def test_a_model_pt_must_hold_what_its_models_trainer_wrote(digits, tmp_path):
         torch.save(checkpoint, tmp_path / name)
         with pytest.raises(StageInputError, match=f"{name}: not a model checkpoint written by `svp train`"):
             read_model_checkpoint(tmp_path / name)
+
+
+def test_scores_come_from_float32_logits_whatever_the_training_precision(digits, tmp_path, monkeypatch):
+    """On CUDA a run trains and evaluates under bfloat16 autocast; its scores must not."""
+    from svp.training import loop, torch_trainer
+
+    asked = []
+
+    def recording_predict_logits(model, data, batch_size, mixed_precision=None):
+        asked.append(mixed_precision)  # None: left to predict_logits' default, which may change
+        return loop.predict_logits(model, data, batch_size, bool(mixed_precision))
+
+    monkeypatch.setattr(torch_trainer, "predict_logits", recording_predict_logits)
+    run = tmp_path / "run"
+    train_run(
+        model_name="small_cnn", training={**TRAINING, "mixed_precision": True}, seed=0, data_dir=digits,
+        model_out=run / "model.pt", history_out=run / "history.csv", metrics_out=run / "metrics.json", threads=1,
+    )
+    asked.clear()
+    score_run(checkpoint=run / "model.pt", data_dir=digits, scores_out=tmp_path / "scores.parquet")
+    assert asked == [False]

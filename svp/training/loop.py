@@ -294,9 +294,13 @@ def autocast(device: torch.device, enabled: bool):
 
 @torch.no_grad()
 def predict_logits(
-    model: torch.nn.Module, data: ImageData | TextData, batch_size: int, mixed_precision: bool = True
+    model: torch.nn.Module, data: ImageData | TextData, batch_size: int, mixed_precision: bool = False
 ) -> torch.Tensor:
-    """Logits for every example of ``data``, in order, on un-augmented inputs (float32, CPU)."""
+    """Logits for every example of ``data``, in order, on un-augmented inputs, on the CPU.
+
+    With ``mixed_precision`` (on CUDA) the model runs under bfloat16 autocast, as the test
+    evaluation of a run trained that way does; otherwise in float32, as scoring always does.
+    """
     model.eval()
     device = data.device
     outputs = []
