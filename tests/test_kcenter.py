@@ -2,6 +2,8 @@
 2-approximation bound against a brute-forced optimum, determinism, and bad inputs."""
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -187,8 +189,5 @@ def test_bad_batch_size():
 
 def test_importing_the_module_imports_no_torch():
     """Stages that only read subsets may import svp.selection; torch costs seconds to import."""
-    import subprocess
-    import sys
-
     probe = "import sys, svp.selection.kcenter; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"

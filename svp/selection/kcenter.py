@@ -68,17 +68,17 @@ def k_center_greedy(
         return np.empty(0, dtype=np.int64)
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
 
-    rows = min(n_points, int(batch_size))
-    # Centred in float64 on the host, one block at a time so that a float32 pool never
-    # has a float64 copy; only float32 reaches the device.
+    rows = min(n_points, int(batch_size))  # pool rows per block of distances to one centre
+    # Centred in float64 on the host, batch_size values at a time, so that a float32 pool
+    # never has a whole float64 copy; only float32 reaches the device.
+    copy_rows = max(1, min(n_points, int(batch_size) // points.shape[1]))
     x = torch.empty((n_points, points.shape[1]), dtype=torch.float32, device=device)
-    for start in range(0, n_points, rows):
-        block = np.asarray(points[start : start + rows], dtype=np.float64) - mean
-        x[start : start + rows] = torch.from_numpy(block.astype(np.float32)).to(device)
     squared_norms = torch.empty(n_points, dtype=torch.float32, device=device)
-    for start in range(0, n_points, rows):
-        block = x[start : start + rows]
-        squared_norms[start : start + rows] = (block * block).sum(dim=1)
+    for start in range(0, n_points, copy_rows):
+        centred = np.asarray(points[start : start + copy_rows], dtype=np.float64) - mean
+        block = torch.from_numpy(centred.astype(np.float32)).to(device)
+        x[start : start + copy_rows] = block
+        squared_norms[start : start + copy_rows] = (block * block).sum(dim=1)
 
     # Chosen points hold -1: a fresh distance is clamped to >= 0, so minimum() keeps them
     # at -1 and argmax never picks them again (not even when all the rest are at 0).
@@ -108,6 +108,16 @@ def _lower_to_centres(x, squared_norms, nearest, centres, rows: int, batch_size:
     """nearest = min(nearest, squared distance to each of ``centres``), block by block."""
     import torch
 
+    if len(centres) == 1:
+        # The greedy step: a matrix-vector product per block, with no (rows, 1) temporaries.
+        c = x.index_select(0, centres)[0]
+        c_norm = squared_norms.index_select(0, centres)
+        for start in range(0, len(x), rows):
+            stop = min(start + rows, len(x))
+            d2 = torch.addmv(squared_norms[start:stop], x[start:stop], c, alpha=-2.0).add_(c_norm)
+            d2.clamp_(min=0.0)  # rounding can take it just below 0 for near-equal points
+            torch.minimum(nearest[start:stop], d2, out=nearest[start:stop])
+        return
     per_chunk = max(1, batch_size // rows)
     for first in range(0, len(centres), per_chunk):
         chunk = centres[first : first + per_chunk]
