@@ -16,7 +16,8 @@ fewer than ``--budget`` where the dense method would take too long), and svp als
 
 Each method runs once per size, in a fresh process of its own, so that one's peak memory
 cannot hide the other's: its seconds, and its peak resident memory (getrusage) above
-what the process held before the call (the embeddings, NumPy, and torch for svp). Both
+what the process held before the call (the embeddings, NumPy, and torch for svp; each
+method is first run on 10 points, so that its libraries are loaded). Both
 run on 1 thread: ``cdist`` has only one, and on a shared 2-core machine torch's 2-thread
 pool waits milliseconds per small operation for a core. The two methods' picks are
 compared (float32 against float64 distances, so near-ties may go either way).
@@ -86,6 +87,13 @@ def worker(method: str, points: int, dims: int, budget: int, initial: int, seed:
         run = lambda: k_center_greedy(x, budget, initial=start, device="cpu")  # noqa: E731
     else:
         run = lambda: dense_k_center(x, start, budget)  # noqa: E731
+    # Warmed up on 10 points first: the libraries' first calls (scipy's import, torch's
+    # kernels and allocator) are not memory that either method needs per point.
+    tiny, tiny_start = embeddings(10, dims, 2, seed)
+    if method == "svp":
+        k_center_greedy(tiny, 3, initial=tiny_start, device="cpu")
+    else:
+        dense_k_center(tiny, tiny_start, 3)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     began = time.perf_counter()
     picks = run()
