@@ -22,8 +22,10 @@ import numpy as np
 
 from svp.errors import ConfigError, StageInputError
 
-# Distances computed at once (rows x centres): bounds the temporary memory to 16 MiB of
-# float32 while keeping each block large enough for BLAS (a 50,000-point pool is one block).
+# Distances computed at once (rows x centres), and values centred at once: a block large
+# enough for BLAS (a 50,000-point pool is one block). The temporaries are a few arrays of
+# that many values, about 140 MiB at most in all (bench/kcenter.py, 64 dimensions, 1,000
+# initial centres); a smaller batch_size makes them smaller, at some cost in speed.
 DEFAULT_BATCH_SIZE = 1 << 22
 
 
