@@ -4,7 +4,8 @@
 - ``ranking``: per-run ranks and their combination over proxy runs;
 - ``orders``: the selection order (plain or class-balanced), subset sizes, random orders;
 - ``subsets``: the rank and select stages, file in, file out;
-- ``diagnostics``: what each subset holds (class shares, proxy agreement), stored with it.
+- ``diagnostics``: what each subset holds (class shares, proxy agreement), stored with it;
+- ``kcenter``: k-center greedy core-set order on embeddings (Sener and Savarese, 2018).
 
-Nothing here imports torch.
+Nothing here imports torch when imported; ``kcenter`` imports it when it runs.
 """
