@@ -179,6 +179,7 @@ def test_report_table_has_every_column_and_warns_only_for_the_skewed_subset(tmp_
     assert rows.loc["cnn-entropy", "min_ratio"] == 0 and rows.loc["cnn-entropy", "min_ratio_class"] == "ant"
     assert rows.loc["cnn-entropy", "warning"].startswith("subset cnn-entropy at fraction 0.5 keeps class 'ant' at 0.00")
     assert "a better proxy (cnn: 5.0% test error)" in rows.loc["cnn-entropy", "warning"]
+    assert "selection.keep: easiest or {middle: 0.1}" in rows.loc["cnn-entropy", "warning"]
     assert rows.loc["cnn-margin", "warning"] == "" and rows.loc["cnn-margin", "min_ratio"] == pytest.approx(1.0)
     assert rows.loc["cnn-entropy", "proxy_error"] == pytest.approx(5.0) and rows.loc["cnn-entropy", "proxy_runs"] == 3
     assert rows.loc["cnn-entropy", "share cat"] == pytest.approx(50.0) and rows.loc["full", "share cat"] == pytest.approx(25.0)

@@ -242,6 +242,7 @@ def composition_warning(
     tries.append("a larger fraction")
     if proxy:
         tries.append(f"a better proxy ({proxy}: {_format_percent(proxy_error)} test error)")
+        tries.append("selection.keep: easiest or {middle: 0.1} (the hardest examples are the skewed ones)")
     advice = tries[0] if len(tries) == 1 else ", ".join(tries[:-1]) + " or " + tries[-1]
     return (
         f"{where} keeps class '{name(label)}' at {ratio:.2f} of its share of the training set "
