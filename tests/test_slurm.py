@@ -53,12 +53,19 @@ def profile() -> dict:
 
 
 def gpu_rules() -> set[str]:
-    """Rules that declare `resources: gpu=1` (or `gpu=torch_gpus`: 1 on a cluster)."""
-    rules = set()
+    """Rules that declare `resources: gpu=1` (or `gpu=torch_gpus`: 1 on a cluster), and the
+    rules made from them with `use rule ... as ... with:` that keep their resources."""
+    rules, derived = set(), []
     for rules_file in (REPO / "workflow/rules").glob("*.smk"):
-        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", rules_file.read_text(), flags=re.M):
+        text = rules_file.read_text()
+        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", text, flags=re.M):
             if re.search(r"^\s+gpu=(1|torch_gpus),?$", body, flags=re.M):
                 rules.add(name)
+        for parent, name, body in re.findall(r"^use rule (\w+) as (\w+) with:\n((?:[ \t]+.*\n|\n)*)", text, flags=re.M):
+            derived.append((parent, name, re.search(r"^\s+resources:", body, flags=re.M) is not None))
+    for parent, name, own_resources in derived:
+        if parent in rules and not own_resources:
+            rules.add(name)
     return rules
 
 
