@@ -3,6 +3,8 @@
 - A problem the user can fix (``svp.errors.SvpError``, a missing file, no permission,
   a full disk, no memory): the line names it and the fix; exit status 2.
 - Ctrl-C: the line says what a rerun does; exit status 130, as a shell reports SIGINT.
+- The reader of the output went away (``svp models | head -1``): nothing printed; exit
+  status 141, as a shell reports SIGPIPE.
 - Anything else is a bug in svp: the line says so and where the full traceback went;
   exit status 1. On a terminal the traceback goes to a file in the temporary folder;
   where stderr is a file (a Snakemake rule's log) or a pipe, it goes there, above the
@@ -25,6 +27,7 @@ from svp.io import FULL_DEVICE
 USER_ERROR = 2
 BUG = 1
 INTERRUPTED = 130
+PIPE_CLOSED = 141  # as a shell reports SIGPIPE
 
 # OS errors that mean a path given to svp is wrong, not that svp is, or that a wait ran out
 # (svp.training.gpus: every GPU stayed busy): said as they are.
@@ -40,6 +43,12 @@ def run_command(
     """
     try:
         action()
+        sys.stdout.flush()  # here, so that a reader gone away (`svp models | head -1`) is seen below
+    except BrokenPipeError:
+        # The reader of our output stopped reading: nothing is wrong, say nothing. Output
+        # still buffered goes nowhere, so that Python does not complain on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return PIPE_CLOSED
     except SvpError as error:
         return _fail(prog, str(error), USER_ERROR)
     except EXPECTED_OS_ERRORS as error:

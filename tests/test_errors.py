@@ -106,3 +106,19 @@ def test_bad_input_gets_a_message_naming_the_problem(case, tmp_path, capsys):
         assert text in message, f"{text!r} not in {message!r}"
     assert not (tmp_path / "scores.parquet").exists()
     assert not (tmp_path / "prepared" / "manifest.json").exists() or case == "corrupt prepared data"
+
+
+def test_a_reader_that_stops_reading_is_no_bug():
+    """`svp models | head -0`: the pipe closes before svp writes; svp says nothing and exits 141."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    svp = Path(sys.executable).with_name("svp")
+    result = subprocess.run(
+        ["bash", "-c", f'{svp} models | head -c 0; echo "status ${{PIPESTATUS[0]}}" >&2'],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shutil.which("bash")
+    assert result.stderr.strip() == "status 141", result.stderr
