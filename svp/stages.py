@@ -210,7 +210,7 @@ def score_run(
             "training diverged (see the test error in its metrics.json). Retrain it, e.g. with a lower learning rate"
         )
     started = time.perf_counter()
-    uncertainty = (uncertainty_from_logits if predictions.are_logits else uncertainty_from_probabilities)(outputs)
+    uncertainty = (uncertainty_from_logits if predictions.are_logits else uncertainty_from_probabilities)(outputs, labels)
     seconds += time.perf_counter() - started
     prediction = uncertainty["prediction"]
     scores = pd.DataFrame(

@@ -82,6 +82,6 @@ def test_least_confidence_and_margin_saturate_where_entropy_keeps_its_resolution
 
     logits = np.zeros((2, 10))
     logits[:, 0] = [40.0, 45.0]
-    scores = uncertainty_from_logits(logits)
+    scores = uncertainty_from_logits(logits, np.zeros(len(logits), int))
     assert np.all(scores["least_confidence"] == 0) and np.all(scores["margin"] == 0)
     assert scores["entropy"][0] > scores["entropy"][1] > 0
