@@ -9,7 +9,8 @@ prints each results table and who is in the subsets (bench/explain_text_selectio
 - imdb3k_bal_long: the target trained for 25 epochs, the proxies still for 5;
 - imdb3k_bal_long_both: proxies and target for 25 epochs (the config itself);
 - imdb3k_keep: the config with every keep policy (selection.keep: hardest, easiest, and
-  the middle band that drops the hardest 10 %), sharing its proxies.
+  the middle band that drops the hardest 10 %) and both entropy and EL2N, sharing its
+  proxies.
 
 About 3 minutes a variant on 2 cores; the variants' configs go to results/bench/imdb3k/.
 Run from the repository root: .venv/bin/python bench/imdb_3k_variants.py
@@ -30,11 +31,13 @@ SHORT = [{"epochs": 5, "lr": 0.5}]
 
 
 def variants(base: dict) -> dict[str, dict]:
-    def variant(balanced: bool, proxy_schedule: list | None, target_schedule: list | None, keep=None) -> dict:
+    def variant(balanced: bool, proxy_schedule: list | None, target_schedule: list | None, keep=None, metrics=None):
         config = copy.deepcopy(base)
         config["selection"]["class_balanced"] = balanced
         if keep is not None:
             config["selection"]["keep"] = keep
+        if metrics is not None:
+            config["selection"]["metrics"] = metrics
         for role, schedule in (("proxies", proxy_schedule), ("targets", target_schedule)):
             if schedule is not None:
                 config[role]["fasttext"]["training"]["lr_schedule"] = copy.deepcopy(schedule)
@@ -45,7 +48,9 @@ def variants(base: dict) -> dict[str, dict]:
         "imdb3k_bal": variant(True, SHORT, SHORT),
         "imdb3k_bal_long": variant(True, SHORT, None),
         "imdb3k_bal_long_both": variant(True, None, None),
-        "imdb3k_keep": variant(True, None, None, keep=["hardest", "easiest", {"middle": 0.1}]),
+        "imdb3k_keep": variant(
+            True, None, None, keep=["hardest", "easiest", {"middle": 0.1}], metrics=["entropy", "el2n"]
+        ),
     }
 
 
