@@ -108,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(score)
     score.set_defaults(func=_score)
 
+    method = commands.add_parser(
+        "score-method", help="score every training example by forgetting events, GraNd or k-center greedy"
+    )
+    method.add_argument("--method", required=True, choices=["forgetting", "grand", "kcenter"])
+    method.add_argument("--checkpoint", required=True)
+    method.add_argument("--data", required=True)
+    method.add_argument("--out", required=True)
+    method.add_argument("--batch-size", type=_positive_int, default=1024)
+    method.add_argument(
+        "--kcenter-fraction", type=_fraction, default=1.0, help="share of the examples k-center greedy orders (default: all)"
+    )
+    _add_run_options(method)
+    method.set_defaults(func=_score_method)
+
     rank = commands.add_parser("rank", help="rank examples by a metric and combine the ranks of several runs")
     rank.add_argument("scores", nargs="+", help="score parquet files, one per proxy run")
     rank.add_argument("--metric", required=True)
@@ -213,6 +227,24 @@ def _score(args: argparse.Namespace) -> None:
         data_dir=args.data,
         scores_out=args.out,
         batch_size=args.batch_size,
+        run_info=args.info,
+        threads=args.threads,
+    )
+
+
+def _score_method(args: argparse.Namespace) -> None:
+    from svp.training.gpus import assign_gpu
+
+    assign_gpu()  # before anything starts CUDA
+    from svp.stages import score_method_run
+
+    score_method_run(
+        method=args.method,
+        checkpoint=args.checkpoint,
+        data_dir=args.data,
+        scores_out=args.out,
+        batch_size=args.batch_size,
+        kcenter_fraction=args.kcenter_fraction,
         run_info=args.info,
         threads=args.threads,
     )

@@ -32,6 +32,7 @@ import yaml
 from svp import data
 from svp.models import specs
 from svp.errors import ConfigError  # noqa: F401  (callers import it from here too)
+from svp.selection.methods import METHODS
 
 # libyaml's safe loader where PyYAML has it: 10x faster than the pure-Python one.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -204,6 +205,7 @@ def validate_config(config: dict) -> dict:
     # Now that the model names are known good: the models' own training defaults first.
     resolved = _resolve(validator, _with_model_training_defaults(config))
     _check_models_fit(resolved, config)
+    _check_selection_methods(resolved)
     _check_dataset_inputs(resolved["dataset"])
     _check_subset_sizes(resolved)
     return resolved
@@ -269,6 +271,21 @@ def _check_models_fit(config: dict, given: dict) -> None:
                 f"rate, decayed linearly to 0), got {len(training['lr_schedule'])}"
             )
         run["training"] = {option: value for option, value in training.items() if option in spec.settings}
+
+
+def _check_selection_methods(config: dict) -> None:
+    """Each selection method beyond uncertainty is one every proxy's trainer supports
+    (fastText trains in one library call: no forgetting counts, no gradients)."""
+    for metric in config["selection"]["metrics"]:
+        for proxy, run in config["proxies"].items():
+            trainer = specs.model_spec(run["model"]).trainer
+            if metric in METHODS and metric not in trainer.methods:
+                raise ConfigError(
+                    f"config key 'selection.metrics': {metric!r} cannot be computed with proxy {proxy!r} (model "
+                    f"{run['model']!r}, trained by {trainer.title}), which supports only "
+                    f"{', '.join(trainer.methods) or 'no method'} beyond the uncertainty metrics; drop {metric!r} "
+                    "or use a torch proxy"
+                )
 
 
 def _untaken_setting(where: str, option: str, model: str, spec: specs.ModelSpec) -> str:

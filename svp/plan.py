@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 
 from svp.config import format_fraction
+from svp.models import specs
+from svp.selection.methods import METHODS
 from svp.selection.orders import HARDEST, keep_name
 
 RANDOM = "random"
@@ -111,6 +113,26 @@ def target_subsets(config: dict) -> list[dict]:
 def full_target_runs(config: dict) -> list[dict]:
     """The full-data target runs (the baseline, and the targets' own example orders)."""
     return [run for run in target_runs(config) if run["selection"] == FULL]
+
+
+def selection_methods(config: dict) -> list[str]:
+    """The metrics beyond uncertainty the config asks for (each scored into files of its own)."""
+    return [metric for metric in config["selection"]["metrics"] if metric in METHODS]
+
+
+def method_runs(config: dict) -> list[dict]:
+    """Every (proxy, seed, method) a selection method scores."""
+    return [{**run, "method": method} for method in selection_methods(config) for run in selecting_proxy_runs(config)]
+
+
+def target_method_runs(config: dict, method: str) -> list[dict]:
+    """The full-data target runs whose own order by ``method`` the correlation compares:
+    those whose trainer supports it (a fastText target has no forgetting counts)."""
+    return [
+        {**run, "method": method}
+        for run in full_target_runs(config)
+        if method in specs.model_spec(config["targets"][run["target"]]["model"]).trainer.methods
+    ]
 
 
 def budget_runs(config: dict) -> list[dict]:

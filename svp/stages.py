@@ -28,7 +28,10 @@ from svp.models.trainers import REMAKE_CHECKPOINT, TRAINERS, ScoringJob, Trainin
 from svp.training.checkpoint import save_torch
 from svp.errors import ConfigError, StageInputError
 from svp.io import atomic_path, check_writable, write_json
+from svp.selection.kcenter import k_center_greedy
+from svp.selection.methods import METHODS, forgetting_scores, order_scores
 from svp.selection.uncertainty import METRICS, uncertainty_from_logits, uncertainty_from_probabilities
+from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY
 
 RESUME_FILE = "resume.pt"
 
@@ -225,3 +228,99 @@ def score_run(
     write_parquet(scores, scores_out, {**(run_info or {}), "scoring_seconds": seconds})
     print(f"scored {len(scores):,} examples in {seconds:.2f} s", flush=True)
     return scores
+
+
+def score_method_run(
+    *,
+    method: str,
+    checkpoint: str | Path,
+    data_dir: str | Path,
+    scores_out: str | Path,
+    batch_size: int = 1024,
+    kcenter_fraction: float = 1.0,
+    run_info: dict | None = None,
+    threads: int | None = None,
+) -> "pd.DataFrame":
+    """Score every training example by a selection method beyond uncertainty (``svp.selection.methods``).
+
+    Writes index, label and the method's column (higher = selected first), the file
+    ``svp rank`` reads as it reads uncertainty scores. ``kcenter_fraction``: the share of
+    the training set the k-center greedy order covers (the rest scores 0, tied).
+    """
+    import pandas as pd
+
+    from svp.parquet import write_parquet
+
+    if method not in METHODS:
+        raise ConfigError(f"unknown selection method {method!r}; known: {', '.join(METHODS)}")
+    if not 0.0 < kcenter_fraction <= 1.0:
+        raise ConfigError(f"kcenter_fraction must be in (0, 1], got {kcenter_fraction}")
+    set_threads(threads)
+    check_writable(scores_out)
+    train_split, _, manifest = data.load_prepared(data_dir)
+    stored = read_model_checkpoint(checkpoint)
+    spec = check_checkpoint_fits(stored, checkpoint, manifest, data_dir)
+    if method not in spec.trainer.methods:
+        raise ConfigError(
+            f"{checkpoint}: model {stored['model_name']!r} ({spec.trainer.title}) does not support the selection method "
+            f"{method!r}; it supports {list(spec.trainer.methods) or 'none'}"
+        )
+    labels = np.asarray(train_split[1])
+    job = ScoringJob(
+        checkpoint=stored, checkpoint_path=Path(checkpoint), train=train_split, manifest=manifest,
+        data_dir=Path(data_dir), batch_size=batch_size, workdir=Path(scores_out).parent,
+    )
+    columns: dict = {}
+    started = time.perf_counter()
+    if method == "forgetting":
+        columns = _forgetting_columns(stored, checkpoint, len(labels))
+        seconds = time.perf_counter() - started
+    elif method == "grand":
+        norms, seconds = spec.trainer.gradient_norms(job)
+        _check_finite(norms, checkpoint, "gradient norms")
+        columns = {"grand": norms}
+    else:
+        embedded, seconds = spec.trainer.embeddings(job)
+        _check_finite(embedded, checkpoint, "penultimate-layer embeddings")
+        started = time.perf_counter()
+        budget = min(len(labels), max(1, math.ceil(kcenter_fraction * len(labels))))
+        order = k_center_greedy(embedded, budget, seed=int(stored["seed"]))
+        seconds += time.perf_counter() - started
+        columns = {"kcenter": order_scores(order, len(labels))}
+        print(f"k-center greedy ordered {budget:,} of {len(labels):,} examples ({embedded.shape[1]}-d embeddings)")
+    scores = pd.DataFrame({"index": np.arange(len(labels), dtype=np.int64), "label": labels.astype(np.int64), **columns})
+    write_parquet(scores, scores_out, {**(run_info or {}), "method": method, "scoring_seconds": seconds})
+    print(f"scored {len(scores):,} examples by {method} in {seconds:.2f} s", flush=True)
+    return scores
+
+
+# How to remake a model.pt that lacks the forgetting counts (written before svp counted them).
+REMAKE_FOR_FORGETTING = (
+    "delete it and rerun the training that wrote it (`svp train`; in the workflow: "
+    "`snakemake --forcerun train_proxy ...` or delete the file), which now counts them"
+)
+
+
+def _forgetting_columns(stored: dict, path: str | Path, n_examples: int) -> dict:
+    counts = stored.get(FORGETTING_KEY)
+    if not isinstance(counts, dict) or not {"events", "ever_correct", "presentations", "epochs"} <= set(counts):
+        raise StageInputError(f"{path}: holds no forgetting counts (it was trained by an older svp); {REMAKE_FOR_FORGETTING}")
+    events = np.asarray(counts["events"], dtype=np.int64)
+    if len(events) != n_examples:
+        raise StageInputError(
+            f"{path}: forgetting counts for {len(events):,} examples, but the training set has {n_examples:,}; "
+            f"was it trained on other data? {REMAKE_FOR_FORGETTING}"
+        )
+    ever_correct = np.asarray(counts["ever_correct"], dtype=bool)
+    scores = forgetting_scores(events, ever_correct, np.asarray(counts["presentations"]), int(counts["epochs"]), path)
+    return {"forgetting": scores, "forgetting_events": events, "never_learned": ~ever_correct}
+
+
+def _check_finite(values: np.ndarray, path: str | Path, what: str) -> None:
+    bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1) if len(values) else np.zeros(0, bool)
+    if bad.any():
+        raise StageInputError(
+            f"{path}: the model's {what} are not finite (NaN or infinite) for {bad.sum():,} of {len(values):,} "
+            f"training examples, the first being example {np.flatnonzero(bad)[0]}: its training diverged "
+            "(see the test error in its metrics.json). Retrain it, e.g. with a lower learning rate"
+        )

@@ -23,6 +23,7 @@ import shlex
 from collections.abc import Iterable
 
 from svp import plan
+from svp.selection.methods import METHODS
 
 
 # The run facts stored with a run's outputs (metrics.json, the score files' metadata),
@@ -84,6 +85,15 @@ class JobSettings:
 
     def target_score_info(self, wildcards) -> str:
         return json.dumps(target_scoring_facts(wildcards.target, wildcards.seed))
+
+
+def score_files(metric: str, runs: Iterable[dict], scores_pattern: str, method_pattern: str) -> list[str]:
+    """The score file of each run (a dict with the patterns' wildcards) that holds ``metric``:
+    the uncertainty scores (``scores_pattern``) or the file of a selection method
+    (``method_pattern``, its ``method`` wildcard filled in with ``metric``)."""
+    if metric in METHODS:
+        return [method_pattern.format(**{**run, "method": metric}) for run in runs]
+    return [scores_pattern.format(**run) for run in runs]
 
 
 def subset_source(subset: str, ranks_pattern: str) -> dict:

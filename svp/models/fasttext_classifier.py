@@ -211,3 +211,19 @@ def predict(job: ScoringJob) -> Predictions:
     started = time.perf_counter()
     probs = probabilities(model, x_train.strings(), job.checkpoint["num_classes"])
     return Predictions(y_train, probs, False, time.perf_counter() - started)
+
+
+def embeddings(job: ScoringJob):
+    """fastText's sentence vector of every training example, and the seconds it took.
+
+    For a supervised model, fastText's sentence vector is the mean of the input vectors
+    of the line's words and word n-grams: the hidden layer its output matrix reads, its
+    penultimate layer (float32, ``dim`` values each).
+    """
+    job.workdir.mkdir(parents=True, exist_ok=True)
+    model = from_bytes(job.checkpoint["fasttext_model"], job.workdir)
+    x_train, _ = job.train
+    started = time.perf_counter()
+    vectors = [model.get_sentence_vector(fasttext_normalize(text)) for text in x_train.strings()]
+    result = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, model.get_dimension()), dtype=np.float32)
+    return result, time.perf_counter() - started

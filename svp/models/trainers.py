@@ -38,6 +38,8 @@ class Trainer:
     own_defaults: dict = field(default_factory=dict)  # training defaults of its own, ahead of the schema's
     one_lr_piece: bool = False  # it decays the rate itself, from one {epochs, lr} piece
     options_key: str | None = None  # the `training` key holding its own settings, if any
+    # The selection methods beyond uncertainty (svp.selection.methods) its models support.
+    methods: tuple[str, ...] = ()
 
     def accepted_settings(self, modality: str) -> tuple[str, ...]:
         """The ``training`` keys a run of one of its models on ``modality`` data takes."""
@@ -52,6 +54,14 @@ class Trainer:
 
     def predict(self, job: ScoringJob) -> Predictions:
         return self._module().predict(job)
+
+    def gradient_norms(self, job: ScoringJob):
+        """(per-example GraNd as a numpy array, seconds): for the ``grand`` method."""
+        return self._module().gradient_norms(job)
+
+    def embeddings(self, job: ScoringJob):
+        """((examples, features) numpy embeddings, seconds): for the ``kcenter`` method."""
+        return self._module().embeddings(job)
 
     def _module(self):
         return importlib.import_module(self.implementation)
@@ -68,6 +78,7 @@ TORCH = Trainer(
     ),
     text_settings=("text_length",),  # characters a character-level model reads
     checkpoint_keys=frozenset({"state_dict", "in_channels"}),
+    methods=("forgetting", "grand", "kcenter"),
 )
 
 # fastText decays its rate linearly to 0 from one piece's start. The SVP paper's fastText
@@ -83,6 +94,9 @@ FASTTEXT = Trainer(
     own_defaults={"lr_schedule": [{"epochs": 5, "lr": 0.05}], "fasttext": {}},
     one_lr_piece=True,
     options_key="fasttext",
+    # Its sentence vectors are what its output layer reads. It trains in one call to the
+    # library, so no minibatch outcome can be counted, and it has no autograd for GraNd.
+    methods=("kcenter",),
 )
 
 TRAINERS = (TORCH, FASTTEXT)

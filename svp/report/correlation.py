@@ -24,7 +24,7 @@ from svp.io import atomic_path
 from svp.parquet import read_parquet_metadata
 from svp.plan import RANDOM
 from svp.report.figures import save_figure
-from svp.selection.ranking import combine_ranks, ranks_from_scores
+from svp.selection.ranking import average_ranks, combine_ranks
 from svp.stage_files import read_scores
 
 METHODS = ("spearman", "pearson")
@@ -54,7 +54,8 @@ def load_orders(
         runs_by_proxy.setdefault(proxy, []).append(f"{proxy} {seed}")
         scores[f"{proxy} {seed}"] = _read_scores(path, metric)
     for proxy, runs in runs_by_proxy.items():
-        ranks.update({run: ranks_from_scores(scores[run]) for run in runs})
+        # Tied scores (forgetting counts often tie) share their average rank, as in rank_examples.
+        ranks.update({run: average_ranks(scores[run]) for run in runs})
         # The same rank combination rank_examples gave the selection.
         ranks[f"{proxy} combined"] = combine_ranks(np.stack([ranks[run] for run in runs]))
         scores[f"{proxy} combined"] = np.mean([scores[run] for run in runs], axis=0)
@@ -68,7 +69,7 @@ def load_orders(
     scores[RANDOM] = np.random.default_rng(RANDOM_ORDER_SEED).random(lengths.pop())
     for name, values in scores.items():
         if name not in ranks:
-            ranks[name] = ranks_from_scores(values)
+            ranks[name] = average_ranks(values)
     columns = [name for proxy, runs in runs_by_proxy.items() for name in [*runs, f"{proxy} combined"]]
     columns += [name for name in scores if name not in columns]
     return pd.DataFrame(scores)[columns], pd.DataFrame(ranks)[columns]

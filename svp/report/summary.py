@@ -15,6 +15,7 @@ import pandas as pd
 from svp import stage_files
 from svp.io import atomic_path
 from svp.plan import BUDGET, FULL, RANDOM
+from svp.selection.methods import METHODS
 
 COLUMNS = [
     "target",
@@ -58,13 +59,19 @@ def end_to_end_runs(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring
     target training; random, full and budget runs pay for their target training only.
     """
     proxy_cost = proxy_runs.groupby("proxy")["seconds"].sum()
-    scoring_cost = scoring_runs.groupby("proxy")["scoring_seconds"].sum()
+    # A selection method's own scoring (a file with a ``method``) is paid only by its selections.
+    method = scoring_runs["method"].fillna("") if "method" in scoring_runs else pd.Series("", index=scoring_runs.index)
+    scoring_cost = scoring_runs[method == ""].groupby("proxy")["scoring_seconds"].sum()
+    method_cost = scoring_runs[method != ""].groupby([scoring_runs["proxy"], method])["scoring_seconds"].sum()
     runs = target_runs.reindex(columns=RUN_COLUMNS[: RUN_COLUMNS.index("test_error") + 1])
     runs = runs.assign(
         proxy=runs["proxy"].fillna(""), metric=runs["metric"].fillna(""), target_seconds=target_runs["seconds"]
     )
     runs["proxy_seconds"] = runs["proxy"].map(proxy_cost).fillna(0.0)
-    runs["scoring_seconds"] = runs["proxy"].map(scoring_cost).fillna(0.0)
+    runs["scoring_seconds"] = [
+        float(method_cost.get((proxy, metric), 0.0)) if metric in METHODS else float(scoring_cost.get(proxy, 0.0))
+        for proxy, metric in zip(runs["proxy"], runs["metric"])
+    ]
     runs["total_seconds"] = runs["proxy_seconds"] + runs["scoring_seconds"] + runs["target_seconds"]
     return _in_report_order(runs[RUN_COLUMNS], ["target", "selection", "fraction", "seed"])
 
@@ -138,11 +145,12 @@ def format_table(summary: pd.DataFrame) -> str:
 
 
 def load_scoring(score_files: list[str | Path]) -> pd.DataFrame:
-    """proxy, seed and scoring_seconds of each score file, from its parquet metadata."""
+    """proxy, seed, scoring_seconds and method (a selection method's file; else empty) of each
+    score file, from its parquet metadata."""
     from svp.parquet import read_parquet_metadata
 
     rows = []
     for path in score_files:
         stage_files.read_schema(path, "scores")  # a readable parquet file, or a message saying what it is
         rows.append(read_parquet_metadata(path))
-    return pd.DataFrame(rows).reindex(columns=["proxy", "seed", "scoring_seconds"])
+    return pd.DataFrame(rows).reindex(columns=["proxy", "seed", "scoring_seconds", "method"])

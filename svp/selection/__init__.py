@@ -1,6 +1,8 @@
 """From proxy predictions to subsets.
 
-- ``uncertainty``: least confidence, margin and entropy of predicted probabilities;
+- ``uncertainty``: least confidence, margin, entropy and EL2N of predicted probabilities;
+- ``methods``: selection methods beyond uncertainty (forgetting events, GraNd, k-center
+  greedy): their names, and their per-example scores from what the proxy gives;
 - ``ranking``: per-run ranks and their combination over proxy runs;
 - ``orders``: the selection order (plain or class-balanced), subset sizes, random orders;
 - ``subsets``: the rank and select stages, file in, file out;

@@ -18,7 +18,7 @@ from svp.errors import ConfigError, StageInputError
 from svp.parquet import read_parquet_metadata, write_parquet
 from svp.selection.ranking import average_ranks, combine_ranks, ranks_from_scores
 from svp.selection.orders import HARDEST, parse_keep, random_ranks, selection_order, subset_size
-from svp.selection.uncertainty import METRICS
+from svp.selection.methods import SELECTION_METRICS
 
 
 def run_names(score_files: list[str | Path]) -> list[str]:
@@ -44,8 +44,8 @@ def rank_runs(*, score_files: list[str | Path], metric: str, ranks_out: str | Pa
     own, or one written by other code); ``rank_<run>`` holds each run's own order (ties by
     index), ``rank`` their combination, in which tied examples share their average rank.
     """
-    if metric not in METRICS:
-        raise ConfigError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    if metric not in SELECTION_METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; known: {', '.join(SELECTION_METRICS)}")
     runs = [
         stage_files.read_scores(path, (metric,), with_correct="correct" in stage_files.read_schema(path, "scores").names)
         for path in score_files

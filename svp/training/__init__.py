@@ -5,6 +5,8 @@
 - ``torch_trainer``: the torch trainer the stages call: a registered network built,
   trained with the loop and scored, its data on the device;
 - ``checkpoint``: the resumable training state, saved after every epoch;
+- ``forgetting``: forgetting events (Toneva et al., 2019) counted per example in training;
+- ``per_example``: GraNd gradient norms and penultimate-layer embeddings of a trained model;
 - ``gpus``: which GPU a job gets (no torch: the Snakefile asks it how many there are).
 
 Nothing is imported here, so ``svp.training.gpus`` stays light.

@@ -27,8 +27,11 @@ def save_training_state(
     generator: torch.Generator,
     history: list[dict],
     fingerprint: dict,
+    extra: dict | None = None,
 ) -> None:
+    """Save the state; ``extra``: more entries to keep with it (the forgetting counts)."""
     state = {
+        **(extra or {}),
         "format": STATE_FORMAT,
         "fingerprint": fingerprint,
         "epochs_done": len(history),

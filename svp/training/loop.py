@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from svp.training.checkpoint import load_training_state, restore_training_state, save_training_state
+from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY, ForgettingTracker
 from svp.config import training_schema_defaults
 from svp.data.encoding import DEFAULT_LENGTH, VOCAB_SIZE, encode_characters
 from svp.errors import ConfigError
@@ -335,6 +336,7 @@ def train(
     log: Callable[[str], None] = tqdm.write,
     resume_path: str | Path | None = None,
     fingerprint: dict | None = None,
+    forgetting: ForgettingTracker | None = None,
 ) -> list[dict]:
     """Train ``model`` in place on ``train_data[train_index]``; return one history row per epoch.
 
@@ -344,7 +346,9 @@ def train(
     The test set never influences training. With ``resume_path`` the training state is
     saved there after every epoch, and a state saved by an earlier, killed run with the
     same ``fingerprint`` (settings) is resumed. ``augment`` is the manifest's (empty for
-    texts: nothing to augment).
+    texts: nothing to augment). ``forgetting``, if given, records every example's
+    outcome at each presentation (``svp.training.forgetting``); its state is saved and
+    resumed with the rest.
     """
     device = train_data.device
     augmenting = bool(augment.get("crop_padding") or augment.get("flip"))
@@ -353,8 +357,13 @@ def train(
     batches_per_epoch = math.ceil(len(train_index) / settings.batch_size)
     history = []
     state = load_training_state(resume_path, fingerprint or {}, log) if resume_path else None
+    if state is not None and forgetting is not None and FORGETTING_KEY not in state:
+        log(f"checkpoint {resume_path} holds no forgetting counts; training from scratch")
+        state = None
     if state is not None:
         history = restore_training_state(state, model, optimizer, generator)
+        if forgetting is not None:
+            forgetting.load_state_dict(state[FORGETTING_KEY])
         log(f"resuming from {resume_path} after epoch {len(history)} of {settings.epochs}")
     epochs = progress(range(len(history), settings.epochs), "epochs", total=settings.epochs, initial=len(history))
     for epoch in epochs:
@@ -380,7 +389,10 @@ def train(
             step()
             # Accumulate on the device: a .item() per batch would stall a GPU.
             loss_sum += loss.detach() * len(index)
-            correct += (logits.argmax(1) == labels).sum()
+            hits = logits.argmax(1) == labels
+            correct += hits.sum()
+            if forgetting is not None:
+                forgetting.update(index, hits)
         row = {
             "epoch": epoch + 1,
             "lr": lr,
@@ -398,6 +410,7 @@ def train(
             save_training_state(
                 resume_path, model=model, optimizer=optimizer, generator=generator, history=history,
                 fingerprint=fingerprint or {},
+                extra={} if forgetting is None else {FORGETTING_KEY: forgetting.state_dict()},
             )
     return history
 

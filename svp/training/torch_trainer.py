@@ -19,6 +19,7 @@ from svp.data.encoding import DEFAULT_LENGTH, VOCAB_SIZE
 from svp.errors import StageInputError
 from svp.models import networks
 from svp.models.trainers import REMAKE_CHECKPOINT, FittedModel, Predictions, ScoringJob, TrainingJob, first_sentence
+from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY, ForgettingTracker
 from svp.training.loop import ImageData, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train
 
 
@@ -49,14 +50,17 @@ def fit(job: TrainingJob) -> FittedModel:
         "data": job.manifest["checksums"],
         "subset": hashlib.sha256(train_index.cpu().numpy().tobytes()).hexdigest(),
     }
+    # Forgetting events of every example, counted as it trains (a few vectorised operations a batch).
+    forgetting = ForgettingTracker(len(train_data), device)
     history = train(
         model, train_data, train_index, settings, job.manifest.get("augment", {}), job.seed, test_data,
-        resume_path=job.resume_path, fingerprint=fingerprint,
+        resume_path=job.resume_path, fingerprint=fingerprint, forgetting=forgetting,
     )
     final = history[-1] if "test_error" in history[-1] else evaluate(model, test_data, settings)
     weights = {
         "in_channels": train_data.in_channels,
         "state_dict": {k: v.cpu().contiguous() for k, v in model.state_dict().items()},
+        FORGETTING_KEY: {**forgetting.state_dict(), "epochs": settings.epochs},
     }
     # Wall time of the run without the optional per-epoch test evaluations, which only
     # draw the learning curve and would blur the comparison between subset sizes.
@@ -67,6 +71,39 @@ def fit(job: TrainingJob) -> FittedModel:
 
 def predict(job: ScoringJob) -> Predictions:
     """Logits of every training example, on un-augmented inputs."""
+    model, train_data = _scoring_model(job)
+    started = time.perf_counter()
+    # Scores come from float32 logits whatever the model trained with: under bfloat16
+    # autocast the top 10 % by least confidence or margin kept only 78-80 % of its examples.
+    logits = predict_logits(model, train_data, job.batch_size, mixed_precision=False)
+    return Predictions(train_data.labels.cpu().numpy(), logits.numpy(), True, time.perf_counter() - started)
+
+
+# Per-example gradients held at once by GraNd: chunk x parameters float32 values, about 512 MiB.
+GRADIENT_VALUES = 1 << 27
+
+
+def gradient_norms(job: ScoringJob):
+    """GraNd of every training example (svp.training.per_example.gradient_norms), and the seconds it took."""
+    from svp.training.per_example import gradient_norms as norms
+
+    model, train_data = _scoring_model(job)
+    chunk = max(1, min(job.batch_size, GRADIENT_VALUES // max(1, networks.count_parameters(model))))
+    started = time.perf_counter()
+    return norms(model, train_data, chunk), time.perf_counter() - started
+
+
+def embeddings(job: ScoringJob):
+    """The penultimate-layer embedding of every training example, and the seconds it took."""
+    from svp.training.per_example import penultimate_embeddings
+
+    model, train_data = _scoring_model(job)
+    started = time.perf_counter()
+    return penultimate_embeddings(model, train_data, job.batch_size), time.perf_counter() - started
+
+
+def _scoring_model(job: ScoringJob) -> tuple[torch.nn.Module, ImageData | TextData]:
+    """The checkpoint's model and the training split, on the device, the model in eval mode."""
     x_train, y_train = job.train
     in_channels = VOCAB_SIZE if job.manifest.get("modality", "image") == "text" else int(x_train.shape[-1])
     if job.checkpoint["in_channels"] != in_channels:
@@ -79,11 +116,7 @@ def predict(job: ScoringJob) -> Predictions:
     text_length = TrainingSettings.from_dict(job.checkpoint.get("training", {})).text_length
     train_data = model_inputs(x_train, y_train, job.manifest, device, text_length)
     model = _in_layout(torch_model(job.checkpoint, job.checkpoint_path), train_data)
-    started = time.perf_counter()
-    # Scores come from float32 logits whatever the model trained with: under bfloat16
-    # autocast the top 10 % by least confidence or margin kept only 78-80 % of its examples.
-    logits = predict_logits(model, train_data, job.batch_size, mixed_precision=False)
-    return Predictions(train_data.labels.cpu().numpy(), logits.numpy(), True, time.perf_counter() - started)
+    return model.eval(), train_data
 
 
 def model_inputs(x, y, manifest: dict, device: torch.device, text_length: int = DEFAULT_LENGTH) -> ImageData | TextData:

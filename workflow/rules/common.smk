@@ -12,7 +12,7 @@ import svp
 from svp import plan, workflow_inputs
 from svp.training.gpus import count_gpus
 from svp.config import ConfigError, validate_config
-from svp.selection.uncertainty import METRICS
+from svp.selection.methods import METHODS, SELECTION_METRICS
 
 try:
     config.update(validate_config(config))
@@ -71,14 +71,15 @@ wildcard_constraints:
     proxy=r"[A-Za-z0-9_]+",
     target=r"[A-Za-z0-9_]+",
     seed=r"\d+",
-    metric="|".join(METRICS),
+    metric="|".join(SELECTION_METRICS),
+    method="|".join(METHODS),
     fraction=r"0\.\d+|1\.0",
     selection=r"full|random|[A-Za-z0-9_]+-("
-    + "|".join(METRICS)
+    + "|".join(SELECTION_METRICS)
     + ")"
     + plan.KEEP_SUFFIX_PATTERN,
     subset=r"random-\d+|[A-Za-z0-9_]+-("
-    + "|".join(METRICS)
+    + "|".join(SELECTION_METRICS)
     + ")"
     + plan.KEEP_SUFFIX_PATTERN,
 
@@ -91,10 +92,16 @@ def data_dir(wildcards, input):
 
 
 def proxy_score_files(wildcards):
-    return expand(
+    """The files a ranking reads: each proxy run's uncertainty scores, or its method's scores."""
+    runs = [
+        {"proxy": wildcards.proxy, "seed": seed}
+        for seed in config["proxies"][wildcards.proxy]["seeds"]
+    ]
+    return workflow_inputs.score_files(
+        wildcards.metric,
+        runs,
         rules.score_examples.output.scores,
-        proxy=wildcards.proxy,
-        seed=config["proxies"][wildcards.proxy]["seeds"],
+        rules.score_method.output.scores,
     )
 
 
@@ -141,4 +148,11 @@ def all_proxy_metrics():
 def all_score_files():
     return workflow_inputs.run_files(
         rules.score_examples.output.scores, plan.selecting_proxy_runs(config)
+    )
+
+
+def all_method_score_files():
+    """The score files of the selection methods beyond uncertainty, for the summary's costs."""
+    return workflow_inputs.run_files(
+        rules.score_method.output.scores, plan.method_runs(config)
     )

@@ -51,3 +51,29 @@ rule score_examples:
     shell:
         "svp score --checkpoint {input.model:q} --data {params.data_dir:q} --out {output.scores:q}"
         " --batch-size {params.batch_size} --info {params.info:q} --threads {threads} > {log:q} 2>&1"
+
+
+# A selection method beyond uncertainty (forgetting, grand, kcenter) per proxy run, in a
+# file of its own: the uncertainty scores above stay as they are.
+rule score_method:
+    input:
+        **rules.prepare_data.output,
+        model=rules.train_proxy.output.model,
+    output:
+        scores=f"{RESULTS}/scores/{{proxy}}/seed{{seed}}-{{method}}.parquet",
+    log:
+        f"{RESULTS}/logs/score_method/{{proxy}}/seed{{seed}}-{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score_method/{{proxy}}/seed{{seed}}-{{method}}.tsv"
+    threads: torch_threads
+    resources:
+        gpu=torch_gpus,
+    params:
+        batch_size=config["scoring"]["batch_size"],
+        info=settings.proxy_info,
+        data_dir=data_dir,
+        svp_version=SVP_VERSION,
+    shell:
+        "svp score-method --method {wildcards.method} --checkpoint {input.model:q} --data {params.data_dir:q}"
+        " --out {output.scores:q} --batch-size {params.batch_size} --info {params.info:q}"
+        " --threads {threads} > {log:q} 2>&1"

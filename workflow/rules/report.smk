@@ -28,11 +28,36 @@ rule score_target:
         " --batch-size {params.batch_size} --info {params.info:q} --threads {threads} > {log:q} 2>&1"
 
 
+# A full-data target's own order by a selection method, for the order correlation.
+rule score_target_method:
+    input:
+        **rules.prepare_data.output,
+        model=full_target_model,
+    output:
+        scores=f"{RESULTS}/target_scores/{{target}}/seed{{seed}}-{{method}}.parquet",
+    log:
+        f"{RESULTS}/logs/score_target_method/{{target}}/seed{{seed}}-{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score_target_method/{{target}}/seed{{seed}}-{{method}}.tsv"
+    threads: torch_threads
+    resources:
+        gpu=torch_gpus,
+    params:
+        batch_size=config["scoring"]["batch_size"],
+        info=settings.target_score_info,
+        data_dir=data_dir,
+        svp_version=SVP_VERSION,
+    shell:
+        "svp score-method --method {wildcards.method} --checkpoint {input.model:q} --data {params.data_dir:q}"
+        " --out {output.scores:q} --batch-size {params.batch_size} --info {params.info:q}"
+        " --threads {threads} > {log:q} 2>&1"
+
+
 rule tabulate_runs:
     input:
         targets=all_target_metrics() + all_budget_metrics(),
         proxies=all_proxy_metrics(),
-        scores=all_score_files(),
+        scores=all_score_files() + all_method_score_files(),
     output:
         runs=report(
             f"{REPORT}/runs.csv",
@@ -146,8 +171,8 @@ rule plot_learning_curves:
 
 rule correlate_orders:
     input:
-        proxy_scores=all_score_files(),
-        target_scores=all_target_score_files(),
+        proxy_scores=metric_proxy_score_files,
+        target_scores=metric_target_score_files,
     output:
         matrix=report(
             f"{REPORT}/correlation/{{metric}}.csv",

@@ -25,6 +25,26 @@ def all_target_score_files():
     )
 
 
+def metric_proxy_score_files(wildcards):
+    """Every proxy run's scores by the correlation's metric (uncertainty, or a method's file)."""
+    return workflow_inputs.score_files(
+        wildcards.metric,
+        plan.selecting_proxy_runs(config),
+        rules.score_examples.output.scores,
+        rules.score_method.output.scores,
+    )
+
+
+def metric_target_score_files(wildcards):
+    """Every full-data target run's own scores by the metric (for a method: the targets supporting it)."""
+    if wildcards.metric in METHODS:
+        return workflow_inputs.run_files(
+            rules.score_target_method.output.scores,
+            plan.target_method_runs(config, wildcards.metric),
+        )
+    return all_target_score_files()
+
+
 def all_run_metrics():
     """metrics.json of every proxy and target run (history.csv lies beside each)."""
     return all_proxy_metrics() + all_target_metrics() + all_budget_metrics()

@@ -13,7 +13,7 @@ rule summarize:
     input:
         targets=all_target_metrics() + all_budget_metrics(),
         proxies=all_proxy_metrics(),
-        scores=all_score_files(),
+        scores=all_score_files() + all_method_score_files(),
         config=rules.store_config.output.config,
     output:
         summary=f"{RESULTS}/summary.csv",
