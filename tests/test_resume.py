@@ -38,19 +38,23 @@ def _train(digits: Path, run: Path) -> subprocess.CompletedProcess:
     return result
 
 
-def _final(run: Path) -> tuple[dict, dict]:
+def _final(run: Path) -> tuple[dict, dict, dict]:
     metrics = json.loads((run / "metrics.json").read_text())
-    weights = torch.load(run / "model.pt", weights_only=True)["state_dict"]
-    return metrics, weights
+    stored = torch.load(run / "model.pt", weights_only=True)
+    return metrics, stored["state_dict"], stored["forgetting"]
 
 
 def _assert_same_result(run: Path, reference: Path) -> None:
-    metrics, weights = _final(run)
-    expected_metrics, expected_weights = _final(reference)
+    metrics, weights, forgetting = _final(run)
+    expected_metrics, expected_weights, expected_forgetting = _final(reference)
     for key in ("test_error", "test_loss", "n_train", "epochs"):
         assert metrics[key] == expected_metrics[key], key
     for name, tensor in expected_weights.items():
         assert torch.equal(weights[name], tensor), name
+    # The forgetting events counted in training survive the interruption too.
+    assert forgetting["presentations"].tolist() == [8] * len(forgetting["presentations"])
+    for name, value in expected_forgetting.items():
+        assert torch.equal(torch.as_tensor(forgetting[name]), torch.as_tensor(value)), name
 
 
 @pytest.fixture(scope="module")
