@@ -67,7 +67,7 @@ CASES = {
     ),
     "unknown metric": (
         lambda t: _config(t, **{"selection.metrics": ["entropie"]}),
-        ["config key 'selection.metrics[0]': 'entropie' is not allowed; allowed values: ['least_confidence', 'margin', 'entropy', 'el2n']"],
+        ["config key 'selection.metrics[0]': 'entropie' is not allowed; allowed values: ['least_confidence', 'margin', 'entropy', 'el2n', 'forgetting', 'grand', 'kcenter']"],
     ),
     "impossible fraction": (
         lambda t: _config(t, **{"selection.fractions": [0.5, 1.5]}),

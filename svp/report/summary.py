@@ -60,7 +60,7 @@ def end_to_end_runs(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring
     """
     proxy_cost = proxy_runs.groupby("proxy")["seconds"].sum()
     # A selection method's own scoring (a file with a ``method``) is paid only by its selections.
-    method = scoring_runs["method"].fillna("") if "method" in scoring_runs else pd.Series("", index=scoring_runs.index)
+    method = scoring_runs["method"].astype(object).fillna("") if "method" in scoring_runs else pd.Series("", index=scoring_runs.index)
     scoring_cost = scoring_runs[method == ""].groupby("proxy")["scoring_seconds"].sum()
     method_cost = scoring_runs[method != ""].groupby([scoring_runs["proxy"], method])["scoring_seconds"].sum()
     runs = target_runs.reindex(columns=RUN_COLUMNS[: RUN_COLUMNS.index("test_error") + 1])
