@@ -134,3 +134,15 @@ def test_file_lists_fill_a_rules_path_pattern():
 ])
 def test_report_command_repeats_the_config_files(configfiles, expected):
     assert workflow_inputs.report_command("results/x", configfiles) == expected
+
+
+def test_each_metric_is_read_from_its_own_score_files():
+    runs = [{"proxy": "cnn", "seed": 0}, {"proxy": "cnn", "seed": 1}]
+    scores, method = "s/{proxy}/seed{seed}.parquet", "s/{proxy}/seed{seed}-{method}.parquet"
+    assert workflow_inputs.score_files("entropy", runs, scores, method) == ["s/cnn/seed0.parquet", "s/cnn/seed1.parquet"]
+    assert workflow_inputs.score_files("grand", runs, scores, method) == ["s/cnn/seed0-grand.parquet", "s/cnn/seed1-grand.parquet"]
+    assert plan.method_runs(CONFIG) == []  # uncertainty metrics only: no method jobs
+    config = {**CONFIG, "selection": {**CONFIG["selection"], "metrics": ["entropy", "kcenter"]}}
+    assert plan.selection_methods(config) == ["kcenter"]
+    assert plan.method_runs(config) == [{**run, "method": "kcenter"} for run in plan.selecting_proxy_runs(config)]
+    assert [run["target"] for run in plan.target_method_runs(config, "kcenter")] == ["net", "net", "big"]
