@@ -25,6 +25,7 @@ from svp.errors import StageInputError
 
 REMAKE = {
     "subset": "rerun `svp select` (the select_subset rule) to remake it",
+    "pool": "rerun the round that wrote it (`svp active next`, the label_next_batch rule; round 0: `svp active start`)",
     "scores": "rerun `svp score` (the score_examples rule) to remake it",
     "ranks": "rerun `svp rank` (the rank_examples rule) to remake it",
     "summary": "rerun `svp summarize` (the summarize rule) to remake it",
@@ -277,8 +278,16 @@ def _first_line(error: Exception) -> str:
 RUN_FACTS = {
     "target": ("target", "selection", "fraction", "seed", "test_error", "seconds"),
     "proxy": ("proxy", "seed", "test_error", "seconds"),
+    # Active learning (svp.active): a round's selector, and a target trained on a round's pool.
+    "selector": ("labelling", "selector", "strategy", "run_seed", "round", "seed", "test_error", "seconds"),
+    "active_target": ("target", "labelling", "strategy", "seed", "round", "budget", "test_error", "seconds"),
 }
-RUN_FOLDERS = {"target": "targets/<target>/<selection>/<fraction>/seed<s>/", "proxy": "proxies/<proxy>/seed<s>/"}
+RUN_FOLDERS = {
+    "target": "targets/<target>/<selection>/<fraction>/seed<s>/",
+    "proxy": "proxies/<proxy>/seed<s>/",
+    "selector": "active/<labelling>/seed<s>/round<r>/selector/seed<k>/",
+    "active_target": "active/<labelling>/seed<s>/round<r>/targets/<target>/",
+}
 
 
 def read_run_metrics(path: str | Path, *roles: str) -> dict:
