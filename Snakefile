@@ -35,6 +35,7 @@ include: "workflow/rules/target.smk"
 include: "workflow/rules/budget.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/active_common.smk"
 include: "workflow/rules/active.smk"
 
 

@@ -6,56 +6,6 @@
 # the last finished round. Every target is then trained from scratch on each round's pool.
 # Without `active_learning` in the config nothing here is asked for.
 
-ACTIVE = f"{RESULTS}/active"
-ACTIVE_ROUND = f"{ACTIVE}/{{labelling}}/seed{{seed}}/round{{round}}"
-
-active_settings = active_job_inputs.ActiveJobSettings(config)
-
-
-wildcard_constraints:
-    labelling=r"random|[A-Za-z0-9_]+-(" + "|".join(active_rounds.STRATEGIES) + ")",
-    round=r"\d+",
-    run_seed=r"\d+",
-
-
-def previous_pool(wildcards):
-    return active_job_inputs.previous_pool(
-        wildcards.labelling,
-        wildcards.get("run_seed", wildcards.get("seed")),
-        wildcards.round,
-        rules.start_labelled_pool.output.pool,
-        rules.label_next_batch.output.pool,
-    )
-
-
-def selector_pool(wildcards):
-    active_job_inputs.checked_round_seed(
-        wildcards.run_seed, wildcards.round, wildcards.seed
-    )
-    return active_job_inputs.previous_pool(
-        wildcards.labelling,
-        wildcards.run_seed,
-        wildcards.round,
-        rules.start_labelled_pool.output.pool,
-        rules.label_next_batch.output.pool,
-    )
-
-
-def batch_inputs(wildcards):
-    return active_job_inputs.batch_inputs(
-        wildcards.labelling,
-        wildcards.seed,
-        wildcards.round,
-        previous_pool(wildcards),
-        rules.score_selector.output.scores,
-    )
-
-
-def batch_source_args(wildcards, input):
-    return active_job_inputs.batch_source_args(
-        wildcards.labelling, wildcards.seed, wildcards.round, input.get("scores")
-    )
-
 
 rule start_labelled_pool:
     input:
@@ -154,30 +104,6 @@ use rule train_proxy as train_active_target with:
         info=active_settings.target_info,
 
 
-def all_active_pools():
-    return workflow_inputs.run_files(
-        rules.label_next_batch.output.pool, active_rounds.pool_runs(config)
-    )
-
-
-def all_selector_metrics():
-    return workflow_inputs.run_files(
-        rules.train_selector.output.metrics, active_rounds.selector_runs(config)
-    )
-
-
-def all_selector_scores():
-    return workflow_inputs.run_files(
-        rules.score_selector.output.scores, active_rounds.selector_runs(config)
-    )
-
-
-def all_active_target_metrics():
-    return workflow_inputs.run_files(
-        rules.train_active_target.output.metrics, active_rounds.target_runs(config)
-    )
-
-
 rule tabulate_active_learning:
     input:
         pools=all_active_pools(),
@@ -243,16 +169,6 @@ rule plot_active_learning:
     shell:
         "svp report active-figures --rounds {input.rounds:q} --targets {input.targets:q}"
         " --error-out {output.error:q} --time-out {output.time:q} > {log:q} 2>&1"
-
-
-def active_learning_files():
-    """The active-learning tables and figures; none when the config asks for no active learning."""
-    if not active_rounds.labellings(config):
-        return []
-    return [
-        *rules.tabulate_active_learning.output,
-        *rules.plot_active_learning.output,
-    ]
 
 
 # `snakemake active_learning` runs the rounds and their report alone, without the core-set runs.
