@@ -234,3 +234,97 @@ def test_bad_pools_and_scores_are_refused_naming_the_file(digits, tmp_path):
             scores_file=tmp_path / "short.parquet", strategy="entropy",
         )  # fmt: skip
     assert not (tmp_path / "out.parquet").exists()
+
+
+# The workflow without active learning
+
+
+def _dry_run_jobs(snakefile, workdir, configfile):
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--dry-run", "--snakefile", str(snakefile), "--directory", str(workdir),
+         "--cores", "2", "--resources", "gpu=1", "--configfile", str(configfile)],
+        capture_output=True, text=True, cwd=workdir, env={**os.environ, "PYTHONPATH": str(snakefile.parent)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = (result.stdout + result.stderr).splitlines()
+    # Each job's rule and files, without the job ids and timestamps that differ between runs.
+    return sorted(line.strip() for line in lines if line.strip().startswith(("rule ", "localrule ", "input:", "output:")))
+
+
+def test_a_config_without_active_learning_plans_the_same_jobs_as_a_workflow_without_it(tmp_path):
+    """The default config's DAG is what it was before active learning: the Snakefile
+    without active.smk (and its files in `all`) plans exactly the same jobs."""
+    import shutil
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    without = tmp_path / "without"
+    for part in ("svp", "workflow", "config"):
+        shutil.copytree(repo / part, without / part, ignore=shutil.ignore_patterns("__pycache__"))
+    snakefile = (repo / "Snakefile").read_text()
+    for line in ('include: "workflow/rules/active_common.smk"\n', 'include: "workflow/rules/active.smk"\n', "        active_learning_files(),\n"):
+        assert line in snakefile
+        snakefile = snakefile.replace(line, "")
+    (without / "Snakefile").write_text(snakefile)
+    runs = {}
+    for name, folder in (("with", repo), ("without", without)):
+        workdir = tmp_path / f"run-{name}"
+        workdir.mkdir()
+        runs[name] = _dry_run_jobs(folder / "Snakefile", workdir, repo / "config/config.yaml")
+    assert runs["with"] == runs["without"] and any(line.startswith("rule train_target") for line in runs["with"])
+
+
+# The report
+
+
+def _round_files(folder, labelling, seed, round_, *, selector_seconds, scoring_seconds, role="proxy", error=10.0):
+    import json
+
+    base = folder / labelling / f"seed{seed}" / f"round{round_}"
+    base.mkdir(parents=True)
+    facts = {"role": "pool", "labelling": labelling, "seed": seed, "round": round_, "budget": 0.1 * round_,
+             "pool_size": 10 * round_, "batch_size": 10, "batch_seconds": 0.5, "strategy": "entropy"}  # fmt: skip
+    write_parquet(pd.DataFrame({"index": [0], "label": [0], "round": [round_]}), base / "pool.parquet", facts)
+    files = {"pool": base / "pool.parquet"}
+    selector, _, strategy = labelling.partition("-")
+    if labelling != "random":
+        metrics = {"role": "selector", "labelling": labelling, "selector": selector, "selector_role": role,
+                   "strategy": strategy, "run_seed": seed, "round": round_, "seed": 99, "test_error": 50.0,
+                   "seconds": selector_seconds}  # fmt: skip
+        (base / "selector.json").write_text(json.dumps(metrics))
+        write_parquet(pd.DataFrame({"index": [0], "label": [0]}), base / "scores.parquet",
+                      {"role": "selector", "labelling": labelling, "run_seed": seed, "round": round_, "scoring_seconds": scoring_seconds})  # fmt: skip
+        files |= {"selector": base / "selector.json", "scores": base / "scores.parquet"}
+    target = {"role": "active_target", "target": "net", "labelling": labelling, "strategy": strategy or "random",
+              "seed": seed, "round": round_, "budget": 0.1 * round_, "test_error": error + seed, "seconds": 1.0}  # fmt: skip
+    (base / "target.json").write_text(json.dumps(target))
+    return files | {"target": base / "target.json"}
+
+
+def test_the_report_sums_each_rounds_selection_time_and_compares_proxy_with_target_selection(tmp_path):
+    from svp.report import active
+
+    files = []
+    for seed in (0, 1):
+        for round_ in (1, 2):
+            files.append(_round_files(tmp_path, "cnn-entropy", seed, round_, selector_seconds=1.0, scoring_seconds=0.5))
+            files.append(_round_files(tmp_path, "net-entropy", seed, round_, selector_seconds=9.0, scoring_seconds=2.5, role="target"))
+            files.append(_round_files(tmp_path, "random", seed, round_, selector_seconds=0, scoring_seconds=0, error=20.0))
+    pick = lambda kind: [f[kind] for f in files if kind in f]  # noqa: E731
+    rounds_table = active.round_table(pick("pool"), pick("selector"), pick("scores"))
+    proxy = rounds_table[rounds_table["labelling"] == "cnn-entropy"]
+    assert proxy["selection_seconds"].tolist() == [2.0, 2.0, 2.0, 2.0]  # 1 + 0.5 + 0.5 each round
+    assert proxy["cumulative_selection_seconds"].tolist() == [2.0, 4.0, 2.0, 4.0]
+    assert rounds_table.loc[rounds_table["labelling"] == "random", "selection_seconds"].tolist() == [0.5] * 4
+    results = active.results_table(rounds_table, active.load_target_runs(pick("target"))).set_index(["labelling", "budget"])
+    row = results.loc[("cnn-entropy", 0.2)]
+    assert row["runs"] == 2 and row["error_mean"] == 10.5 and row["error_std"] == pytest.approx(np.std([10, 11], ddof=1))
+    assert row["compared_with"] == "net-entropy" and row["selection_speedup"] == pytest.approx(24.0 / 4.0)
+    assert np.isnan(results.loc[("random", 0.2), "selection_speedup"])
+
+    with pytest.raises(StageInputError, match="no selector metrics.json or score file for cnn-entropy, seed 0, round 1"):
+        active.round_table(pick("pool"), pick("selector")[1:], pick("scores"))
