@@ -1,9 +1,10 @@
 """The ``svp`` command: run any stage of the workflow by hand (the Snakemake rules call it too).
 
 One argparse tree: each sub-command's parser is bound to the function that runs it
-(``set_defaults(func=...)``); ``svp report ...`` is a nested sub-parser of the same tree
-(``svp.report.cli``). Each function imports its stage when it runs, so that
-``svp check-config``, ``svp models`` and ``svp datasets`` answer without loading torch.
+(``set_defaults(func=...)``); ``svp report ...`` (``svp.report.cli``) and ``svp active ...``
+(``svp.active.cli``) are nested sub-parsers of the same tree. Each function imports its
+stage when it runs, so that ``svp check-config``, ``svp models`` and ``svp datasets``
+answer without loading torch.
 """
 
 from __future__ import annotations

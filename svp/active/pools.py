@@ -70,7 +70,7 @@ def start_pool(*, data_dir: str | Path, fraction: float, random_seed: int, pool_
 def read_pool(path: str | Path, labels: np.ndarray) -> pd.DataFrame:
     """A pool file, checked against the training ``labels``: indices in range and each once,
     their labels the training data's, and a whole-number ``round`` column."""
-    index = stage_files.subset_index(path, len(labels))
+    index = stage_files.subset_index(path, len(labels), kind="pool")
     table = stage_files.read_columns(path, ["index", "label", "round"], "pool")
     pool_labels = stage_files.whole_numbers(path, table, "label", "pool")
     wrong = np.flatnonzero(pool_labels != labels[index])
