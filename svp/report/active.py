@@ -264,10 +264,14 @@ def write_active_figures(*, rounds_file: str | Path, target_metrics: list[str | 
     results = results_table(rounds, load_target_runs(target_metrics))
     colours = selection_colours(results["labelling"])
     figure, axes = _target_axes(list(dict.fromkeys(results["target"])))
+    labellings = list(dict.fromkeys(results["labelling"]))
+    spacing = float(np.diff(sorted(results["budget"].unique())).min()) if results["budget"].nunique() > 1 else 0.1
     for target, ax in axes.items():
         for labelling, group in results[results["target"] == target].groupby("labelling", sort=False):
+            # Nudged sideways so that equal errors (or their bars) at one budget do not hide each other.
+            dodge = 0.03 * spacing * (labellings.index(labelling) - (len(labellings) - 1) / 2)
             ax.errorbar(
-                group["budget"], group["error_mean"], yerr=group["error_std"].fillna(0.0), label=labelling,
+                group["budget"] + dodge, group["error_mean"], yerr=group["error_std"].fillna(0.0), label=labelling,
                 color=colours[labelling], marker="o", capsize=3,
             )  # fmt: skip
         budgets = sorted(results["budget"].unique())
