@@ -35,6 +35,8 @@ include: "workflow/rules/target.smk"
 include: "workflow/rules/budget.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/active_common.smk"
+include: "workflow/rules/active.smk"
 
 
 rule all:
@@ -47,3 +49,4 @@ rule all:
         rules.plot_learning_curves.output,
         correlation_files(),
         subset_report_files(),
+        active_learning_files(),

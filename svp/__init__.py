@@ -7,6 +7,7 @@ together and call the ``svp`` command line (``svp.cli``). Its parts:
 - ``models``: model names and specs (no torch), and the networks behind them;
 - ``training``: the torch training loop, resumable checkpoints, GPU assignment;
 - ``selection``: uncertainty scores, rank combination, selection orders and subsets;
+- ``active``: active learning with proxies: labelled pools grown round by round;
 - ``report``: the summary, tables, figures and correlations of a finished run;
 - ``stages``: training and scoring, file in, file out; ``config`` and ``plan``: what a
   config asks for; ``errors`` and ``command_errors``: what a user is told when it fails.

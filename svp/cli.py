@@ -1,9 +1,10 @@
 """The ``svp`` command: run any stage of the workflow by hand (the Snakemake rules call it too).
 
 One argparse tree: each sub-command's parser is bound to the function that runs it
-(``set_defaults(func=...)``); ``svp report ...`` is a nested sub-parser of the same tree
-(``svp.report.cli``). Each function imports its stage when it runs, so that
-``svp check-config``, ``svp models`` and ``svp datasets`` answer without loading torch.
+(``set_defaults(func=...)``); ``svp report ...`` (``svp.report.cli``) and ``svp active ...``
+(``svp.active.cli``) are nested sub-parsers of the same tree. Each function imports its
+stage when it runs, so that ``svp check-config``, ``svp models`` and ``svp datasets``
+answer without loading torch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from svp.active.cli import add_active_commands
 from svp.command_errors import run_command
 from svp.report.cli import add_report_commands
 
@@ -153,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_show_summary)
 
     add_report_commands(commands)
+    add_active_commands(commands, fraction=_fraction, seed=_seed, json_object=_json_object)
 
     store = commands.add_parser("store-config", help="write the resolved config (JSON) as YAML")
     store.add_argument("--config", type=_json_object, required=True)
@@ -304,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "random_seed", None) is not None and not args.data:
         parser.error("--random-seed needs --data (the prepared data folder, for the labels)")
     # The command's name in its messages: `svp train`, `svp report tables`.
-    prog = " ".join(["svp", args.command, *filter(None, [getattr(args, "report_command", None)])])
+    prog = " ".join(
+        ["svp", args.command, *filter(None, [getattr(args, "report_command", None), getattr(args, "active_command", None)])]
+    )
     after_interrupt = getattr(args, "after_interrupt", None)
     return run_command(
         prog, lambda: args.func(args), (lambda: after_interrupt(args)) if after_interrupt else None

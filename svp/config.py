@@ -208,6 +208,7 @@ def validate_config(config: dict) -> dict:
     _check_selection_methods(resolved)
     _check_dataset_inputs(resolved["dataset"])
     _check_subset_sizes(resolved)
+    _check_active_learning(resolved)
     return resolved
 
 
@@ -403,6 +404,14 @@ def _check_subset_sizes(config: dict) -> None:
         problem = fraction_problem(fraction, class_sizes, config["selection"]["class_balanced"])
         if problem:
             raise ConfigError(f"config key 'selection.fractions[{index}]': {problem}")
+
+
+def _check_active_learning(config: dict) -> None:
+    """Selectors name a run; budgets grow; each round labels at least one example where the size is known."""
+    from svp.active import rounds
+
+    known = known_training_set(config["dataset"])
+    rounds.check_config(config, None if known is None else known[0])
 
 
 def read_config_file(path: str | Path) -> dict:

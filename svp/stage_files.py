@@ -25,6 +25,7 @@ from svp.errors import StageInputError
 
 REMAKE = {
     "subset": "rerun `svp select` (the select_subset rule) to remake it",
+    "pool": "rerun the round that wrote it (`svp active next`, the label_next_batch rule; round 0: `svp active start`)",
     "scores": "rerun `svp score` (the score_examples rule) to remake it",
     "ranks": "rerun `svp rank` (the rank_examples rule) to remake it",
     "summary": "rerun `svp summarize` (the summarize rule) to remake it",
@@ -107,25 +108,26 @@ def _first_repeat(values: np.ndarray) -> tuple[int, int] | None:
     return row, int(np.flatnonzero(values[:row] == values[row])[0])
 
 
-def subset_index(path: str | Path, n_examples: int, allow_empty: bool = False) -> np.ndarray:
+def subset_index(path: str | Path, n_examples: int, allow_empty: bool = False, kind: str = "subset") -> np.ndarray:
     """The example indices of a subset file: whole numbers in 0..n_examples-1, each once;
-    at least one unless ``allow_empty`` (the report describes an empty subset; training refuses it)."""
-    index = whole_numbers(path, read_columns(path, ["index"], "subset"), "index", "subset")
+    at least one unless ``allow_empty`` (the report describes an empty subset; training refuses it).
+    ``kind``: what the file is, for the hint on remaking it (an active-learning ``pool`` is a subset too)."""
+    index = whole_numbers(path, read_columns(path, ["index"], kind), "index", kind)
     if index.size == 0 and not allow_empty:
-        raise StageInputError(f"{path}: the subset holds no examples; a subset needs at least one; {REMAKE['subset']}")
+        raise StageInputError(f"{path}: the subset holds no examples; a subset needs at least one; {REMAKE[kind]}")
     outside = (index < 0) | (index >= n_examples)
     if outside.any():
         row = int(np.flatnonzero(outside)[0])
         raise StageInputError(
             f"{path}, row {row}: index {index[row]} is outside 0..{n_examples - 1}, the training set's examples; "
-            f"was the subset selected from other data? {REMAKE['subset']}"
+            f"was the subset selected from other data? {REMAKE[kind]}"
         )
     repeat = _first_repeat(index)
     if repeat is not None:
         row, first = repeat
         raise StageInputError(
             f"{path}, row {row}: index {index[row]} is listed again (first at row {first}); "
-            f"a subset lists each example once; {REMAKE['subset']}"
+            f"a subset lists each example once; {REMAKE[kind]}"
         )
     return index
 
@@ -277,8 +279,16 @@ def _first_line(error: Exception) -> str:
 RUN_FACTS = {
     "target": ("target", "selection", "fraction", "seed", "test_error", "seconds"),
     "proxy": ("proxy", "seed", "test_error", "seconds"),
+    # Active learning (svp.active): a round's selector, and a target trained on a round's pool.
+    "selector": ("labelling", "selector", "strategy", "run_seed", "round", "seed", "test_error", "seconds"),
+    "active_target": ("target", "labelling", "strategy", "seed", "round", "budget", "test_error", "seconds"),
 }
-RUN_FOLDERS = {"target": "targets/<target>/<selection>/<fraction>/seed<s>/", "proxy": "proxies/<proxy>/seed<s>/"}
+RUN_FOLDERS = {
+    "target": "targets/<target>/<selection>/<fraction>/seed<s>/",
+    "proxy": "proxies/<proxy>/seed<s>/",
+    "selector": "active/<labelling>/seed<s>/round<r>/selector/seed<k>/",
+    "active_target": "active/<labelling>/seed<s>/round<r>/targets/<target>/",
+}
 
 
 def read_run_metrics(path: str | Path, *roles: str) -> dict:

@@ -74,7 +74,7 @@ CASES = {
     ),
     "unknown keys of mixed types": (
         lambda t: _text(t, GOOD_YAML + "1: one\nzzz: 2\n"),
-        ["unknown config key '[1]', 'zzz'; allowed keys here: dataset, experiment"],
+        ["unknown config key '[1]', 'zzz'; allowed keys here: active_learning, dataset, experiment"],
     ),
     # NaN passes every bound; a NaN or infinite rate trained to chance and exited 0.
     "NaN learning rate": (

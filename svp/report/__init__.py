@@ -4,6 +4,8 @@
 - ``tables``: the results and runs tables (CSV, Markdown, HTML);
 - ``figures``: error and time against fraction, learning curves, class composition;
 - ``correlation``: how alike proxies and targets rank the examples (the paper's Figure 3);
+- ``active``: the active-learning tables and figures (error against labelled budget,
+  selection time per round, the proxy's speed-up over the target as selector);
 - ``cli``: ``svp report ...``, which the report rules run.
 
 Nothing here imports torch.

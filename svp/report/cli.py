@@ -4,7 +4,9 @@ Sub-commands: ``runs`` (every target run with its end-to-end cost), ``tables`` (
 paper-form results table), ``summary-figures`` (error and time against fraction),
 ``learning-curves``, ``error-vs-time``, ``correlate`` (the paper's Figure 3), ``subsets``
 (what each subset holds: class composition, proxy agreement and error; warnings),
-``class-composition`` (its figure) and ``subset-warnings`` (print the warnings again).
+``class-composition`` (its figure), ``subset-warnings`` (print the warnings again), and
+for active learning ``active-tables`` (every round; error against labelled budget,
+selection time and speed-up) and ``active-figures``.
 """
 
 from __future__ import annotations
@@ -77,6 +79,24 @@ def add_report_commands(svp_commands: argparse._SubParsersAction) -> None:
     warnings = commands.add_parser("subset-warnings", help="print the subsets table's warnings (nothing if none)")
     warnings.add_argument("subsets", help="the subsets table (see `subsets`)")
     warnings.set_defaults(func=_subset_warnings)
+
+    active = commands.add_parser("active-tables", help="active learning: every round's selection time; error against labelled budget")
+    active.add_argument("--pools", nargs="+", required=True, help="each round's pool.parquet")
+    active.add_argument("--selectors", nargs="*", default=[], help="each round's selector metrics.json")
+    active.add_argument("--scores", nargs="*", default=[], help="each round's selector scores.parquet")
+    active.add_argument("--targets", nargs="+", required=True, help="metrics.json of the targets trained on the pools")
+    active.add_argument("--rounds-out", required=True, help="the rounds table (CSV)")
+    active.add_argument("--csv", required=True)
+    active.add_argument("--markdown", required=True)
+    active.add_argument("--html", required=True)
+    active.set_defaults(func=_active_tables)
+
+    active_figures = commands.add_parser("active-figures", help="active learning: error against budget, selection time per round")
+    active_figures.add_argument("--rounds", required=True, help="the rounds table (see `active-tables`)")
+    active_figures.add_argument("--targets", nargs="+", required=True, help="metrics.json of the targets trained on the pools")
+    active_figures.add_argument("--error-out", required=True)
+    active_figures.add_argument("--time-out", required=True)
+    active_figures.set_defaults(func=_active_figures)
 
 
 def _runs(args: argparse.Namespace) -> None:
@@ -155,3 +175,24 @@ def _subset_warnings(args: argparse.Namespace) -> None:
     text = format_warnings(args.subsets)
     if text:
         print(text)
+
+
+def _active_tables(args: argparse.Namespace) -> None:
+    from svp.report.active import write_active_tables
+
+    write_active_tables(
+        pool_files=args.pools,
+        selector_metrics=args.selectors,
+        score_files=args.scores,
+        target_metrics=args.targets,
+        rounds_out=args.rounds_out,
+        csv_out=args.csv,
+        markdown_out=args.markdown,
+        html_out=args.html,
+    )
+
+
+def _active_figures(args: argparse.Namespace) -> None:
+    from svp.report.active import write_active_figures
+
+    write_active_figures(rounds_file=args.rounds, target_metrics=args.targets, error_out=args.error_out, time_out=args.time_out)

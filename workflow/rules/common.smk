@@ -10,6 +10,7 @@ import sys
 
 import svp
 from svp import plan, workflow_inputs
+from svp.active import job_inputs as active_job_inputs, rounds as active_rounds
 from svp.training.gpus import count_gpus
 from svp.config import ConfigError, validate_config
 from svp.selection.methods import METHODS, SELECTION_METRICS

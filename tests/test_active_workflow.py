@@ -1,0 +1,141 @@
+"""Active learning through Snakemake on digits: the rounds, the report, a changed budget, a kill and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.test_workflow import REPO, planned_rules
+
+TRAINING = {"batch_size": 64, "lr_schedule": [{"epochs": 2, "lr": 0.05}], "eval_every": 0}
+CONFIG = {
+    "experiment": "al",
+    "dataset": {"name": "digits"},
+    "proxies": {"cnn": {"model": "small_cnn", "seeds": [0], "training": TRAINING}},
+    "targets": {"net": {"model": "preact_resnet8", "seeds": [0], "training": TRAINING}},
+    "selection": {"metrics": ["entropy"], "fractions": [1.0]},
+    "active_learning": {"selectors": ["cnn", "net"], "strategies": ["entropy"], "initial_fraction": 0.05, "budgets": [0.1, 0.2, 0.3], "seeds": [0]},
+}
+ACTIVE = "results/al/active"
+LABELLINGS = ("cnn-entropy", "net-entropy", "random")
+
+pytestmark = pytest.mark.workflow
+
+
+def command(workdir: Path, config: dict, *args: str) -> list[str]:
+    (workdir / "al.yaml").write_text(yaml.safe_dump(config))
+    return [
+        sys.executable, "-m", "snakemake", "active_learning", *args, "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--cores", "2", "--resources", "gpu=1", "--configfile", str(workdir / "al.yaml"),
+    ]  # fmt: skip
+
+
+def run(workdir: Path, *args: str, config: dict = CONFIG) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(command(workdir, config, *args), capture_output=True, text=True, cwd=workdir, env=env)
+    if result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def pool(workdir: Path, labelling: str, round_: int) -> pd.DataFrame:
+    path = f"{ACTIVE}/start/seed0/pool.parquet" if round_ == 0 else f"{ACTIVE}/{labelling}/seed0/round{round_}/pool.parquet"
+    return pd.read_parquet(workdir / path)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("active")
+    run(workdir)
+    return workdir
+
+
+def test_every_round_extends_the_pool_by_its_batch_from_the_unlabelled_examples(finished):
+    n = json.loads((finished / "results/al/data/manifest.json").read_text())["n_train"]
+    sizes = [int(np.floor(f * n + 0.5)) for f in (0.05, 0.1, 0.2, 0.3)]
+    for labelling in LABELLINGS:
+        before = pool(finished, labelling, 0)
+        assert len(before) == sizes[0]
+        for round_ in (1, 2, 3):
+            after = pool(finished, labelling, round_)
+            assert len(after) == sizes[round_] and after["index"].is_unique
+            assert after.iloc[: len(before)].reset_index(drop=True).equals(before)
+            assert (after.iloc[len(before) :]["round"] == round_).all()
+            before = after
+        target = json.loads((finished / f"{ACTIVE}/{labelling}/seed0/round3/targets/net/metrics.json").read_text())
+        assert target["n_train"] == sizes[3] and target["budget"] == 0.3 and 0 <= target["test_error"] <= 100
+    # Each selector of round r trained on pool r-1, with the round's seed.
+    from svp.active.rounds import round_seed
+
+    selector = json.loads((finished / f"{ACTIVE}/cnn-entropy/seed0/round2/selector/seed{round_seed(0, 2)}/metrics.json").read_text())
+    assert selector["n_train"] == sizes[1] and selector["seed"] == round_seed(0, 2) and selector["role"] == "selector"
+    # The pools differ from random labels: the selectors chose.
+    assert set(pool(finished, "cnn-entropy", 3)["index"]) != set(pool(finished, "random", 3)["index"])
+
+
+def test_the_report_shows_error_against_budget_selection_time_and_speedup(finished):
+    report = finished / "results/al/report/active_learning"
+    rounds = pd.read_csv(report / "rounds.csv", keep_default_na=False)
+    assert len(rounds) == 3 * 3
+    chosen = rounds[rounds["labelling"] != "random"]
+    assert (chosen["selector_seconds"] > 0).all() and (chosen["scoring_seconds"] > 0).all()
+    assert np.allclose(rounds["selection_seconds"], rounds["selector_seconds"] + rounds["scoring_seconds"] + rounds["batch_seconds"])
+    results = pd.read_csv(report / "results.csv", keep_default_na=False)
+    assert set(zip(results["labelling"], results["budget"])) == {(lab, b) for lab in LABELLINGS for b in (0.1, 0.2, 0.3)}
+    proxy = results[results["labelling"] == "cnn-entropy"]
+    assert (proxy["compared_with"] == "net-entropy").all() and (proxy["selection_speedup"].astype(float) > 0).all()
+    assert "| cnn-entropy | proxy cnn, entropy |" in (report / "results.md").read_text()
+    assert "<table>" in (report / "results.html").read_text()
+    for figure in ("error_vs_budget.png", "selection_time.png"):
+        assert (report / figure).stat().st_size > 1000
+    assert not list((finished / "results").rglob("*.tmp"))
+
+
+def test_a_second_run_has_nothing_to_do_and_a_changed_budget_reruns_only_its_round(finished):
+    assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(run(finished))
+    changed = json.loads(json.dumps(CONFIG))
+    changed["active_learning"]["budgets"][2] = 0.35
+    dry = run(finished, "--dry-run", config=changed)
+    text = dry.stdout + dry.stderr
+    # Round 3's batch and the targets on its pool; its selectors trained on pool 2, which stands.
+    assert planned_rules(dry) == {"label_next_batch", "train_active_target", "tabulate_active_learning", "plot_active_learning", "active_learning"}
+    outputs = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.strip().startswith("output:")]
+    pools = sorted(path for path in outputs if path.endswith("pool.parquet"))
+    assert pools == [f"{ACTIVE}/{labelling}/seed0/round3/pool.parquet" for labelling in LABELLINGS]
+
+
+def test_a_run_killed_mid_round_resumes_at_the_last_finished_round(finished, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first_round = tmp_path / f"{ACTIVE}/cnn-entropy/seed0/round1/pool.parquet"
+    process = subprocess.Popen(
+        command(tmp_path, CONFIG), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill takes its running jobs too
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not first_round.exists():
+        assert process.poll() is None, "the run ended before round 1 finished"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)  # round 2's selector is training now
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / f"{ACTIVE}/cnn-entropy/seed0/round3/pool.parquet").exists()
+    finished_before = first_round.stat().st_mtime_ns
+
+    # README, "A killed run leaves a lock": unlock, then rerun the jobs that were running.
+    run(tmp_path, "--unlock")
+    result = run(tmp_path, "--rerun-incomplete")
+    assert first_round.stat().st_mtime_ns == finished_before  # round 1 was not redone
+    assert "start_labelled_pool" not in planned_rules(result)
+    for labelling in LABELLINGS:  # and the pools are those of the run that was never killed
+        for round_ in (1, 2, 3):
+            assert pool(tmp_path, labelling, round_).equals(pool(finished, labelling, round_))
+    assert not list((tmp_path / "results").rglob("*.tmp"))

@@ -1,0 +1,87 @@
+# What the active-learning rules (active.smk) read and are given: paths, wildcard
+# patterns, and the callables their inputs and params name, from svp.active.
+
+ACTIVE = f"{RESULTS}/active"
+ACTIVE_ROUND = f"{ACTIVE}/{{labelling}}/seed{{seed}}/round{{round}}"
+
+active_settings = active_job_inputs.ActiveJobSettings(config)
+
+
+wildcard_constraints:
+    labelling=r"random|[A-Za-z0-9_]+-(" + "|".join(active_rounds.STRATEGIES) + ")",
+    round=r"\d+",
+    run_seed=r"\d+",
+
+
+def previous_pool(wildcards):
+    """The pool a round adds to (label_next_batch's wildcards: seed is the run's)."""
+    return active_job_inputs.previous_pool(
+        wildcards.labelling,
+        wildcards.seed,
+        wildcards.round,
+        rules.start_labelled_pool.output.pool,
+        rules.label_next_batch.output.pool,
+    )
+
+
+def selector_pool(wildcards):
+    active_job_inputs.checked_round_seed(
+        wildcards.run_seed, wildcards.round, wildcards.seed
+    )
+    return active_job_inputs.previous_pool(
+        wildcards.labelling,
+        wildcards.run_seed,
+        wildcards.round,
+        rules.start_labelled_pool.output.pool,
+        rules.label_next_batch.output.pool,
+    )
+
+
+def batch_inputs(wildcards):
+    return active_job_inputs.batch_inputs(
+        wildcards.labelling,
+        wildcards.seed,
+        wildcards.round,
+        previous_pool(wildcards),
+        rules.score_selector.output.scores,
+    )
+
+
+def batch_source_args(wildcards, input):
+    return active_job_inputs.batch_source_args(
+        wildcards.labelling, wildcards.seed, wildcards.round, input.get("scores")
+    )
+
+
+def all_active_pools():
+    return workflow_inputs.run_files(
+        rules.label_next_batch.output.pool, active_rounds.pool_runs(config)
+    )
+
+
+def all_selector_metrics():
+    return workflow_inputs.run_files(
+        rules.train_selector.output.metrics, active_rounds.selector_runs(config)
+    )
+
+
+def all_selector_scores():
+    return workflow_inputs.run_files(
+        rules.score_selector.output.scores, active_rounds.selector_runs(config)
+    )
+
+
+def all_active_target_metrics():
+    return workflow_inputs.run_files(
+        rules.train_active_target.output.metrics, active_rounds.target_runs(config)
+    )
+
+
+def active_learning_files():
+    """The active-learning tables and figures; none when the config asks for no active learning."""
+    if not active_rounds.labellings(config):
+        return []
+    return [
+        *rules.tabulate_active_learning.output,
+        *rules.plot_active_learning.output,
+    ]
