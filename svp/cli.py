@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_show_summary)
 
     add_report_commands(commands)
-    add_active_commands(commands, fraction=_fraction, seed=_seed, json_object=_json_object)
+    add_active_commands(commands, fraction=_fraction, seed=_seed, json_object=_json_object, positive_int=_positive_int)
 
     store = commands.add_parser("store-config", help="write the resolved config (JSON) as YAML")
     store.add_argument("--config", type=_json_object, required=True)

@@ -277,11 +277,11 @@ def score_method_run(
         seconds = time.perf_counter() - started
     elif method == "grand":
         norms, seconds = spec.trainer.gradient_norms(job)
-        _check_finite(norms, checkpoint, "gradient norms")
+        check_finite(norms, checkpoint, "gradient norms")
         columns = {"grand": norms}
     else:
         embedded, seconds = spec.trainer.embeddings(job)
-        _check_finite(embedded, checkpoint, "penultimate-layer embeddings")
+        check_finite(embedded, checkpoint, "penultimate-layer embeddings")
         started = time.perf_counter()
         budget = min(len(labels), max(1, math.ceil(kcenter_fraction * len(labels))))
         order = k_center_greedy(embedded, budget, seed=int(stored["seed"]))
@@ -316,7 +316,7 @@ def _forgetting_columns(stored: dict, path: str | Path, n_examples: int) -> dict
     return {"forgetting": scores, "forgetting_events": events, "never_learned": ~ever_correct}
 
 
-def _check_finite(values: np.ndarray, path: str | Path, what: str) -> None:
+def check_finite(values: np.ndarray, path: str | Path, what: str) -> None:
     bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1) if len(values) else np.zeros(0, bool)
     if bad.any():
         raise StageInputError(

@@ -236,6 +236,158 @@ def test_bad_pools_and_scores_are_refused_naming_the_file(digits, tmp_path):
     assert not (tmp_path / "out.parquet").exists()
 
 
+# k-center greedy (core-set active learning): the batch from the selector's embeddings
+
+SELECTOR_TRAINING = {"batch_size": 32, "lr_schedule": [{"epochs": 2, "lr": 0.05}], "eval_every": 0}
+
+
+def test_kcenter_is_a_strategy_that_reads_the_selectors_model_not_scores():
+    config = validate_config(with_active(selectors=["cnn", "net"], strategies=["entropy", "kcenter"]))
+    assert rounds.labellings(config) == ["cnn-entropy", "cnn-kcenter", "net-entropy", "net-kcenter", "random"]
+    assert {run["labelling"] for run in rounds.selector_runs(config)} == {"cnn-entropy", "cnn-kcenter", "net-entropy", "net-kcenter"}
+    assert {run["labelling"] for run in rounds.scored_selector_runs(config)} == {"cnn-entropy", "net-entropy"}
+    scores, model = "{labelling}/{run_seed}/{round}/{seed}/scores", "{labelling}/{run_seed}/{round}/{seed}/model.pt"
+    k = rounds.round_seed(0, 2)
+    assert job_inputs.batch_inputs("cnn-kcenter", 0, 2, "pool1", scores, model) == {"pool": "pool1", "checkpoint": f"cnn-kcenter/0/2/{k}/model.pt"}
+    assert job_inputs.batch_inputs("cnn-entropy", 0, 2, "pool1", scores, model) == {"pool": "pool1", "scores": f"cnn-entropy/0/2/{k}/scores"}
+    assert job_inputs.batch_inputs("random", 0, 2, "pool1", scores, model) == {"pool": "pool1"}
+    assert job_inputs.embeds("cnn-kcenter") and not job_inputs.embeds("cnn-entropy") and not job_inputs.embeds("random")
+    assert job_inputs.batch_source_args("cnn-kcenter", 0, 2, None, "a b/model.pt", batch_size=256, threads=2) == (
+        "--checkpoint 'a b/model.pt' --strategy kcenter --batch-size 256 --threads 2"
+    )
+
+
+@pytest.fixture(scope="module")
+def selector(digits, tmp_path_factory):
+    """A small_cnn selector trained on a random 5 % start pool of digits (round 1's selector)."""
+    from svp.stages import train_run
+
+    folder = tmp_path_factory.mktemp("selector")
+    pools.start_pool(data_dir=digits, fraction=0.05, random_seed=11, pool_out=folder / "start.parquet")
+    train_run(
+        model_name="small_cnn", training=SELECTOR_TRAINING, seed=5, data_dir=digits, model_out=folder / "model.pt",
+        history_out=folder / "history.csv", metrics_out=folder / "metrics.json", subset=folder / "start.parquet", threads=1,
+    )  # fmt: skip
+    return folder
+
+
+def _embeddings(model, digits):
+    """The selector's penultimate-layer embedding of every training example, as its trainer computes it."""
+    from pathlib import Path
+
+    from svp import data
+    from svp.models import specs
+    from svp.models.trainers import ScoringJob
+    from svp.stages import read_model_checkpoint
+
+    train, _, manifest = data.load_prepared(digits)
+    stored = read_model_checkpoint(model)
+    job = ScoringJob(checkpoint=stored, checkpoint_path=Path(model), train=train, manifest=manifest, data_dir=Path(digits),
+                     batch_size=1024, workdir=Path(model).parent)  # fmt: skip
+    return specs.model_spec(stored["model_name"]).trainer.embeddings(job)[0]
+
+
+def test_the_kcenter_batch_is_k_center_greedy_from_the_labelled_pool_on_the_selectors_embeddings(digits, selector, tmp_path):
+    from svp.active.embedding_batch import kcenter_next_batch
+    from svp.selection.kcenter import k_center_greedy
+
+    labels = load_labels(digits)
+    n = len(labels)
+    sizes = rounds.pool_sizes(n, 0.05, [0.1, 0.2])
+    previous = pd.read_parquet(selector / "start.parquet")
+    embedded = _embeddings(selector / "model.pt", digits)
+    for round_, budget in ((1, 0.1), (2, 0.2)):  # round 2 reuses the selector: what matters here is the pool
+        pool_in = selector / "start.parquet" if round_ == 1 else tmp_path / "round1.parquet"
+        out = tmp_path / f"round{round_}.parquet"
+        kcenter_next_batch(checkpoint=selector / "model.pt", pool_file=pool_in, data_dir=digits, budget=budget, round_=round_,
+                           pool_out=out, run_info={"labelling": "cnn-kcenter"}, threads=1)  # fmt: skip
+        pool = pd.read_parquet(out)
+        assert len(pool) == sizes[round_] and pool["index"].is_unique
+        assert pool.iloc[: len(previous)].reset_index(drop=True).equals(previous)  # nested
+        batch = pool.iloc[len(previous) :]
+        assert len(batch) == sizes[round_] - sizes[round_ - 1] and (batch["round"] == round_).all()
+        assert not set(batch["index"]) & set(previous["index"])
+        assert (pool["label"].to_numpy() == labels[pool["index"]]).all()
+        labelled = previous["index"].to_numpy()
+        expected = k_center_greedy(embedded, len(batch), initial=labelled)
+        assert batch["index"].tolist() == expected.tolist()  # in greedy order
+        # And what greedy means, in float64: each pick is (up to rounding) the unlabelled
+        # example farthest from its nearest labelled or already chosen example.
+        points = embedded.astype(np.float64)
+        nearest = ((points[:, None, :] - points[None, labelled, :]) ** 2).sum(axis=2).min(axis=1)
+        nearest[labelled] = -1.0
+        for pick in batch["index"]:
+            assert nearest[pick] >= nearest.max() * (1 - 1e-4)
+            nearest = np.minimum(nearest, ((points - points[pick]) ** 2).sum(axis=1))
+            nearest[pick] = -1.0
+        facts = read_parquet_metadata(out)
+        assert facts["strategy"] == "kcenter" and facts["labelling"] == "cnn-kcenter"
+        assert facts["checkpoint"] == str(selector / "model.pt") and facts["embedding_dimensions"] == embedded.shape[1]
+        assert facts["scoring_seconds"] > 0 and facts["batch_seconds"] >= facts["kcenter_seconds"] > 0
+        assert (facts["round"], facts["pool_size"], facts["batch_size"]) == (round_, len(pool), len(batch))
+        previous = pool
+
+
+def test_kcenter_pools_are_the_same_each_time_and_differ_from_uncertainty_and_random_ones(digits, selector, tmp_path):
+    from svp.active.embedding_batch import kcenter_next_batch
+
+    for name in ("a", "b"):
+        kcenter_next_batch(checkpoint=selector / "model.pt", pool_file=selector / "start.parquet", data_dir=digits,
+                           budget=0.2, round_=1, pool_out=tmp_path / f"{name}.parquet", threads=1)  # fmt: skip
+    first = pd.read_parquet(tmp_path / "a.parquet")
+    assert first.equals(pd.read_parquet(tmp_path / "b.parquet"))
+    pools.next_batch(pool_file=selector / "start.parquet", data_dir=digits, budget=0.2, round_=1,
+                     pool_out=tmp_path / "random.parquet", random_seed=3)  # fmt: skip
+    assert set(first["index"]) != set(pd.read_parquet(tmp_path / "random.parquet")["index"])
+
+
+def test_svp_active_next_by_kcenter_and_its_refusals(digits, selector, tmp_path, capsys):
+    from svp.cli import main
+
+    common = ["active", "next", "--pool", str(selector / "start.parquet"), "--data", str(digits), "--budget", "0.1",
+              "--round", "1", "--out", str(tmp_path / "out.parquet")]  # fmt: skip
+    model = str(selector / "model.pt")
+    assert main([*common, "--checkpoint", model, "--strategy", "kcenter", "--threads", "1"]) == 0
+    assert read_parquet_metadata(tmp_path / "out.parquet")["strategy"] == "kcenter"
+    (tmp_path / "out.parquet").unlink()
+    capsys.readouterr()
+    for extra, message in (
+        (["--checkpoint", model, "--strategy", "entropy"], "--checkpoint needs --strategy, one of kcenter"),
+        (["--checkpoint", model], "--checkpoint needs --strategy"),
+        (["--scores", model, "--strategy", "kcenter"], "--scores needs --strategy, one of least_confidence"),
+        (["--random-seed", "1", "--threads", "2"], "--batch-size and --threads go with --checkpoint"),
+        (["--checkpoint", str(selector / "start.parquet"), "--strategy", "kcenter"], "start.parquet: not a readable model checkpoint"),
+    ):
+        assert main([*common, *extra]) != 0
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: one source only
+        main([*common, "--checkpoint", model, "--random-seed", "1", "--strategy", "kcenter"])
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_chooser_must_give_its_count_of_distinct_unlabelled_examples(digits, tmp_path):
+    pools.start_pool(data_dir=digits, fraction=0.05, random_seed=0, pool_out=tmp_path / "start.parquet")
+    common = {"pool_file": tmp_path / "start.parquet", "data_dir": digits, "budget": 0.1, "round_": 1,
+              "pool_out": tmp_path / "out.parquet", "strategy": "kcenter"}  # fmt: skip
+
+    def unlabelled(labelled, count, n):
+        return np.setdiff1d(np.arange(n), labelled)[:count]
+
+    for bad in (
+        lambda labelled, count, n: (np.r_[labelled[:1], unlabelled(labelled, count, n)[1:]], {}),  # a labelled one
+        lambda labelled, count, n: (np.r_[unlabelled(labelled, count, n)[:-1], unlabelled(labelled, 1, n)], {}),  # twice
+    ):
+        with pytest.raises(RuntimeError, match="repeated or already labelled"):
+            pools.next_batch(chooser=bad, **common)
+    with pytest.raises(RuntimeError, match="int64 of shape \\(3,\\), not 68 indices"):
+        pools.next_batch(chooser=lambda labelled, count, n: (unlabelled(labelled, 3, n), {}), **common)
+    with pytest.raises(StageInputError, match="a chooser gives the strategies kcenter, not 'entropy'"):
+        pools.next_batch(chooser=unlabelled, **{**common, "strategy": "entropy"})
+    assert not (tmp_path / "out.parquet").exists()
+    pools.next_batch(chooser=lambda labelled, count, n: (unlabelled(labelled, count, n), {"scoring_seconds": 0.0}), **common)
+    assert len(pd.read_parquet(tmp_path / "out.parquet")) == 135
+
+
 # The workflow without active learning
 
 
@@ -288,17 +440,22 @@ def _round_files(folder, labelling, seed, round_, *, selector_seconds, scoring_s
     base.mkdir(parents=True)
     facts = {"role": "pool", "labelling": labelling, "seed": seed, "round": round_, "budget": 0.1 * round_,
              "pool_size": 10 * round_, "batch_size": 10, "batch_seconds": 0.5, "strategy": "entropy"}  # fmt: skip
+    selector, _, strategy = labelling.partition("-")
+    embedding = strategy == "kcenter"  # the batch job embeds: its pool holds the scoring time, and no score file is made
+    if embedding:
+        facts |= {"strategy": strategy, "scoring_seconds": scoring_seconds}
     write_parquet(pd.DataFrame({"index": [0], "label": [0], "round": [round_]}), base / "pool.parquet", facts)
     files = {"pool": base / "pool.parquet"}
-    selector, _, strategy = labelling.partition("-")
     if labelling != "random":
         metrics = {"role": "selector", "labelling": labelling, "selector": selector, "selector_role": role,
                    "strategy": strategy, "run_seed": seed, "round": round_, "seed": 99, "test_error": 50.0,
                    "seconds": selector_seconds}  # fmt: skip
         (base / "selector.json").write_text(json.dumps(metrics))
+        files["selector"] = base / "selector.json"
+    if labelling != "random" and not embedding:
         write_parquet(pd.DataFrame({"index": [0], "label": [0]}), base / "scores.parquet",
                       {"role": "selector", "labelling": labelling, "run_seed": seed, "round": round_, "scoring_seconds": scoring_seconds})  # fmt: skip
-        files |= {"selector": base / "selector.json", "scores": base / "scores.parquet"}
+        files["scores"] = base / "scores.parquet"
     target = {"role": "active_target", "target": "net", "labelling": labelling, "strategy": strategy or "random",
               "seed": seed, "round": round_, "budget": 0.1 * round_, "test_error": error + seed, "seconds": 1.0}  # fmt: skip
     (base / "target.json").write_text(json.dumps(target))
@@ -328,3 +485,29 @@ def test_the_report_sums_each_rounds_selection_time_and_compares_proxy_with_targ
 
     with pytest.raises(StageInputError, match="no selector metrics.json or score file for cnn-entropy, seed 0, round 1"):
         active.round_table(pick("pool"), pick("selector")[1:], pick("scores"))
+
+
+def test_the_report_takes_a_kcenter_rounds_embedding_time_from_its_pool(tmp_path):
+    from svp.report import active
+
+    files = []
+    for round_ in (1, 2):
+        files.append(_round_files(tmp_path, "cnn-kcenter", 0, round_, selector_seconds=1.0, scoring_seconds=0.25))
+        files.append(_round_files(tmp_path, "net-kcenter", 0, round_, selector_seconds=9.0, scoring_seconds=1.25, role="target"))
+        files.append(_round_files(tmp_path, "cnn-entropy", 0, round_, selector_seconds=1.0, scoring_seconds=0.5))
+    assert not any("scores" in f for f in files if "kcenter" in str(f["pool"]))
+    pick = lambda kind: [f[kind] for f in files if kind in f]  # noqa: E731
+    rounds_table = active.round_table(pick("pool"), pick("selector"), pick("scores")).set_index(["labelling", "round"])
+    assert rounds_table.loc[("cnn-kcenter", 1), "scoring_seconds"] == 0.25
+    assert rounds_table.loc[("cnn-kcenter", 2), "selection_seconds"] == 1.0 + 0.25 + 0.5
+    assert rounds_table.loc[("cnn-entropy", 2), "selection_seconds"] == 1.0 + 0.5 + 0.5
+    results = active.results_table(rounds_table.reset_index(), active.load_target_runs(pick("target")))
+    row = results.set_index(["labelling", "budget"]).loc[("cnn-kcenter", 0.2)]
+    assert row["compared_with"] == "net-kcenter" and row["selection_speedup"] == pytest.approx((2 * 10.75) / (2 * 1.75))
+
+    # A score file for a kcenter round (whose batch read none) is a mix-up, not a second scoring time.
+    stray = tmp_path / "stray.parquet"
+    write_parquet(pd.DataFrame({"index": [0], "label": [0]}), stray,
+                  {"role": "selector", "labelling": "cnn-kcenter", "run_seed": 0, "round": 1, "scoring_seconds": 3.0})  # fmt: skip
+    with pytest.raises(StageInputError, match="cnn-kcenter, seed 0, round 1: a score file was given"):
+        active.round_table(pick("pool"), pick("selector"), [*pick("scores"), stray])

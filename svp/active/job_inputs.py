@@ -104,18 +104,43 @@ def checked_round_seed(run_seed: int | str, round_: int | str, seed: int | str) 
         )
 
 
-def batch_inputs(labelling: str, seed: int | str, round_: int | str, previous: str, scores_pattern: str) -> dict:
-    """A round's inputs: the pool before it and, for a selector, its scores."""
+def batch_inputs(
+    labelling: str, seed: int | str, round_: int | str, previous: str, scores_pattern: str, model_pattern: str
+) -> dict:
+    """A round's inputs: the pool before it and, for a selector, its scores (uncertainty)
+    or its model (k-center embeds the training set with it; no score file is made)."""
     inputs = {"pool": previous}
     if labelling != rounds.RANDOM:
-        inputs["scores"] = scores_pattern.format(
-            labelling=labelling, run_seed=seed, round=round_, seed=rounds.round_seed(seed, round_)
-        )
+        selector_files = {"labelling": labelling, "run_seed": seed, "round": round_, "seed": rounds.round_seed(seed, round_)}
+        if rounds.reads_scores(labelling):
+            inputs["scores"] = scores_pattern.format(**selector_files)
+        else:
+            inputs["checkpoint"] = model_pattern.format(**selector_files)
     return inputs
 
 
-def batch_source_args(labelling: str, seed: int | str, round_: int | str, scores: str | None) -> str:
-    """``svp active next``'s source options: the selector's scores and strategy, or a random seed."""
-    if scores is None:
-        return f"--random-seed {rounds.round_seed(seed, round_)}"
-    return f"--scores {shlex.quote(scores)} --strategy {rounds.parse_labelling(labelling)[1]}"
+def embeds(labelling: str) -> bool:
+    """Whether a labelling's batch job runs the selector's model (a torch job: threads, GPU)."""
+    return labelling != rounds.RANDOM and not rounds.reads_scores(labelling)
+
+
+def batch_source_args(
+    labelling: str,
+    seed: int | str,
+    round_: int | str,
+    scores: str | None,
+    checkpoint: str | None = None,
+    *,
+    batch_size: int = 1024,
+    threads: int = 1,
+) -> str:
+    """``svp active next``'s source options: the selector's scores and strategy, its model
+    and strategy (with the embedding's batch size and threads), or a random seed."""
+    if scores is not None:
+        return f"--scores {shlex.quote(scores)} --strategy {rounds.parse_labelling(labelling)[1]}"
+    if checkpoint is not None:
+        return (
+            f"--checkpoint {shlex.quote(checkpoint)} --strategy {rounds.parse_labelling(labelling)[1]}"
+            f" --batch-size {int(batch_size)} --threads {int(threads)}"
+        )
+    return f"--random-seed {rounds.round_seed(seed, round_)}"

@@ -3,17 +3,26 @@
 A pool file is a subset file (``svp train --subset`` reads it as it is): one row per
 labelled example with its ``index`` and ``label``, plus ``round``, the round that
 labelled it. Rows keep the order of labelling: the previous pool's rows first, then the
-new batch, most uncertain first. So pools are nested across rounds by construction, and
-each stage checks its input pool against the training labels before choosing.
+new batch in the order it was chosen (most uncertain first; for k-center, greedy order).
+So pools are nested across rounds by construction, and each stage checks its input pool
+against the training labels before choosing.
+
+The batch comes from a score file (uncertainty), a random draw, or a ``chooser``: a
+function the stage calls once the pool and budget are checked, for strategies that need
+a model (k-center greedy, svp.active.embedding_batch, which imports torch; this module
+does not).
 
 The parquet metadata holds the round's facts: round, budget, pool and batch sizes,
 strategy, selector, seeds, and ``batch_seconds``, the time the batch choice itself took
-(the report adds the selector's training and scoring time to it).
+(the report adds the selector's training and scoring time to it). A chooser that runs
+the selector over the training set reports that forward pass as ``scoring_seconds``,
+which ``batch_seconds`` then leaves out, as a score file's scoring is left out.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +34,11 @@ from svp.errors import StageInputError
 from svp.parquet import read_parquet_metadata, write_parquet
 
 REMAKE_POOL = stage_files.REMAKE["pool"]
+
+# A chooser: (the labelled pool's indices in labelling order, how many to add, the
+# training set's size) -> (the batch's indices in the order chosen, facts for the pool's
+# metadata; ``scoring_seconds`` among them is the time spent running the selector).
+Chooser = Callable[[np.ndarray, int, int], "tuple[np.ndarray, dict]"]
 
 
 def _pool_frame(index: np.ndarray, labels: np.ndarray, round_labelled: np.ndarray) -> pd.DataFrame:
@@ -91,6 +105,17 @@ def uncertain_first(scores: np.ndarray, candidates: np.ndarray, count: int) -> n
     return candidates[order[:count]]
 
 
+def _checked_batch(batch: np.ndarray, labelled: np.ndarray, count: int, strategy: str) -> np.ndarray:
+    """A chooser's batch: ``count`` distinct unlabelled training indices (anything else is a bug in it)."""
+    if batch.shape != (count,) or not np.issubdtype(batch.dtype, np.integer):
+        raise RuntimeError(f"the {strategy} chooser returned {batch.dtype} of shape {batch.shape}, not {count} indices")
+    if batch.size and (batch.min() < 0 or batch.max() >= len(labelled)):
+        raise RuntimeError(f"the {strategy} chooser returned indices outside 0..{len(labelled) - 1}")
+    if len(np.unique(batch)) != count or labelled[batch].any():
+        raise RuntimeError(f"the {strategy} chooser returned a repeated or already labelled example")
+    return batch.astype(np.int64)
+
+
 def next_batch(
     *,
     pool_file: str | Path,
@@ -101,16 +126,21 @@ def next_batch(
     scores_file: str | Path | None = None,
     strategy: str | None = None,
     random_seed: int | None = None,
+    chooser: Chooser | None = None,
     run_info: dict | None = None,
 ) -> pd.DataFrame:
     """Round ``round_``: add to the pool of the round before the unlabelled examples that
     bring it to round(budget x N): the most uncertain by ``strategy`` in ``scores_file``
-    (one score per training example; only unlabelled examples compete), or a random draw
-    with ``random_seed``."""
-    if (scores_file is None) == (random_seed is None):
-        raise ValueError("give exactly one of scores_file (with strategy) and random_seed")
-    if scores_file is not None and strategy not in rounds.STRATEGIES:
-        raise StageInputError(f"unknown active-learning strategy {strategy!r}; known: {', '.join(rounds.STRATEGIES)}")
+    (one score per training example; only unlabelled examples compete), a random draw
+    with ``random_seed``, or what ``chooser`` (named by ``strategy``) picks."""
+    if sum(source is not None for source in (scores_file, random_seed, chooser)) != 1:
+        raise ValueError("give exactly one of scores_file (with strategy), random_seed and chooser (with strategy)")
+    if scores_file is not None and strategy not in rounds.UNCERTAINTY_STRATEGIES:
+        raise StageInputError(
+            f"a score file gives the strategies {', '.join(rounds.UNCERTAINTY_STRATEGIES)}, not {strategy!r}"
+        )
+    if chooser is not None and strategy not in rounds.EMBEDDING_STRATEGIES:
+        raise StageInputError(f"a chooser gives the strategies {', '.join(rounds.EMBEDDING_STRATEGIES)}, not {strategy!r}")
     started = time.perf_counter()
     labels = data.load_labels(data_dir, "train")
     n_examples = len(labels)
@@ -129,6 +159,7 @@ def next_batch(
         )
     labelled = np.zeros(n_examples, dtype=bool)
     labelled[previous["index"].to_numpy()] = True
+    chosen_facts: dict = {}
     unlabelled = np.flatnonzero(~labelled)
     if scores_file is not None:
         scores = stage_files.read_scores(scores_file, (strategy,))
@@ -138,21 +169,29 @@ def next_batch(
                 f"score the training set this pool comes from ({stage_files.REMAKE['scores']})"
             )
         batch = uncertain_first(scores[strategy], unlabelled, count)
+    elif chooser is not None:
+        batch, chosen_facts = chooser(previous["index"].to_numpy(), count, n_examples)
+        batch = _checked_batch(np.asarray(batch), labelled, count, strategy)
     else:
         batch = np.random.default_rng(random_seed).choice(unlabelled, size=count, replace=False)
     index = np.concatenate([previous["index"].to_numpy(), batch])
     round_labelled = np.concatenate([previous["round"].to_numpy(), np.full(count, round_)])
     pool = _pool_frame(index, labels, round_labelled)
+    if random_seed is not None:
+        source = {"random_seed": random_seed}
+    else:
+        source = {"scores": str(scores_file)} if scores_file is not None else chosen_facts
     facts = {
         **(run_info or {}),
         "round": round_,
         "budget": budget,
-        "strategy": strategy if scores_file is not None else rounds.RANDOM,
-        **({"random_seed": random_seed} if random_seed is not None else {"scores": str(scores_file)}),
+        "strategy": strategy if random_seed is None else rounds.RANDOM,
+        **source,
         "pool_size": len(pool),
         "batch_size": count,
         "n_total": n_examples,
-        "batch_seconds": time.perf_counter() - started,
+        # The selector's forward pass (a chooser's scoring_seconds) is counted as scoring, not twice.
+        "batch_seconds": time.perf_counter() - started - chosen_facts.get("scoring_seconds", 0.0),
     }
     write_parquet(pool, pool_out, facts)
     print(f"round {round_}: labelled {count:,} more examples, {len(pool):,} of {n_examples:,} in all", flush=True)

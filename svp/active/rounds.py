@@ -7,7 +7,8 @@ budget) trains the selector on pool r-1 and labels the examples that bring the p
 rounded up, like a core-set subset's (svp.selection.orders.subset_size).
 
 A labelling names how a run chooses its batches: ``<selector>-<strategy>`` (a proxy or
-a target trained on the pool, then its least sure examples by the strategy) or
+a target trained on the pool, then its least sure examples by an uncertainty strategy,
+or by ``kcenter`` the examples farthest from the labelled ones in its embedding) or
 ``random``. Every labelling of a seed starts from the same random pool.
 """
 
@@ -18,12 +19,17 @@ import math
 from collections.abc import Sequence
 
 from svp.errors import ConfigError
+from svp.models import specs
 
 # Uncertainty read without the label: the examples to be labelled have none yet. (EL2N
-# reads the label, so it is no active-learning strategy.) k-center greedy would be a
-# fourth, geometric one once `svp score` writes embeddings (svp.selection.kcenter has the
-# algorithm): add it here, and its branch in svp.active.pools.next_batch.
-STRATEGIES: tuple[str, ...] = ("least_confidence", "margin", "entropy")
+# reads the label, so it is no active-learning strategy.) These read the selector's
+# score file (`svp score`).
+UNCERTAINTY_STRATEGIES: tuple[str, ...] = ("least_confidence", "margin", "entropy")
+# Geometric: the core-set active learning of Sener and Savarese (2018), k-center greedy
+# on the selector's penultimate-layer embeddings with the labelled pool as the first
+# centres (svp.active.embedding_batch). It reads the selector's model, not its scores.
+EMBEDDING_STRATEGIES: tuple[str, ...] = ("kcenter",)
+STRATEGIES: tuple[str, ...] = UNCERTAINTY_STRATEGIES + EMBEDDING_STRATEGIES
 RANDOM = "random"
 # Round seeds are below 2**31: fastText takes its seed as a 32-bit C int.
 SEED_LIMIT = 2**31
@@ -139,6 +145,11 @@ def selector_spec(config: dict, selector: str) -> dict:
     return config["proxies" if role == "proxy" else "targets"][selector]
 
 
+def reads_scores(labelling: str) -> bool:
+    """Whether a labelling's batches are chosen from its selector's score file (uncertainty)."""
+    return parse_labelling(labelling)[1] in UNCERTAINTY_STRATEGIES
+
+
 def labellings(config: dict) -> list[str]:
     """Every labelling the config asks for, selectors first; none without ``active_learning``."""
     active = section(config)
@@ -194,19 +205,34 @@ def selector_runs(config: dict) -> list[dict]:
     ]  # fmt: skip
 
 
+def scored_selector_runs(config: dict) -> list[dict]:
+    """The selector runs scored with ``svp score``: those of uncertainty labellings (a
+    k-center labelling embeds the training set in its batch job instead)."""
+    return [run for run in selector_runs(config) if reads_scores(run["labelling"])]
+
+
 def target_runs(config: dict) -> list[dict]:
     """Every target trained from scratch on a round's pool: each target, labelling, seed and budget."""
     return [{**run, "target": target} for target in config["targets"] for run in pool_runs(config)]
 
 
 def check_config(config: dict, n_examples: int | None) -> None:
-    """What the schema cannot check: selectors name a run, budgets grow, each round labels
-    at least one example (where the training set's size ``n_examples`` is known)."""
+    """What the schema cannot check: selectors name a run (whose model gives embeddings
+    where a strategy needs them), budgets grow, each round labels at least one example
+    (where the training set's size ``n_examples`` is known)."""
     active = section(config)
     if active is None:
         return
+    embedding = [strategy for strategy in active["strategies"] if strategy in EMBEDDING_STRATEGIES]
     for selector in active["selectors"]:
-        selector_role(config, selector)
+        model = selector_spec(config, selector)["model"]
+        trainer = specs.model_spec(model).trainer if model in specs.list_models() else None  # an unknown model is refused elsewhere
+        for strategy in embedding:
+            if trainer is not None and strategy not in trainer.methods:
+                raise ConfigError(
+                    f"config key 'active_learning.strategies': {strategy!r} needs the embeddings of selector {selector!r} "
+                    f"(model {model!r}, trained by {trainer.title}), which gives none; drop {strategy!r} or that selector"
+                )
     check_budget_order(active["initial_fraction"], active["budgets"])
     if n_examples is not None:
         pool_sizes(n_examples, active["initial_fraction"], active["budgets"])

@@ -5,7 +5,10 @@ the batch choice's seconds), each selector's metrics.json (its training seconds)
 score file (its scoring seconds), and each target's metrics.json (its test error on
 that round's pool). A round's selection time is what choosing its batch cost: training
 the selector on the pool before it, scoring the training set with it, and choosing the
-batch. Random labels cost only the draw.
+batch. Random labels cost only the draw. The kcenter strategy has no score file: its
+pool's facts hold the forward pass that embedded the training set as its
+``scoring_seconds`` (and k-center greedy in its ``batch_seconds``), so proxy and target
+selection compare the same parts.
 
 ``rounds.csv`` has one row per (labelling, seed, round); ``results.csv`` one per
 (target, labelling, budget) with the error's mean and std over seeds, the selection
@@ -85,14 +88,26 @@ def round_table(pool_files: list[str | Path], selector_metrics: list[str | Path]
     if pools.duplicated(KEYS).any():
         row = pools[pools.duplicated(KEYS)].iloc[0]
         raise StageInputError(f"two pools for {row['labelling']}, seed {row['seed']}, round {row['round']}; give each once")
+    # A pool whose batch job ran the selector (kcenter) holds that time; others hold none.
+    pools = pools.reindex(columns=[*pools.columns.drop("scoring_seconds", errors="ignore"), "scoring_seconds"])
+    pools = pools.rename(columns={"scoring_seconds": "embedding_seconds"})
     rounds = pools.merge(_selector_costs(selector_metrics, score_files), on=KEYS, how="left")
+    both = rounds[rounds["embedding_seconds"].notna() & rounds["scoring_seconds"].notna()]
+    if not both.empty:
+        row = both.iloc[0]
+        raise StageInputError(
+            f"{row['labelling']}, seed {row['seed']}, round {row['round']}: a score file was given, but its pool's batch "
+            "was chosen on embeddings (kcenter), which reads none; give score files of the uncertainty labellings only"
+        )
+    rounds["scoring_seconds"] = rounds["scoring_seconds"].fillna(rounds["embedding_seconds"])
     selected = rounds["labelling"] != RANDOM
     lacking = rounds[selected & (rounds["selector_seconds"].isna() | rounds["scoring_seconds"].isna())]
     if not lacking.empty:
         row = lacking.iloc[0]
         raise StageInputError(
             f"no selector metrics.json or score file for {row['labelling']}, seed {row['seed']}, round {row['round']}: "
-            "give every round's selector/seed<k>/metrics.json and scores.parquet"
+            "give every round's selector/seed<k>/metrics.json, and its scores.parquet where the strategy reads scores "
+            "(kcenter's pool holds its own scoring time)"
         )
     rounds["strategy"] = rounds["strategy"].fillna(RANDOM)
     rounds["selector"] = [labelling.partition("-")[0] if labelling != RANDOM else "" for labelling in rounds["labelling"]]

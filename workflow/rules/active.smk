@@ -2,8 +2,10 @@
 # pool, then one round per budget. A round trains the selector on the pool before it
 # (train_selector: train_proxy's command with the selector's model and the round's seed),
 # scores every training example (score_selector: score_examples' command), and labels the
-# next batch (label_next_batch). Each round's pool is a file, so a killed run resumes at
-# the last finished round. Every target is then trained from scratch on each round's pool.
+# next batch (label_next_batch). The kcenter strategy scores nothing: label_next_batch
+# embeds the training set with the selector's model itself. Each round's pool is a file,
+# so a killed run resumes at the last finished round. Every target is then trained from
+# scratch on each round's pool.
 # Without `active_learning` in the config nothing here is asked for.
 
 
@@ -48,7 +50,7 @@ use rule train_proxy as train_selector with:
 
 
 # Every training example scored on un-augmented inputs; label_next_batch reads only the
-# unlabelled ones.
+# unlabelled ones. Asked for by the uncertainty strategies only.
 use rule score_examples as score_selector with:
     input:
         **rules.prepare_data.output,
@@ -63,6 +65,8 @@ use rule score_examples as score_selector with:
         info=active_settings.selector_info,
 
 
+# By uncertainty: reads the selector's scores. By kcenter: reads its model.pt and runs it
+# over the training set (embeddings, then k-center greedy), so it is a torch job there.
 rule label_next_batch:
     input:
         unpack(batch_inputs),
@@ -74,6 +78,9 @@ rule label_next_batch:
         f"{RESULTS}/logs/label_next_batch/{{labelling}}/seed{{seed}}/round{{round}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/label_next_batch/{{labelling}}/seed{{seed}}/round{{round}}.tsv"
+    threads: batch_threads
+    resources:
+        gpu=batch_gpus,
     params:
         source=batch_source_args,
         budget=active_settings.budget,

@@ -44,13 +44,29 @@ def batch_inputs(wildcards):
         wildcards.round,
         previous_pool(wildcards),
         rules.score_selector.output.scores,
+        rules.train_selector.output.model,
     )
 
 
-def batch_source_args(wildcards, input):
+def batch_source_args(wildcards, input, threads):
     return active_job_inputs.batch_source_args(
-        wildcards.labelling, wildcards.seed, wildcards.round, input.get("scores")
+        wildcards.labelling,
+        wildcards.seed,
+        wildcards.round,
+        input.get("scores"),
+        input.get("checkpoint"),
+        batch_size=config["scoring"]["batch_size"],
+        threads=threads,
     )
+
+
+def batch_threads(wildcards):
+    """A k-center batch runs the selector over the training set: a torch job's threads."""
+    return torch_threads(wildcards) if active_job_inputs.embeds(wildcards.labelling) else 1
+
+
+def batch_gpus(wildcards):
+    return torch_gpus(wildcards) if active_job_inputs.embeds(wildcards.labelling) else 0
 
 
 def all_active_pools():
@@ -66,8 +82,9 @@ def all_selector_metrics():
 
 
 def all_selector_scores():
+    """The score files of the uncertainty labellings' selectors (k-center's have none)."""
     return workflow_inputs.run_files(
-        rules.score_selector.output.scores, active_rounds.selector_runs(config)
+        rules.score_selector.output.scores, active_rounds.scored_selector_runs(config)
     )
 
 
