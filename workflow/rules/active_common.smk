@@ -62,7 +62,9 @@ def batch_source_args(wildcards, input, threads):
 
 def batch_threads(wildcards):
     """A k-center batch runs the selector over the training set: a torch job's threads."""
-    return torch_threads(wildcards) if active_job_inputs.embeds(wildcards.labelling) else 1
+    return (
+        torch_threads(wildcards) if active_job_inputs.embeds(wildcards.labelling) else 1
+    )
 
 
 def batch_gpus(wildcards):
