@@ -1,4 +1,5 @@
-"""Active learning through Snakemake on digits: the rounds, the report, a changed budget, a kill and resume."""
+"""Active learning through Snakemake on digits: the rounds (by entropy, k-center greedy and at random), the
+report, a changed budget, a kill and resume."""
 
 import json
 import os
@@ -22,10 +23,10 @@ CONFIG = {
     "proxies": {"cnn": {"model": "small_cnn", "seeds": [0], "training": TRAINING}},
     "targets": {"net": {"model": "preact_resnet8", "seeds": [0], "training": TRAINING}},
     "selection": {"metrics": ["entropy"], "fractions": [1.0]},
-    "active_learning": {"selectors": ["cnn", "net"], "strategies": ["entropy"], "initial_fraction": 0.05, "budgets": [0.1, 0.2, 0.3], "seeds": [0]},
+    "active_learning": {"selectors": ["cnn", "net"], "strategies": ["entropy", "kcenter"], "initial_fraction": 0.05, "budgets": [0.1, 0.2, 0.3], "seeds": [0]},
 }
 ACTIVE = "results/al/active"
-LABELLINGS = ("cnn-entropy", "net-entropy", "random")
+LABELLINGS = ("cnn-entropy", "cnn-kcenter", "net-entropy", "net-kcenter", "random")
 
 pytestmark = pytest.mark.workflow
 
@@ -77,22 +78,59 @@ def test_every_round_extends_the_pool_by_its_batch_from_the_unlabelled_examples(
 
     selector = json.loads((finished / f"{ACTIVE}/cnn-entropy/seed0/round2/selector/seed{round_seed(0, 2)}/metrics.json").read_text())
     assert selector["n_train"] == sizes[1] and selector["seed"] == round_seed(0, 2) and selector["role"] == "selector"
-    # The pools differ from random labels: the selectors chose.
-    assert set(pool(finished, "cnn-entropy", 3)["index"]) != set(pool(finished, "random", 3)["index"])
+    # The pools differ from random labels and from each other: the selectors chose.
+    finals = [frozenset(pool(finished, labelling, 3)["index"]) for labelling in LABELLINGS]
+    assert len(set(finals)) == len(LABELLINGS)
+
+
+def test_a_kcenter_round_labels_by_k_center_greedy_on_its_selectors_embeddings_and_scores_nothing(finished):
+    import torch
+
+    from svp.active.rounds import round_seed
+    from svp.parquet import read_parquet_metadata
+    from svp.selection.kcenter import k_center_greedy
+    from tests.test_active import _embeddings
+
+    for labelling in ("cnn-kcenter", "net-kcenter"):
+        # No score file: the batch job read the selector's model.pt.
+        selectors = finished / f"{ACTIVE}/{labelling}/seed0"
+        assert sorted(path.name for path in selectors.glob("round*/selector/seed*/*")) == sorted(
+            ["history.csv", "metrics.json", "model.pt"] * 3
+        )
+        assert not (finished / f"results/al/logs/score_selector/{labelling}").exists()
+        for round_ in (1, 2, 3):
+            facts = read_parquet_metadata(finished / f"{ACTIVE}/{labelling}/seed0/round{round_}/pool.parquet")
+            assert facts["strategy"] == "kcenter" and facts["scoring_seconds"] > 0
+            assert facts["checkpoint"] == f"{ACTIVE}/{labelling}/seed0/round{round_}/selector/seed{round_seed(0, round_)}/model.pt"
+    # Round 2's batch is k-center greedy from pool 1 on the embeddings of round 2's selector
+    # (one torch thread, as the rule ran it without a GPU).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = finished / f"{ACTIVE}/cnn-kcenter/seed0/round2/selector/seed{round_seed(0, 2)}/model.pt"
+        embedded = _embeddings(model, finished / "results/al/data")
+    finally:
+        torch.set_num_threads(threads)
+    before, after = pool(finished, "cnn-kcenter", 1), pool(finished, "cnn-kcenter", 2)
+    expected = k_center_greedy(embedded, len(after) - len(before), initial=before["index"].to_numpy())
+    assert after["index"].iloc[len(before) :].tolist() == expected.tolist()
 
 
 def test_the_report_shows_error_against_budget_selection_time_and_speedup(finished):
     report = finished / "results/al/report/active_learning"
     rounds = pd.read_csv(report / "rounds.csv", keep_default_na=False)
-    assert len(rounds) == 3 * 3
+    assert len(rounds) == len(LABELLINGS) * 3
     chosen = rounds[rounds["labelling"] != "random"]
+    # kcenter's scoring is the embedding pass its batch job made.
     assert (chosen["selector_seconds"] > 0).all() and (chosen["scoring_seconds"] > 0).all()
     assert np.allclose(rounds["selection_seconds"], rounds["selector_seconds"] + rounds["scoring_seconds"] + rounds["batch_seconds"])
     results = pd.read_csv(report / "results.csv", keep_default_na=False)
     assert set(zip(results["labelling"], results["budget"])) == {(lab, b) for lab in LABELLINGS for b in (0.1, 0.2, 0.3)}
-    proxy = results[results["labelling"] == "cnn-entropy"]
-    assert (proxy["compared_with"] == "net-entropy").all() and (proxy["selection_speedup"].astype(float) > 0).all()
-    assert "| cnn-entropy | proxy cnn, entropy |" in (report / "results.md").read_text()
+    proxy = results[results["selector_role"] == "proxy"]
+    assert set(proxy["labelling"]) == {"cnn-entropy", "cnn-kcenter"}
+    assert (proxy["compared_with"] == "net-" + proxy["strategy"]).all() and (proxy["selection_speedup"].astype(float) > 0).all()
+    markdown = (report / "results.md").read_text()
+    assert "| cnn-entropy | proxy cnn, entropy |" in markdown and "| cnn-kcenter | proxy cnn, kcenter |" in markdown
     assert "<table>" in (report / "results.html").read_text()
     for figure in ("error_vs_budget.png", "selection_time.png"):
         assert (report / figure).stat().st_size > 1000
