@@ -83,7 +83,7 @@ def add_report_commands(svp_commands: argparse._SubParsersAction) -> None:
     active = commands.add_parser("active-tables", help="active learning: every round's selection time; error against labelled budget")
     active.add_argument("--pools", nargs="+", required=True, help="each round's pool.parquet")
     active.add_argument("--selectors", nargs="*", default=[], help="each round's selector metrics.json")
-    active.add_argument("--scores", nargs="*", default=[], help="each round's selector scores.parquet")
+    active.add_argument("--scores", nargs="*", default=[], help="each round's selector scores.parquet (kcenter rounds have none)")
     active.add_argument("--targets", nargs="+", required=True, help="metrics.json of the targets trained on the pools")
     active.add_argument("--rounds-out", required=True, help="the rounds table (CSV)")
     active.add_argument("--csv", required=True)
