@@ -297,7 +297,8 @@ def score_method_run(
 # How to remake a model.pt that lacks the forgetting counts (written before svp counted them).
 REMAKE_FOR_FORGETTING = (
     "delete it and rerun the training that wrote it (`svp train`; in the workflow: "
-    "`snakemake --forcerun train_proxy ...` or delete the file), which now counts them"
+    "`snakemake --forcerun train_proxy ...`, or train_target for a full-data target, or delete the file), "
+    "which now counts them"
 )
 
 
@@ -311,6 +312,15 @@ def _forgetting_columns(stored: dict, path: str | Path, n_examples: int) -> dict
             f"{path}: forgetting counts for {len(events):,} examples, but the training set has {n_examples:,}; "
             f"was it trained on other data? {REMAKE_FOR_FORGETTING}"
         )
+    # A diverged model predicts class 0 for NaN logits (argmax of NaN), so its counts
+    # would call every class-0 example learned: refuse it, as GraNd and k-center do.
+    for name, tensor in stored.get("state_dict", {}).items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise StageInputError(
+                f"{path}: the model's weights ({name}) are not finite (NaN or infinite): its training diverged "
+                "(see the test error in its metrics.json), so its forgetting counts mean nothing. Retrain it, "
+                "e.g. with a lower learning rate"
+            )
     ever_correct = np.asarray(counts["ever_correct"], dtype=bool)
     scores = forgetting_scores(events, ever_correct, np.asarray(counts["presentations"]), int(counts["epochs"]), path)
     return {"forgetting": scores, "forgetting_events": events, "never_learned": ~ever_correct}

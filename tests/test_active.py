@@ -227,6 +227,12 @@ def test_bad_pools_and_scores_are_refused_naming_the_file(digits, tmp_path):
             pool_file=tmp_path / "start.parquet", data_dir=digits, budget=0.2, round_=1, pool_out=tmp_path / "out.parquet",
             scores_file=tmp_path / "nan.parquet", strategy="entropy",
         )  # fmt: skip
+    _scores(tmp_path / "relabelled_scores.parquet", (labels + 1) % 10, np.zeros(len(labels)))
+    with pytest.raises(StageInputError, match=r"relabelled_scores.parquet: example 0 has label \d, but the training data's is"):
+        pools.next_batch(
+            pool_file=tmp_path / "start.parquet", data_dir=digits, budget=0.2, round_=1, pool_out=tmp_path / "out.parquet",
+            scores_file=tmp_path / "relabelled_scores.parquet", strategy="entropy",
+        )  # fmt: skip
     _scores(tmp_path / "short.parquet", labels[:100], np.zeros(100))
     with pytest.raises(StageInputError, match="short.parquet: 100 rows, but the training set has"):
         pools.next_batch(
@@ -485,6 +491,9 @@ def test_the_report_sums_each_rounds_selection_time_and_compares_proxy_with_targ
 
     with pytest.raises(StageInputError, match="no selector metrics.json or score file for cnn-entropy, seed 0, round 1"):
         active.round_table(pick("pool"), pick("selector")[1:], pick("scores"))
+    # The same target run twice would pass for two seeds in the mean and std.
+    with pytest.raises(StageInputError, match="the target run net on cnn-entropy, seed 0, round 1 is given more than once"):
+        active.load_target_runs([*pick("target"), pick("target")[0]])
 
 
 def test_the_report_takes_a_kcenter_rounds_embedding_time_from_its_pool(tmp_path):

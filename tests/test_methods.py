@@ -188,6 +188,17 @@ def test_a_model_without_forgetting_counts_is_refused_naming_the_file(digits_pro
         stages.score_method_run(method="forgetting", checkpoint=tmp_path / "old.pt", data_dir=digits_proxy / "data", scores_out=tmp_path / "f.parquet")
 
 
+def test_a_diverged_model_gives_no_forgetting_scores(digits_proxy, tmp_path):
+    # NaN logits predict class 0 (argmax of NaN), which would count every class-0 example as learned.
+    stored = torch.load(digits_proxy / "model.pt", weights_only=True)
+    first = next(name for name, tensor in stored["state_dict"].items() if tensor.is_floating_point())
+    stored["state_dict"][first] = torch.full_like(stored["state_dict"][first], float("nan"))
+    torch.save(stored, tmp_path / "diverged.pt")
+    with pytest.raises(StageInputError, match=rf"diverged\.pt: the model's weights \({first}\) are not finite"):
+        stages.score_method_run(method="forgetting", checkpoint=tmp_path / "diverged.pt", data_dir=digits_proxy / "data", scores_out=tmp_path / "f.parquet")
+    assert not (tmp_path / "f.parquet").exists()
+
+
 def _text_config(metrics):
     return {
         "experiment": "t",

@@ -168,6 +168,13 @@ def next_batch(
                 f"{scores_file}: {len(scores['index']):,} rows, but the training set has {n_examples:,} examples; "
                 f"score the training set this pool comes from ({stage_files.REMAKE['scores']})"
             )
+        wrong = np.flatnonzero(scores["label"] != labels)
+        if wrong.size:
+            example = int(wrong[0])
+            raise StageInputError(
+                f"{scores_file}: example {example} has label {scores['label'][example]}, but the training data's is "
+                f"{labels[example]}; were these scores made from other data? ({stage_files.REMAKE['scores']})"
+            )
         batch = uncertain_first(scores[strategy], unlabelled, count)
     elif chooser is not None:
         batch, chosen_facts = chooser(previous["index"].to_numpy(), count, n_examples)

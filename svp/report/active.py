@@ -123,6 +123,15 @@ def load_target_runs(target_metrics: list[str | Path]) -> pd.DataFrame:
     runs = pd.DataFrame([stage_files.read_run_metrics(path, "active_target") for path in target_metrics])
     if runs.empty:
         raise StageInputError("no target metrics.json given: the active-learning report needs the targets trained on the pools")
+    # The same run given twice would count as two seeds in the mean and std.
+    repeated = runs.duplicated(["target", "labelling", "seed", "round"], keep=False)
+    if repeated.any():
+        row = runs[repeated].iloc[0]
+        files = [str(path) for path, twice in zip(target_metrics, repeated) if twice]
+        raise StageInputError(
+            f"the target run {row['target']} on {row['labelling']}, seed {row['seed']}, round {row['round']} is given "
+            f"more than once ({', '.join(files)}); give each target run's metrics.json once"
+        )
     return runs
 
 

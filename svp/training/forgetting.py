@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from svp.errors import StageInputError
+
 # The key of the counts in model.pt and in the resume state.
 MODEL_KEY = "forgetting"
 FIELDS = ("events", "ever_correct", "presentations", "last_correct")
@@ -50,5 +52,8 @@ class ForgettingTracker:
             value = state[name]
             current = getattr(self, name)
             if value.shape != current.shape or value.dtype != current.dtype:
-                raise ValueError(f"forgetting state {name!r}: {value.dtype}{tuple(value.shape)}, expected {current.dtype}{tuple(current.shape)}")
+                raise StageInputError(
+                    f"the resume state's forgetting counts {name!r} are {value.dtype}{tuple(value.shape)}, but this "
+                    f"training needs {current.dtype}{tuple(current.shape)}; delete the resume.pt beside the model to train afresh"
+                )
             current.copy_(value)
