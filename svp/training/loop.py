@@ -15,7 +15,9 @@ import copy
 import dataclasses
 import inspect
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -325,6 +327,25 @@ def evaluate(model: torch.nn.Module, data: ImageData | TextData, settings: Train
     }
 
 
+# Ctrl-C raises KeyboardInterrupt wherever Python happens to be. When that is a finaliser
+# (tqdm's __del__ runs as each epoch's progress bar is collected), Python prints
+# "Exception ignored" and carries on, and the training would finish as if never
+# interrupted. So while training, Ctrl-C is also remembered, and raised again after the batch.
+_interrupt_requests: list[int] = []
+
+
+def _interrupt(signum, frame) -> None:
+    _interrupt_requests.append(signum)
+    raise KeyboardInterrupt
+
+
+def _remember_interrupts() -> None:
+    _interrupt_requests.clear()
+    # Only where Python's own handler is in place (the main thread; not under a caller's handler).
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
+
+
 def train(
     model: torch.nn.Module,
     train_data: ImageData | TextData,
@@ -365,6 +386,7 @@ def train(
         if forgetting is not None:
             forgetting.load_state_dict(state[FORGETTING_KEY])
         log(f"resuming from {resume_path} after epoch {len(history)} of {settings.epochs}")
+    _remember_interrupts()
     epochs = progress(range(len(history), settings.epochs), "epochs", total=settings.epochs, initial=len(history))
     for epoch in epochs:
         lr = settings.lr_at(epoch)
@@ -393,6 +415,8 @@ def train(
             correct += hits.sum()
             if forgetting is not None:
                 forgetting.update(index, hits)
+            if _interrupt_requests:  # a Ctrl-C that a finaliser swallowed
+                raise KeyboardInterrupt
         row = {
             "epoch": epoch + 1,
             "lr": lr,
