@@ -309,7 +309,12 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(experiment, tmp_path):
 def test_ctrl_c_in_training_says_the_rerun_resumes_and_it_does(experiment, tmp_path):
     training = dict(TRAINING, lr_schedule=[{"epochs": 40, "lr": 0.05}])
     command = [sys.executable, "-m", "svp", *_train_arguments(experiment / "data", tmp_path, training=training)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C's default action in the child, whatever an earlier test in this process left
+    # (a process started with SIGINT ignored keeps ignoring it, as a user's nohup'd run does).
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while not (tmp_path / RESUME_FILE).exists():
         assert process.poll() is None, "training finished before it could be interrupted"
