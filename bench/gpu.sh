@@ -114,9 +114,14 @@ elif command -v python3 >/dev/null && python3 -c 'import torch; assert torch.cud
         PY=$REPO/.venv/bin/python
         where="a .venv over the system's torch"
     fi
-    sources=(--retries 1 --timeout 15)
-    [ -d "$WHEELS" ] && sources=(--no-index --find-links "$WHEELS")
-    if ! "$PY" -m pip install -q --no-build-isolation "${sources[@]}" -e "$REPO"; then
+    if [ -d "$WHEELS" ]; then
+        # No package index: the folder holds exactly what the image lacks (bench/gpu_wheels.sh),
+        # installed as they are. Letting pip resolve svp's requirements against the image's
+        # own packages failed on the H200 image (ResolutionImpossible over its matplotlib),
+        # although every requirement was present.
+        "$PY" -m pip install -q --no-index --no-deps --no-compile "$WHEELS"/*.whl || exit 1
+        "$PY" -m pip install -q --no-deps --no-build-isolation -e "$REPO" || exit 1
+    elif ! "$PY" -m pip install -q --no-build-isolation --retries 1 --timeout 15 -e "$REPO"; then
         echo "could not install all of svp's dependencies (see above); installing svp alone:" \
             "the throughput part needs only torch, the grid needs snakemake too (bench/gpu_wheels.sh)"
         "$PY" -m pip install -q --no-deps --no-build-isolation -e "$REPO" || exit 1
