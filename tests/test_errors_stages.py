@@ -306,6 +306,31 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(experiment, tmp_path):
     assert result.stdout.strip() == "left:"
 
 
+@pytest.mark.parametrize(("size", "writing"), [("40k", RESUME_FILE), ("600k", "model.pt")])
+def test_a_full_disk_while_training_is_one_line_not_a_bug(experiment, tmp_path, size, writing):
+    """`svp train` onto a full tmpfs: torch's zip writer hides the OSError behind a RuntimeError
+    ("unexpected pos") as it closes the archive. With 40 KiB the first resume.pt fills it; with
+    600 KiB resume.pt fits and model.pt does not."""
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare command")
+    full = tmp_path / "full"
+    full.mkdir()
+    training = dict(TRAINING, lr_schedule=[{"epochs": 1, "lr": 0.05}])
+    command = " ".join(f"'{a}'" for a in [sys.executable, "-m", "svp", *_train_arguments(experiment / "data", full, training)])
+    script = f"mount -t tmpfs -o size={size} none {full} || exit 99; {command}; status=$?; echo left: $(ls -A {full}); exit $status"
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True)
+    if result.returncode == 99 or "unshare:" in result.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"svp train: error: no space left on device while writing {full / writing}; nothing partial was left "
+        "(the temporary file was removed): free some space, or choose another output folder, and rerun"
+    )
+    # A finished epoch's state may stay (a rerun resumes from it); no temporary file, no model.
+    assert result.stdout.strip().splitlines()[-1] == ("left: resume.pt" if writing == "model.pt" else "left:")
+
+
 def test_ctrl_c_in_training_says_the_rerun_resumes_and_it_does(experiment, tmp_path):
     training = dict(TRAINING, lr_schedule=[{"epochs": 40, "lr": 0.05}])
     command = [sys.executable, "-m", "svp", *_train_arguments(experiment / "data", tmp_path, training=training)]
