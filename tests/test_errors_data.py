@@ -424,6 +424,12 @@ EDITS = {
     # What only a stage that reads the images needs: select (labels only) does not look.
     "image shape": (_set("image_shape", [4, 4, 1]), "it says images of shape [4, 4, 1], train.npz holds [8, 8, 1]"),
     "checksum removed": (lambda m: m["checksums"].pop("test.npz"), "checksums of ['test.npz'] missing"),
+    # As an svp that did not bound the padding prepared it: training reached 92.67 % test error.
+    "crop padding over half the image": (
+        lambda m: m["augment"].update(crop_padding=1000),
+        "the data was prepared with a padding its images cannot take (config key 'dataset.crop_padding': 1000 "
+        "pixels of padding around 8x8 images;",
+    ),
 }
 IMAGES_ONLY = {"image shape", "checksum removed"}
 

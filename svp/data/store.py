@@ -300,6 +300,12 @@ def _read_manifest(path: Path) -> dict:
     problems = _manifest_problems(manifest)
     if problems:
         raise DataError(f"{path}: {'; '.join(problems[:3])}. The file was edited or damaged; {PREPARE_HINT}")
+    # Data prepared before svp bounded the padding would train on crops of mostly padding.
+    if "image_shape" in manifest and (problem := image_option_problem(manifest["augment"], manifest["image_shape"])):
+        raise DataError(
+            f"{path}: the data was prepared with a padding its images cannot take ({problem}); fix the config, "
+            f"then {PREPARE_HINT}"
+        )
     return manifest
 
 
