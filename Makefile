@@ -7,7 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast install lint clean bench
 
+# svp reads the config first: Snakemake parses a --configfile before the Snakefile runs,
+# and answers a file it cannot read (not UTF-8, a folder) with its own traceback and a YAML
+# error without the line; `svp check-config` names the file, the line and the fix.
 run: $(STAMP)
+	$(BIN)/svp check-config $(CONFIG) > /dev/null
 	$(BIN)/snakemake --cores all --resources gpu=1 --configfile $(CONFIG)
 
 # The whole suite, what CI runs (.ci/run); the SLURM test installs SLURM with apt-get

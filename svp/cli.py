@@ -183,8 +183,10 @@ def _list_datasets(args: argparse.Namespace) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> None:
+    from svp.config import check_prepare_options
     from svp.data import prepare_dataset
 
+    check_prepare_options(args.dataset)  # a key its data set would ignore, refused as in a config
     manifest = prepare_dataset(args.dataset, args.out_dir)
     print(f"prepared {manifest['name']}: {manifest['n_train']:,} training and {manifest['n_test']:,} test examples")
 

@@ -207,7 +207,9 @@ def validate_config(config: dict) -> dict:
     _check_models_fit(resolved, config)
     _check_selection_methods(resolved)
     _check_dataset_inputs(resolved["dataset"])
+    _check_inputs_fit(resolved)
     _check_subset_sizes(resolved)
+    _check_fractions_differ(resolved)
     _check_active_learning(resolved)
     return resolved
 
@@ -323,20 +325,38 @@ def _check_registered_names(config: dict) -> None:
 
 
 def _check_dataset_keys(dataset: dict) -> None:
-    """Refuse dataset keys, as written, that the chosen data set does not read."""
-    name = dataset["name"]
-    reads = data.config_rules(name).keys
-    if reads is None:
+    """Refuse dataset keys, as written, that the chosen data set does not read (``svp prepare``
+    asks the same, ``check_prepare_options``)."""
+    if problem := data.unread_key_problem(dataset):
+        raise ConfigError(problem)
+
+
+def dataset_defaults() -> dict:
+    """The schema's defaults of the ``dataset`` keys (``root``, ``download``), which validation
+    fills in for every data set: the workflow's prepare job gets them whether read or not."""
+    schema = yaml.load(SCHEMA.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+    return _defaults_of(schema["properties"]["dataset"]["properties"])
+
+
+def check_prepare_options(dataset: dict) -> None:
+    """``svp prepare --dataset``: the config's check of the dataset keys, less those that
+    validation filled in with their default."""
+    if isinstance(dataset.get("name"), str) and dataset["name"] in data.list_datasets():
+        if problem := data.unread_key_problem(dataset, filled_in=dataset_defaults()):
+            raise ConfigError(problem)
+
+
+def _check_inputs_fit(config: dict) -> None:
+    """Every dataset option, and every model, against the images they will meet, where their
+    shape is known before preparing (else the prepare, train and score jobs check the same)."""
+    shape = data.known_image_shape(config["dataset"])
+    if shape is None:
         return
-    for key in dataset:
-        if key == "name" or key in reads:
-            continue
-        users = sorted(other for other in data.list_datasets() if key in (data.config_rules(other).keys or ()))
-        who = f"only {', '.join(users)} do" if users else "no data set reads it"
-        raise ConfigError(
-            f"config key 'dataset.{key}': data set {name!r} does not use it ({who}); "
-            f"remove it. Keys {name!r} reads: {', '.join(reads)}"
-        )
+    if problem := data.image_option_problem(config["dataset"], shape):
+        raise ConfigError(problem)
+    for key, run in _runs(config):
+        if problem := specs.input_problem(run["model"], shape):
+            raise ConfigError(f"config key '{key}.model': {problem} (data set {config['dataset']['name']!r})")
 
 
 def _check_dataset_inputs(dataset: dict) -> None:
@@ -404,6 +424,50 @@ def _check_subset_sizes(config: dict) -> None:
         problem = fraction_problem(fraction, class_sizes, config["selection"]["class_balanced"])
         if problem:
             raise ConfigError(f"config key 'selection.fractions[{index}]': {problem}")
+
+
+# Significant digits of a fraction that tables and plots show (the schema's smallest fraction is 1e-6).
+PRINTED_DIGITS = 6
+
+
+def _check_fractions_differ(config: dict) -> None:
+    """Two fractions may not look or be the same: printed alike (0.30000000000000004 and 0.3
+    both show as 0.3 in summary.csv and the tables, whose rows would mix), or, where the
+    training set's size is known, keeping the same number of examples (each would train the
+    same subset again)."""
+    fractions = config["selection"]["fractions"]
+    known = known_training_set(config["dataset"])
+    first: dict = {}
+    for index, fraction in enumerate(fractions):
+        shown = f"{fraction:.{PRINTED_DIGITS}g}"
+        if shown in first:
+            raise ConfigError(
+                f"config key 'selection.fractions[{index}]': {fraction!r} and selection.fractions[{first[shown]}] "
+                f"({fractions[first[shown]]!r}) both print as {shown} in tables; give each fraction once, with at most "
+                f"{PRINTED_DIGITS} significant digits"
+            )
+        first[shown] = index
+    if known is None:
+        return
+    from svp.selection.orders import subset_size
+
+    examples = known[0]
+    kept: dict = {}
+    for index, fraction in sorted(enumerate(fractions), key=lambda item: item[1]):
+        size = subset_size(fraction, examples)
+        if size == examples and fraction < 1.0:
+            raise ConfigError(
+                f"config key 'selection.fractions[{index}]': {fraction!r} keeps all {examples:,} training examples, as "
+                f"the full-data baseline (always trained) does; drop it, or use a smaller fraction"
+            )
+        if size in kept:
+            other = kept[size]
+            raise ConfigError(
+                f"config key 'selection.fractions[{index}]': {fraction!r} keeps {size:,} of the {examples:,} training "
+                f"examples, as selection.fractions[{other}] ({fractions[other]!r}) does: both would train the same "
+                f"subset; drop one, or make them differ by at least 1/{examples:,}"
+            )
+        kept[size] = index
 
 
 def _check_active_learning(config: dict) -> None:

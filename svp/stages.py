@@ -55,6 +55,22 @@ def check_modality(model_name: str, manifest: dict, data_dir: str | Path) -> spe
     return spec
 
 
+def check_seed(seed: int, model_name: str, trainer) -> None:
+    """Refuse a seed the model's trainer cannot take (the config's schema caps every seed
+    at fastText's limit; the command line takes torch's larger ones)."""
+    if not 0 <= seed <= trainer.max_seed:
+        raise ConfigError(
+            f"seed {seed} is above {trainer.max_seed}, the largest seed {trainer.title} takes (model {model_name!r}); "
+            f"choose a seed from 0 to {trainer.max_seed}"
+        )
+
+
+def check_input_size(model_name: str, manifest: dict, data_dir: str | Path) -> None:
+    """Refuse images smaller than the model takes (``svp.models.specs.input_problem``), before any epoch."""
+    if problem := specs.input_problem(model_name, manifest.get("image_shape")):
+        raise ConfigError(f"{data_dir}: {problem}")
+
+
 # What a model.pt must hold whichever trainer wrote it, besides the model (its trainer's checkpoint_keys).
 CHECKPOINT_KEYS = {"model_name", "num_classes", "training", "seed"}
 
@@ -84,13 +100,21 @@ def read_model_checkpoint(path: str | Path) -> dict:
 
 def check_checkpoint_fits(checkpoint: dict, path: str | Path, manifest: dict, data_dir: str | Path) -> specs.ModelSpec:
     """The checkpoint's model spec, after checking that the model reads this data: its
-    modality and number of classes (its trainer checks what else its model reads)."""
+    modality, number of classes and image size (its trainer checks what else its model reads)."""
     spec = check_modality(checkpoint["model_name"], manifest, data_dir)
     if checkpoint["num_classes"] != manifest["num_classes"]:
         raise StageInputError(
             f"{path}: the model was trained for {checkpoint['num_classes']} classes, but {data_dir} holds "
             f"{manifest['num_classes']} classes; score with the data it was trained on, or retrain it on this data"
         )
+    # The image size the model was trained on (model.pt files written before svp kept it lack it).
+    trained, given = checkpoint.get("image_shape"), manifest.get("image_shape")
+    if trained is not None and given is not None and list(trained[:2]) != list(given[:2]):
+        raise StageInputError(
+            f"{path}: the model was trained on {trained[0]}x{trained[1]} images, but {data_dir} holds "
+            f"{given[0]}x{given[1]} images; score with the data it was trained on, or retrain it on this data"
+        )
+    check_input_size(checkpoint["model_name"], manifest, data_dir)
     return spec
 
 
@@ -139,7 +163,10 @@ def train_run(
     """
     set_threads(threads)
     started = time.perf_counter()
-    trainer = check_modality(model_name, data.read_manifest(data_dir), data_dir).trainer
+    manifest = data.read_manifest(data_dir)
+    trainer = check_modality(model_name, manifest, data_dir).trainer
+    check_seed(seed, model_name, trainer)
+    check_input_size(model_name, manifest, data_dir)
     check_writable(model_out, history_out, metrics_out)  # before any epoch: a run's work is lost if its outputs cannot be written
     settings = trainer.checked_settings(training)  # before any data is read
     train_split, test_split, manifest = data.load_prepared(data_dir)
@@ -167,6 +194,8 @@ def train_run(
     checkpoint = {
         "model_name": model_name,
         "num_classes": manifest["num_classes"],
+        # So that scoring refuses images of another size (height, width, channels).
+        **({"image_shape": list(manifest["image_shape"])} if "image_shape" in manifest else {}),
         **fitted.model,
         "training": training,
         "seed": seed,

@@ -73,6 +73,36 @@ CASES = {
         lambda t: _config(t, **{"selection.fractions": [0.5, 1.5]}),
         ["config key 'selection.fractions[1]': 1.5 is greater than the maximum of 1"],
     ),
+    "fractions that print the same": (
+        lambda t: _config(t, **{"selection.fractions": [0.30000000000000004, 0.3]}),
+        ["config key 'selection.fractions[1]': 0.3 and selection.fractions[0] (0.30000000000000004) both print as "
+         "0.3 in tables; give each fraction once, with at most 6 significant digits"],
+    ),
+    "fractions that keep the same number of examples": (
+        lambda t: _config(t, **{"selection.fractions": [0.5001, 0.5]}),
+        ["config key 'selection.fractions[0]': 0.5001 keeps 674 of the 1,347 training examples, as "
+         "selection.fractions[1] (0.5) does: both would train the same subset; drop one, or make them differ by at "
+         "least 1/1,347"],
+    ),
+    "fraction that keeps every example": (
+        lambda t: _config(t, **{"selection.fractions": [0.5, 0.9999]}),
+        ["config key 'selection.fractions[1]': 0.9999 keeps all 1,347 training examples, as the full-data baseline "
+         "(always trained) does"],
+    ),
+    "crop_padding larger than the image": (
+        lambda t: _config(t, dataset={"name": "digits", "crop_padding": 1000}),
+        ["config key 'dataset.crop_padding': 1000 pixels of padding around 8x8 images; a random crop could then show "
+         "less than half of the image's height or width (at worst none of it); use at most 4, half the shorter side"],
+    ),
+    "crop_padding larger than the image, prepare": (
+        lambda t: _prepare(t, {"name": "digits", "crop_padding": 5}),
+        ["config key 'dataset.crop_padding': 5 pixels of padding around 8x8 images", "use at most 4"],
+    ),
+    "dataset key the data set does not read, prepare": (
+        lambda t: _prepare(t, {"name": "digits", "image_size": 16, "path": "/nonexistent"}),
+        ["config key 'dataset.image_size': data set 'digits' does not use it (only image_folder do); remove it. "
+         "Keys 'digits' reads: test_fraction, crop_padding, flip"],
+    ),
     "missing config file": (lambda t: ["check-config", str(t / "nope.yaml")], ["config file not found:", "nope.yaml"]),
     "missing input file": (
         lambda t: _config(t, dataset={"name": "npz", "train": ["data/train.npz"], "test": ["data/test.npz"]}),
@@ -122,3 +152,22 @@ def test_a_reader_that_stops_reading_is_no_bug():
     )  # fmt: skip
     assert shutil.which("bash")
     assert result.stderr.strip() == "status 141", result.stderr
+
+
+def test_a_model_that_cannot_take_the_data_sets_images_is_refused_naming_the_run(tmp_path, capsys, monkeypatch):
+    """Where the images' size is known before preparing (digits: 8x8), each run's model is checked
+    against it: no shipped model needs more than 8 pixels, so one is declared to need 9."""
+    import dataclasses
+
+    from svp.models import specs
+
+    monkeypatch.setitem(specs.MODEL_SPECS, "resnet9", dataclasses.replace(specs.MODEL_SPECS["resnet9"], min_image_side=9))
+    arguments = _config(tmp_path, **{"targets.big.model": "resnet9"})
+    capsys.readouterr()
+    assert main(arguments) == 2
+    assert capsys.readouterr().err == (
+        "svp check-config: error: config key 'targets.big.model': model 'resnet9' takes images of at least 9x9 pixels "
+        "(its strides and pools shrink smaller ones to nothing), but the data's images are 8x8; choose a model that "
+        f"takes them ({', '.join(m for m in specs.list_models() if specs.model_spec(m).modality == 'image' and m != 'resnet9')}), "
+        "or larger images (dataset.image_size for image_folder) (data set 'digits')\n"
+    )

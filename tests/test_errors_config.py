@@ -240,6 +240,22 @@ def test_snakefile_refuses_yte_in_the_default_config_before_snakemake_runs_it(tm
     assert not ran.exists()
 
 
+@pytest.mark.parametrize("bad", ["not UTF-8", "a folder"])
+def test_make_run_reads_the_config_before_snakemake_does(tmp_path, bad):
+    """Snakemake parses a --configfile before the Snakefile runs, and answers these with a Python
+    traceback: `make run` has svp read the config first, and stops there."""
+    path = _text(tmp_path, b"experiment: caf\xe9\n") if bad == "not UTF-8" else tmp_path
+    venv = Path(sys.executable).parent.parent  # the environment running the tests, not a new one
+    result = subprocess.run(
+        ["make", "-C", str(REPO), "run", f"CONFIG={path}", f"VENV={venv}", "-o", str(venv / ".installed")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    expected = f"{path}, line 1: not valid UTF-8 (byte 0xe9)" if bad == "not UTF-8" else f"{path} is a folder"
+    assert f"svp check-config: error: {expected}" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr and "snakemake" not in result.stdout
+
+
 def test_small_fraction_file_names_match_the_workflow(tmp_path):
     """1e-05 once became the file name '1e-05', which no rule could make (MissingInputException)."""
     images = np.zeros((4, 8, 8, 1), dtype=np.uint8)

@@ -204,6 +204,11 @@ PREPARE_CASES = {
         lambda t, m: _prepare(t, {"name": "npz", "train": [_npz(t, "ok.npz", [0, 1])], "test": [_unsigned_npz(t)]}),
         ["u64.npz (config key dataset.test): label y[1] is 18,446,744,073,709,551,615; labels are the class numbers"],
     ),
+    "crop_padding larger than the images read (npz: their size is known once read)": (
+        lambda t, m: _npz_data(t, [0, 1, 0, 1], [0, 1], crop_padding=5),
+        ["config key 'dataset.crop_padding': 5 pixels of padding around 8x8 images; a random crop could then show "
+         "less than half of the image's height or width (at worst none of it); use at most 4, half the shorter side"],
+    ),
     "digits split too small": (
         lambda t, m: _prepare(t, {"name": "digits", "test_fraction": 0.999}),
         ["config key dataset.test_fraction: 0.999 leaves a split too small to hold each of the 10 classes"],
@@ -419,6 +424,12 @@ EDITS = {
     # What only a stage that reads the images needs: select (labels only) does not look.
     "image shape": (_set("image_shape", [4, 4, 1]), "it says images of shape [4, 4, 1], train.npz holds [8, 8, 1]"),
     "checksum removed": (lambda m: m["checksums"].pop("test.npz"), "checksums of ['test.npz'] missing"),
+    # As an svp that did not bound the padding prepared it: training reached 92.67 % test error.
+    "crop padding over half the image": (
+        lambda m: m["augment"].update(crop_padding=1000),
+        "the data was prepared with a padding its images cannot take (config key 'dataset.crop_padding': 1000 "
+        "pixels of padding around 8x8 images;",
+    ),
 }
 IMAGES_ONLY = {"image shape", "checksum removed"}
 

@@ -78,14 +78,17 @@ def _set(column, row, value, dtype=None):
     return change
 
 
-def _image_data(root: Path, name: str, keep_classes: int | None = None, channels: int = 1) -> Path:
-    """digits as an `npz` data set prepared by svp: only the first ``keep_classes``, or colour."""
+def _image_data(root: Path, name: str, keep_classes: int | None = None, channels: int = 1, zoom: float = 1) -> Path:
+    """digits as an `npz` data set prepared by svp: only the first ``keep_classes``, or colour,
+    or each side ``zoom`` times as long (4: 32x32 images; 0.25: every fourth pixel, 2x2)."""
     files = []
     for split in ("train", "test"):
         with np.load(root / f"data/{split}.npz") as arrays:
             x, y = arrays["x"], arrays["y"]
         keep = y < (keep_classes or 10)
-        np.savez(root / f"{name}_{split}.npz", x=np.repeat(x[keep], channels, axis=-1), y=y[keep])
+        x = np.repeat(x[keep], channels, axis=-1)
+        x = x.repeat(zoom, axis=1).repeat(zoom, axis=2) if zoom >= 1 else x[:, :: round(1 / zoom), :: round(1 / zoom)]
+        np.savez(root / f"{name}_{split}.npz", x=x, y=y[keep])
         files.append(str(root / f"{name}_{split}.npz"))
     folder = root / name
     if not (folder / "manifest.json").exists():
@@ -197,6 +200,16 @@ CASES = {
         _score("proxy/model.pt", lambda root: _image_data(root, "colour", channels=3)),
         ["proxy/model.pt: the model reads inputs with 1 channels, but the data in", "colour has 3"],
     ),
+    "model for other image sizes": (
+        _score("proxy/model.pt", lambda root: _image_data(root, "large", zoom=4)),
+        ["proxy/model.pt: the model was trained on 8x8 images, but", "large holds 32x32 images; score with the data "
+         "it was trained on, or retrain it on this data"],
+    ),
+    "images smaller than the model takes": (
+        lambda root, tmp_path: _train_arguments(_image_data(root, "tiny", zoom=0.25), tmp_path / "out", model="fast_cnn16"),
+        ["tiny: model 'fast_cnn16' takes images of at least 7x7 pixels (its strides and pools shrink smaller ones to "
+         "nothing), but the data's images are 2x2; choose a model that takes them (", "small_cnn"],
+    ),
     "empty lr_schedule": (
         _train_with(dict(TRAINING, lr_schedule=[])),
         ["training setting 'lr_schedule': [] is not a list of at least one piece"],
@@ -235,6 +248,26 @@ def test_bad_stage_input_gets_one_line_naming_the_file(case, experiment, tmp_pat
     if arguments[0] == "train":  # refused before any data was read or epoch run
         assert "training " not in out and "epoch 1/" not in out + err
     assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
+
+
+def test_a_seed_fasttext_cannot_take_is_refused_before_training(tmp_path, capsys):
+    """`svp train --seed` takes torch's 64-bit seeds; fastText reads its seed as a 32-bit C int."""
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.csv").write_text("label,text\n0,bad awful\n1,good great\n")
+    dataset = {"name": "text_csv", "train": [str(tmp_path / "train.csv")], "test": [str(tmp_path / "test.csv")]}
+    _run(["prepare", "--dataset", json.dumps(dataset), "--out-dir", tmp_path / "data"])
+    arguments = _train_arguments(tmp_path / "data", tmp_path / "out", training={}, model="fasttext")
+    arguments[arguments.index("--seed") + 1] = str(2**31)
+    capsys.readouterr()
+    assert main(arguments) == 2
+    out, err = capsys.readouterr()
+    assert err == (
+        "svp train: error: seed 2147483648 is above 2147483647, the largest seed fastText takes (model 'fasttext'); "
+        "choose a seed from 0 to 2147483647\n"
+    )
+    assert "training " not in out and not (tmp_path / "out").exists()
+    arguments[arguments.index("--seed") + 1] = str(2**31 - 1)  # the largest it takes trains
+    assert main(arguments) == 0
 
 
 def test_an_unwritable_output_folder_is_refused_before_training(experiment, tmp_path, capsys):
@@ -304,6 +337,31 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(experiment, tmp_path):
         "(the temporary file was removed): free some space, or choose another output folder, and rerun\n"
     )
     assert result.stdout.strip() == "left:"
+
+
+@pytest.mark.parametrize(("size", "writing"), [("40k", RESUME_FILE), ("600k", "model.pt")])
+def test_a_full_disk_while_training_is_one_line_not_a_bug(experiment, tmp_path, size, writing):
+    """`svp train` onto a full tmpfs: torch's zip writer hides the OSError behind a RuntimeError
+    ("unexpected pos") as it closes the archive. With 40 KiB the first resume.pt fills it; with
+    600 KiB resume.pt fits and model.pt does not."""
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare command")
+    full = tmp_path / "full"
+    full.mkdir()
+    training = dict(TRAINING, lr_schedule=[{"epochs": 1, "lr": 0.05}])
+    command = " ".join(f"'{a}'" for a in [sys.executable, "-m", "svp", *_train_arguments(experiment / "data", full, training)])
+    script = f"mount -t tmpfs -o size={size} none {full} || exit 99; {command}; status=$?; echo left: $(ls -A {full}); exit $status"
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True)
+    if result.returncode == 99 or "unshare:" in result.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"svp train: error: no space left on device while writing {full / writing}; nothing partial was left "
+        "(the temporary file was removed): free some space, or choose another output folder, and rerun"
+    )
+    # A finished epoch's state may stay (a rerun resumes from it); no temporary file, no model.
+    assert result.stdout.strip().splitlines()[-1] == ("left: resume.pt" if writing == "model.pt" else "left:")
 
 
 def test_ctrl_c_in_training_says_the_rerun_resumes_and_it_does(experiment, tmp_path):

@@ -112,6 +112,20 @@ def test_small_and_odd_input_sizes(name: str, size: tuple[int, int]) -> None:
     assert logits.shape == (2, 10)
 
 
+@pytest.mark.parametrize("name", LIGHT_MODELS)
+def test_each_model_takes_its_smallest_declared_input_and_no_smaller(name: str) -> None:
+    """The spec's min_image_side is what the network takes: the config, train and score checks
+    (svp.models.specs.input_problem) refuse exactly the images it cannot take."""
+    side = model_spec(name).min_image_side
+    model = create_model(name, num_classes=10, in_channels=3)
+    model.train()(torch.randn(2, 3, side, side)).sum().backward()  # training: batch statistics, gradients
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, side, 33)).shape == (1, 10)
+        if side > 1:
+            with pytest.raises(RuntimeError):
+                model(torch.randn(1, 3, side - 1, 33))
+
+
 def test_training_mode_forward_with_batch_statistics() -> None:
     model = create_model("small_cnn", num_classes=3, in_channels=1).train()
     logits = model(torch.randn(4, 1, 8, 8))

@@ -19,9 +19,12 @@ from svp.data.registry import (
     PreparedData,
     config_rules,
     dataset_modality,
+    image_option_problem,
     is_file,
+    known_image_shape,
     list_datasets,
     register_dataset,
+    unread_key_problem,
 )
 from svp.data.store import load_labels, load_prepared, prepare_dataset, read_manifest
 from svp.errors import DataError
@@ -33,11 +36,14 @@ __all__ = [
     "PreparedData",
     "config_rules",
     "dataset_modality",
+    "image_option_problem",
     "is_file",
+    "known_image_shape",
     "list_datasets",
     "load_labels",
     "load_prepared",
     "prepare_dataset",
     "read_manifest",
     "register_dataset",
+    "unread_key_problem",
 ]

@@ -49,7 +49,8 @@ from svp.errors import ConfigError, DataError
 def _padding_for_height(height: int) -> int:
     # 4 pixels is the standard for 32x32 images; smaller images get proportionally less
     # so that a random crop cannot push most of a small image out of view.
-    return 4 if height >= 32 else max(1, height // 8)
+    # Never over half the side (svp.data.registry.image_option_problem): 1x1 images get none.
+    return 4 if height >= 32 else min(max(1, height // 8), height // 2)
 
 
 # --------------------------------------------------------------------------- digits
@@ -64,7 +65,9 @@ def _digits_training_set(options: Mapping) -> tuple[int, int]:
     return DIGITS_EXAMPLES - test, DIGITS_CLASSES
 
 
-@register_dataset("digits", keys=("test_fraction", *AUGMENT_KEYS), training_set=_digits_training_set)
+@register_dataset(
+    "digits", keys=("test_fraction", *AUGMENT_KEYS), training_set=_digits_training_set, image_shape=lambda _: (8, 8, 1)
+)
 def build_digits(options: dict) -> PreparedData:
     """scikit-learn's bundled 8x8 digits (1,797 images), split once, stratified, with a fixed seed."""
     import sklearn
@@ -446,6 +449,14 @@ def _stack_images(images: list[np.ndarray], paths: list[str]) -> np.ndarray:
     return stacked[..., np.newaxis] if stacked.ndim == 3 else stacked
 
 
+def _image_folder_shape(dataset: Mapping) -> tuple[int, int, int] | None:
+    """Known where every image is resized: ``image_size`` square, ``channels`` deep (3 by default)."""
+    size = dataset.get("image_size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:  # absent, or refused by the builder
+        return None
+    return (size, size, dataset.get("channels", 3))
+
+
 def _check_image_folder_config(dataset: Mapping) -> None:
     for split in ("train", "test"):
         folder = Path(dataset["path"]) / split
@@ -460,6 +471,7 @@ def _check_image_folder_config(dataset: Mapping) -> None:
     keys=("path", "image_size", "channels", *AUGMENT_KEYS),
     required=("path",),
     check=_check_image_folder_config,
+    image_shape=_image_folder_shape,
 )
 def build_image_folder(options: dict) -> PreparedData:
     """Image files in ``<path>/train/<class>/*`` and ``<path>/test/<class>/*`` (torchvision ImageFolder layout)."""
@@ -661,21 +673,35 @@ def _build_torchvision(
 
 
 def _register_torchvision(
-    name: str, class_name: str, family: _TorchvisionFamily, crop_padding: int, flip: bool, size: tuple[int, int]
+    name: str,
+    class_name: str,
+    family: _TorchvisionFamily,
+    crop_padding: int,
+    flip: bool,
+    size: tuple[int, int],
+    image_shape: tuple[int, int, int],
 ):
     def build(options: dict) -> PreparedData:
         return _build_torchvision(name, class_name, family, options, augmentation(options, crop_padding, flip))
 
     build.__name__ = build.__qualname__ = f"build_{name}"
     build.__doc__ = f"torchvision's {class_name}, downloaded (if allowed), md5-checked and extracted by torchvision."
-    register_dataset(name, keys=(*DOWNLOAD_KEYS, *AUGMENT_KEYS), training_set=known_size(*size))(build)
+    register_dataset(
+        name, keys=(*DOWNLOAD_KEYS, *AUGMENT_KEYS), training_set=known_size(*size), image_shape=lambda _: image_shape
+    )(build)
 
 
 # Natural images: mirroring keeps the class, and 4-pixel padding is the standard CIFAR recipe.
-_register_torchvision("cifar10", "CIFAR10", _Cifar(), crop_padding=4, flip=True, size=(50_000, 10))
-_register_torchvision("cifar100", "CIFAR100", _Cifar(), crop_padding=4, flip=True, size=(50_000, 100))
+_register_torchvision(
+    "cifar10", "CIFAR10", _Cifar(), crop_padding=4, flip=True, size=(50_000, 10), image_shape=(32, 32, 3)
+)
+_register_torchvision(
+    "cifar100", "CIFAR100", _Cifar(), crop_padding=4, flip=True, size=(50_000, 100), image_shape=(32, 32, 3)
+)
 # Digits: a mirrored digit is not the same digit (or no digit), so no flipping.
-_register_torchvision("svhn", "SVHN", _Svhn(), crop_padding=4, flip=False, size=(73_257, 10))
-_register_torchvision("mnist", "MNIST", _Mnist(), crop_padding=2, flip=False, size=(60_000, 10))
+_register_torchvision("svhn", "SVHN", _Svhn(), crop_padding=4, flip=False, size=(73_257, 10), image_shape=(32, 32, 3))
+_register_torchvision("mnist", "MNIST", _Mnist(), crop_padding=2, flip=False, size=(60_000, 10), image_shape=(28, 28, 1))
 # Clothes are left-right symmetric (a mirrored shoe is still a shoe): flipping is a valid augmentation.
-_register_torchvision("fashionmnist", "FashionMNIST", _Mnist(), crop_padding=2, flip=True, size=(60_000, 10))
+_register_torchvision(
+    "fashionmnist", "FashionMNIST", _Mnist(), crop_padding=2, flip=True, size=(60_000, 10), image_shape=(28, 28, 1)
+)

@@ -16,7 +16,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -65,7 +65,8 @@ class ConfigRules:
     refused; ``required``: those it cannot do without; ``file_lists``: keys that list
     input files, each of which must exist; ``check``: further checks of the section,
     raising :class:`svp.errors.ConfigError`; ``training_set``: (training examples,
-    classes) where known before the data is prepared, so fractions can be checked early.
+    classes) where known before the data is prepared, so fractions can be checked early;
+    ``image_shape``: likewise the shape of its images (:func:`image_option_problem`).
     """
 
     keys: tuple[str, ...] | None = None
@@ -73,6 +74,9 @@ class ConfigRules:
     file_lists: tuple[str, ...] = ()
     check: Callable[[Mapping], None] | None = None
     training_set: Callable[[Mapping], tuple[int, int]] | None = None
+    # (height, width, channels) of the prepared images where known before preparing, so that
+    # the options that depend on them (crop_padding, the models' smallest input) are checked early.
+    image_shape: Callable[[Mapping], tuple[int, int, int] | None] | None = None
 
 
 CONFIG_RULES: dict[str, ConfigRules] = {}
@@ -104,6 +108,55 @@ def config_rules(name: str) -> ConfigRules:
 def known_size(examples: int, classes: int) -> Callable[[Mapping], tuple[int, int]]:
     """``training_set`` of a data set with a fixed size; ``train_rows`` caps it where read."""
     return lambda options: (min(examples, options.get("train_rows") or examples), classes)
+
+
+def known_image_shape(dataset: Mapping) -> tuple[int, int, int] | None:
+    """(height, width, channels) of the data set's prepared images, where known without preparing it."""
+    image_shape = config_rules(dataset["name"]).image_shape
+    return None if image_shape is None else image_shape(dataset)
+
+
+def unread_key_problem(dataset: Mapping, filled_in: Mapping | None = None) -> str | None:
+    """Why the ``dataset`` section holds a key its data set does not read, or None.
+
+    The one check of the config's ``dataset`` section (as written) and of ``svp prepare
+    --dataset``. ``filled_in``: keys config validation fills in with a default for every
+    data set; holding just that value, they are not the user's and pass.
+    """
+    name = dataset["name"]
+    reads = config_rules(name).keys
+    if reads is None:
+        return None
+    for key in dataset:
+        if key == "name" or key in reads or (filled_in and key in filled_in and dataset[key] == filled_in[key]):
+            continue
+        users = sorted(other for other in list_datasets() if key in (config_rules(other).keys or ()))
+        who = f"only {', '.join(users)} do" if users else "no data set reads it"
+        return (
+            f"config key 'dataset.{key}': data set {name!r} does not use it ({who}); "
+            f"remove it. Keys {name!r} reads: {', '.join(reads)}"
+        )
+    return None
+
+
+def image_option_problem(dataset: Mapping, shape: Sequence[int]) -> str | None:
+    """Why a ``dataset`` option does not fit images of ``shape`` (height, width, channels), or None.
+
+    Asked where the shape is first known: by config validation for the data sets that
+    declare it (``image_shape``), else by the prepare step once the images are read. Of the
+    options, only the crop padding depends on the images' size (``image_size`` itself is
+    checked against the models by ``svp.models.specs.input_problem``).
+    """
+    height, width = int(shape[0]), int(shape[1])
+    padding = dataset.get("crop_padding")
+    largest = min(height, width) // 2
+    if isinstance(padding, int) and not isinstance(padding, bool) and padding > largest:
+        return (
+            f"config key 'dataset.crop_padding': {padding} pixels of padding around {height}x{width} images; a random "
+            f"crop could then show less than half of the image's height or width (at worst none of it); use at most "
+            f"{largest}, half the shorter side"
+        )
+    return None
 
 
 def is_file(path) -> bool:

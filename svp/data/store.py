@@ -33,6 +33,8 @@ from svp.data.registry import (
     check_classes,
     config_key,
     file_digest,
+    image_option_problem,
+    known_image_shape,
     list_datasets,
 )
 from svp.errors import DataError
@@ -148,6 +150,10 @@ def _image_arrays(data: PreparedData) -> tuple[dict[str, dict[str, np.ndarray]],
 def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
     """Build the data set named by ``options["name"]`` and write it to ``out_dir``; return the manifest."""
     name = _dataset_name(options)
+    # Where the images' shape is known beforehand, the options are checked before building.
+    known_shape = known_image_shape(options)
+    if known_shape is not None and (problem := image_option_problem(options, known_shape)):
+        raise DataError(problem)
     data = DATASETS[name](dict(options))
     modality = getattr(data, "modality", "image")
     if modality == "text":
@@ -156,6 +162,9 @@ def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
         fields = data.manifest_fields(arrays)
     else:
         _validate(data, name)
+        # The padding in effect (the option, or the data set's default) against the images read.
+        if problem := image_option_problem(data.augment, data.x_train.shape[1:]):
+            raise DataError(problem)
         arrays, fields = _image_arrays(data)
 
     out = Path(out_dir)
@@ -291,6 +300,12 @@ def _read_manifest(path: Path) -> dict:
     problems = _manifest_problems(manifest)
     if problems:
         raise DataError(f"{path}: {'; '.join(problems[:3])}. The file was edited or damaged; {PREPARE_HINT}")
+    # Data prepared before svp bounded the padding would train on crops of mostly padding.
+    if "image_shape" in manifest and (problem := image_option_problem(manifest["augment"], manifest["image_shape"])):
+        raise DataError(
+            f"{path}: the data was prepared with a padding its images cannot take ({problem}); fix the config, "
+            f"then {PREPARE_HINT}"
+        )
     return manifest
 
 

@@ -27,6 +27,9 @@ class ModelSpec:
     modality: str = "image"  # "image" or "text": the data sets it can be trained on
     trainer: Trainer = TORCH
     training_defaults: dict = field(default_factory=dict)  # config `training` keys it defaults
+    # The smallest image side it takes: its strides and pools shrink a smaller image to
+    # nothing ("Output size is too small"). Measured for each model: IMAGE_MODEL_SIDES.
+    min_image_side: int = 1
 
     @property
     def settings(self) -> tuple[str, ...]:
@@ -62,6 +65,25 @@ def model_spec(name: str) -> ModelSpec:
     return MODEL_SPECS[name]
 
 
+def input_problem(name: str, image_shape) -> str | None:
+    """Why the registered model ``name`` cannot take images of ``image_shape`` (height, width,
+    ...), or None: the one check of a model against its input, asked by config validation
+    where the data's shape is known and by the train and score stages from the prepared data."""
+    spec = model_spec(name)
+    if spec.modality != "image" or image_shape is None:
+        return None
+    height, width = int(image_shape[0]), int(image_shape[1])
+    side = min(height, width)
+    if side >= spec.min_image_side:
+        return None
+    fitting = [m for m in list_models() if model_spec(m).modality == "image" and model_spec(m).min_image_side <= side]
+    return (
+        f"model {name!r} takes images of at least {spec.min_image_side}x{spec.min_image_side} pixels (its strides and "
+        f"pools shrink smaller ones to nothing), but the data's images are {height}x{width}; choose a model that "
+        f"takes them ({', '.join(fitting) or 'none'}), or larger images (dataset.image_size for image_folder)"
+    )
+
+
 def training_defaults(name: str) -> dict:
     """A copy of the training settings the model's authors used (config ``training`` keys),
     its trainer's own defaults included; the config schema's defaults fill in the rest."""
@@ -91,8 +113,14 @@ VDCNN_TRAINING = {
 }
 VDCNN_DEPTHS = (9, 17, 29, 49)
 
+# The smallest image side each image model takes, measured with svp's networks (a training
+# and an inference pass on sides 1 to 12, 16, 24 and 32, one and three channels): resnet9's
+# three max pools and fast_cnn's stride-2 stem and max pools need 8 and 7 pixels; the
+# ResNets (adaptive average pooling) and the small CNNs take any size.
+IMAGE_MODEL_SIDES = {"resnet9": 8, **{f"fast_cnn{width}": 7 for width in (16, 20, 24, 32)}}
+
 for _name in IMAGE_MODELS:
-    declare_model(_name)
+    declare_model(_name, ModelSpec(min_image_side=IMAGE_MODEL_SIDES.get(_name, 1)))
 for _depth in VDCNN_DEPTHS:
     declare_model(f"vdcnn{_depth}", ModelSpec("text", TORCH, VDCNN_TRAINING))
 # The paper's Amazon proxy (Joulin et al. 2017): fastText's own defaults are the paper's.

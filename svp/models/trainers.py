@@ -40,6 +40,7 @@ class Trainer:
     options_key: str | None = None  # the `training` key holding its own settings, if any
     # The selection methods beyond uncertainty (svp.selection.methods) its models support.
     methods: tuple[str, ...] = ()
+    max_seed: int = 2**64 - 1  # the largest seed it takes (torch and NumPy: any 64-bit unsigned)
 
     def accepted_settings(self, modality: str) -> tuple[str, ...]:
         """The ``training`` keys a run of one of its models on ``modality`` data takes."""
@@ -97,6 +98,7 @@ FASTTEXT = Trainer(
     # Its sentence vectors are what its output layer reads. It trains in one call to the
     # library, so no minibatch outcome can be counted, and it has no autograd for GraNd.
     methods=("kcenter",),
+    max_seed=2**31 - 1,  # fastText reads its seed as a 32-bit C int
 )
 
 TRAINERS = (TORCH, FASTTEXT)

@@ -45,10 +45,32 @@ def save_training_state(
 
 
 def save_torch(obj, path: str | Path) -> None:
-    """``torch.save`` by write-then-rename. Through a Python file, so that a full disk raises
-    OSError (ENOSPC), reported by ``atomic_path`` as such, not a RuntimeError of torch's writer."""
+    """``torch.save`` by write-then-rename, through a Python file, so that a full disk
+    raises OSError (ENOSPC), which ``atomic_path`` reports as such.
+
+    When the file's write fails inside torch's zip writer, torch still closes the archive,
+    which fails again ("unexpected pos ...") and raises a RuntimeError that hides the
+    OSError: the OSError is raised instead.
+    """
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        torch.save(obj, handle)
+        try:
+            torch.save(obj, handle)
+        except RuntimeError as error:
+            cause = _os_error_behind(error)
+            if cause is None:
+                raise
+            raise cause from None
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    """The OSError that ``error`` was raised while handling (or from), if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def load_training_state(path: str | Path, fingerprint: dict, log: Callable[[str], None]) -> dict | None:
