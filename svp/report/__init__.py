@@ -4,6 +4,7 @@
 - ``tables``: the results and runs tables (CSV, Markdown, HTML);
 - ``figures``: error and time against fraction, learning curves, class composition;
 - ``correlation``: how alike proxies and targets rank the examples (the paper's Figure 3);
+- ``verdict``: for each fraction, which selection to trust, chosen by validation error;
 - ``active``: the active-learning tables and figures (error against labelled budget,
   selection time per round, the proxy's speed-up over the target as selector);
 - ``cli``: ``svp report ...``, which the report rules run.
