@@ -5,8 +5,9 @@ selector (trained on the labelled pool) embeds every training example, un-augmen
 its penultimate layer; k-center greedy (svp.selection.kcenter) then starts from the
 labelled pool as its centres and adds, one at a time, the unlabelled example farthest
 from every labelled or already chosen one. The batch keeps that greedy order. With the
-pool as the first centres there is no random first centre, so no seed: ties go to the
-lowest index.
+pool as the first centres there is no random first centre, so no seed; distances equal
+as computed go to the lowest index, exact ties in the data are broken by rounding
+(svp.selection.kcenter).
 
 What it costs: one forward pass over the training set (reported as the round's scoring
 time, as ``svp score``'s is for the uncertainty strategies), then the N x labelled

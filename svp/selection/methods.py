@@ -30,9 +30,12 @@ def forgetting_scores(events: np.ndarray, ever_correct: np.ndarray, presentation
 
     An example presented once per epoch can be forgotten at most every other
     presentation (fewer than ``epochs`` times), so ``epochs`` ranks the never-learned
-    examples first, all tied (Toneva et al. count them as forgotten infinitely often; a
-    finite value keeps the score files finite). An example never presented (a model
-    trained on a subset) has no count: it is refused, naming ``path``.
+    examples first, all tied. That is what Toneva et al.'s released code does: it gives
+    such an example its number of presentations, one an epoch here. The SVP authors'
+    code gives it infinity instead, which ranks the same but would make the score files
+    infinite.
+    An example never presented (a model trained on a subset) has no count: it is
+    refused, naming ``path``.
     """
     events = np.asarray(events, dtype=np.float64)
     unseen = np.asarray(presentations) == 0
