@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from svp.config import format_fraction
+from svp.schema import format_fraction
 from svp.models import specs
 from svp.selection.methods import METHODS
 from svp.selection.orders import HARDEST, keep_name

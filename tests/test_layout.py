@@ -16,17 +16,36 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(path): path for path in sorted(SVP.rglob("*.py"))}
 
 
-def _imports_at_load(name: str) -> set[str]:
-    """The svp modules a module imports when it is loaded (imports inside functions are lazy)."""
-    found = set()
-    for node in ast.parse(MODULES[name].read_text()).body:
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            # `from svp.data import text` imports the module svp.data.text
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+def _imported(node: ast.AST) -> set[str]:
+    """The modules one node of a module's syntax tree imports: ``import``, ``from ... import``
+    (its names too, which may be modules) and ``importlib.import_module`` of a name written out."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        # `from svp.data import text` imports the module svp.data.text
+        return {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    if (
+        isinstance(node, ast.Call)
+        and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) in ("import_module", "__import__")
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    ):
+        return {node.args[0].value}
+    return set()
+
+
+def _imports(name: str, at_load_only: bool = False) -> set[str]:
+    """The svp modules a module imports: anywhere in it (inside functions too, the imports that
+    run later), or only those run when it is loaded (its top-level statements)."""
+    tree = ast.parse(MODULES[name].read_text())
+    nodes = tree.body if at_load_only else ast.walk(tree)
+    found = set().union(*(_imported(node) for node in nodes))
     return {module for module in found if module in MODULES and module != name}
+
+
+def _imports_at_load(name: str) -> set[str]:
+    return _imports(name, at_load_only=True)
 
 
 def _cycle_from(start: str, graph: dict[str, set[str]]) -> list[str] | None:
@@ -48,10 +67,38 @@ def _cycle_from(start: str, graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_no_module_imports_itself_back():
-    graph = {name: _imports_at_load(name) for name in MODULES}
+    """Counting the imports inside functions and ``importlib`` calls by name: a lazy import
+    hides a cycle from the interpreter, not from a reader of the layers."""
+    graph = {name: _imports(name) for name in MODULES}
     for name in MODULES:
         cycle = _cycle_from(name, graph)
         assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_import_reader_sees_lazy_imports_and_importlib_calls():
+    source = (
+        "import importlib\n"
+        "def later():\n"
+        "    from svp.selection import orders\n"
+        "    importlib.import_module('svp.training.loop')\n"
+    )
+    found = set().union(*(_imported(node) for node in ast.walk(ast.parse(source))))
+    assert {"svp.selection.orders", "svp.training.loop"} <= found
+    assert set().union(*(_imported(node) for node in ast.parse(source).body)) == {"importlib"}
+
+
+# Config validation is the top layer, imported by the command line alone (and by the
+# Snakefile, which is no module here).
+TOP = {"svp.config", "svp.cli", "svp.__main__"}
+
+
+def test_the_bottom_module_imports_nothing_of_svp():
+    assert _imports("svp.schema") == set()
+
+
+def test_no_lower_layer_imports_config():
+    importers = sorted(name for name in MODULES if "svp.config" in _imports(name) and name not in TOP)
+    assert not importers, f"{importers} import svp.config; take what they need from svp.schema"
 
 
 def test_the_cycle_check_finds_a_cycle():

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from svp.config import training_schema_defaults
+from svp.schema import training_schema_defaults
 from svp.data.encoding import fasttext_normalize
 from svp.errors import ConfigError
 from svp.models.trainers import FASTTEXT, FittedModel, Predictions, ScoringJob, TrainingJob

@@ -52,7 +52,7 @@ from svp.models.specs import (  # noqa: F401
     model_spec,
     training_defaults,
 )
-from svp.data.encoding import VOCAB_SIZE
+from svp.schema import VOCAB_SIZE
 from svp.models.trainers import TORCH
 from svp.models.vdcnn import VDCNN
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from svp.data.encoding import DEFAULT_LENGTH
+from svp.schema import DEFAULT_LENGTH
 from svp.models.trainers import FASTTEXT, TORCH, Trainer
 
 

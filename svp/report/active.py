@@ -28,7 +28,7 @@ import pandas as pd
 
 from svp import stage_files
 from svp.active.rounds import RANDOM
-from svp.config import format_fraction
+from svp.schema import format_fraction
 from svp.errors import StageInputError
 from svp.io import atomic_path
 from svp.parquet import read_parquet_metadata

@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from svp import stage_files
-from svp.config import format_fraction
+from svp.schema import format_fraction
 from svp.selection.diagnostics import proxy_test_errors
 from svp.errors import StageInputError
 from svp.io import atomic_path

@@ -39,7 +39,7 @@ import pandas as pd
 
 from svp import data, plan, stage_files
 from svp.errors import StageInputError
-from svp.config import format_fraction
+from svp.schema import format_fraction
 from svp.io import atomic_path, read_json
 from svp.parquet import read_parquet_metadata
 from svp.plan import FULL

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from svp.data.encoding import DEFAULT_LENGTH, VOCAB_SIZE
+from svp.schema import DEFAULT_LENGTH, VOCAB_SIZE
 from svp.errors import StageInputError
 from svp.models import networks
 from svp.models.trainers import REMAKE_CHECKPOINT, FittedModel, Predictions, ScoringJob, TrainingJob, first_sentence
