@@ -14,7 +14,7 @@ A run's ``training`` mapping is completed in two steps: first from the model's o
 defaults in the model registry (its authors' settings, e.g. VDCNN's Amazon schedule, or
 its trainer's, e.g. fastText's schedule), then from the schema's defaults, the one place
 svp's generic training defaults are written. A run keeps only the settings its model's
-trainer (``svp.models.trainers``) takes, and a key given that it does not take is refused.
+trainer (``svp.trainers``) takes, and a key given that it does not take is refused.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from svp import data
 from svp.models import specs
 from svp.errors import ConfigError  # noqa: F401  (callers import it from here too)
 from svp.schema import SAFE_LOADER, load_schema
-from svp.selection.methods import METHODS
+from svp.selection.methods import selection_method
 from svp.selection.orders import fraction_problem
 
 
@@ -253,17 +253,18 @@ def _check_models_fit(config: dict, given: dict) -> None:
 
 
 def _check_selection_methods(config: dict) -> None:
-    """Each selection method beyond uncertainty is one every proxy's trainer supports
-    (fastText trains in one library call: no forgetting counts, no gradients)."""
+    """Each selection method is one every proxy's trainer provides for: what it needs
+    (svp.selection.methods) among what the trainer's models give (fastText trains in one
+    library call: no forgetting counts, no gradients)."""
     for metric in config["selection"]["metrics"]:
+        method = selection_method(metric)
         for proxy, run in config["proxies"].items():
             trainer = specs.model_spec(run["model"]).trainer
-            if metric in METHODS and metric not in trainer.methods:
+            if not method.supported_by(trainer):
                 raise ConfigError(
-                    f"config key 'selection.metrics': {metric!r} cannot be computed with proxy {proxy!r} (model "
-                    f"{run['model']!r}, trained by {trainer.title}), which supports only "
-                    f"{', '.join(trainer.methods) or 'no method'} beyond the uncertainty metrics; drop {metric!r} "
-                    "or use a torch proxy"
+                    f"config key 'selection.metrics': {metric!r} needs {method.needs}, which proxy {proxy!r} (model "
+                    f"{run['model']!r}, trained by {trainer.title}) does not give; drop {metric!r} or use a proxy "
+                    f"trained by {' or '.join(method.trainers)}"
                 )
 
 

@@ -283,14 +283,14 @@ def _embeddings(model, digits):
 
     from svp import data
     from svp.models import specs
-    from svp.models.trainers import ScoringJob
+    from svp.trainers import ScoringJob, implementation
     from svp.stages import read_model_checkpoint
 
     train, _, manifest = data.load_prepared(digits)
     stored = read_model_checkpoint(model)
     job = ScoringJob(checkpoint=stored, checkpoint_path=Path(model), train=train, manifest=manifest, data_dir=Path(digits),
                      batch_size=1024, workdir=Path(model).parent)  # fmt: skip
-    return specs.model_spec(stored["model_name"]).trainer.embeddings(job)[0]
+    return implementation(specs.model_spec(stored["model_name"]).trainer).embeddings(job)[0]
 
 
 def test_the_kcenter_batch_is_k_center_greedy_from_the_labelled_pool_on_the_selectors_embeddings(digits, selector, tmp_path):

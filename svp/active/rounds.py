@@ -20,15 +20,21 @@ from collections.abc import Sequence
 
 from svp.errors import ConfigError
 from svp.models import specs
+from svp.selection.methods import REGISTRY, selection_method
+from svp.trainers import EMBEDDINGS, PROBABILITIES
 
-# Uncertainty read without the label: the examples to be labelled have none yet. (EL2N
-# reads the label, so it is no active-learning strategy.) These read the selector's
-# score file (`svp score`).
-UNCERTAINTY_STRATEGIES: tuple[str, ...] = ("least_confidence", "margin", "entropy")
-# Geometric: the core-set active learning of Sener and Savarese (2018), k-center greedy
-# on the selector's penultimate-layer embeddings with the labelled pool as the first
-# centres (svp.active.embedding_batch). It reads the selector's model, not its scores.
-EMBEDDING_STRATEGIES: tuple[str, ...] = ("kcenter",)
+# The label-free selection methods (svp.selection.methods): the examples to be labelled
+# have no label yet, so EL2N, forgetting and GraNd are no active-learning strategies.
+# Uncertainty strategies read the selector's score file (`svp score`); the geometric one,
+# the core-set active learning of Sener and Savarese (2018), runs k-center greedy on the
+# selector's penultimate-layer embeddings with the labelled pool as the first centres
+# (svp.active.embedding_batch): it reads the selector's model, not its scores.
+UNCERTAINTY_STRATEGIES: tuple[str, ...] = tuple(
+    name for name, method in REGISTRY.items() if method.label_free and method.needs == PROBABILITIES
+)
+EMBEDDING_STRATEGIES: tuple[str, ...] = tuple(
+    name for name, method in REGISTRY.items() if method.label_free and method.needs == EMBEDDINGS
+)
 STRATEGIES: tuple[str, ...] = UNCERTAINTY_STRATEGIES + EMBEDDING_STRATEGIES
 RANDOM = "random"
 # Round seeds are below 2**31: fastText takes its seed as a 32-bit C int.
@@ -228,7 +234,7 @@ def check_config(config: dict, n_examples: int | None) -> None:
         model = selector_spec(config, selector)["model"]
         trainer = specs.model_spec(model).trainer if model in specs.list_models() else None  # an unknown model is refused elsewhere
         for strategy in embedding:
-            if trainer is not None and strategy not in trainer.methods:
+            if trainer is not None and not selection_method(strategy).supported_by(trainer):
                 raise ConfigError(
                     f"config key 'active_learning.strategies': {strategy!r} needs the embeddings of selector {selector!r} "
                     f"(model {model!r}, trained by {trainer.title}), which gives none; drop {strategy!r} or that selector"

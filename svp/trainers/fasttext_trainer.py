@@ -2,7 +2,7 @@
 
 fastText is not a torch module: the ``fasttext`` library trains it from a text file of
 ``__label__<k> <normalised text>`` lines and predicts class probabilities for a list of
-strings. This module is the fastText trainer (``svp.models.trainers.FASTTEXT``): the
+strings. This module is the fastText trainer (``svp.trainers.FASTTEXT``): the
 stages call its ``settings``, ``fit`` and ``predict``, and write the same files
 (model.pt, history.csv, metrics.json, the score parquet) as for torch models.
 
@@ -27,7 +27,7 @@ import numpy as np
 from svp.schema import training_schema_defaults
 from svp.data.encoding import fasttext_normalize
 from svp.errors import ConfigError
-from svp.models.trainers import FASTTEXT, FittedModel, Predictions, ScoringJob, TrainingJob
+from svp.trainers.base import FASTTEXT, FittedModel, Predictions, ScoringJob, TrainingJob
 
 LABEL_PREFIX = "__label__"
 
