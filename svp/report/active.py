@@ -20,7 +20,6 @@ form, a row per labelling and a column per budget.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,8 @@ from svp.schema import format_fraction
 from svp.errors import StageInputError
 from svp.io import atomic_path
 from svp.parquet import read_parquet_metadata
-from svp.report.tables import HTML_STYLE, format_error
+from svp.report.render import html_page, html_sections, markdown_sections
+from svp.report.tables import format_error
 
 ROUND_COLUMNS = [
     "labelling", "selector", "selector_role", "strategy", "seed", "round", "budget", "pool_size", "batch_size",
@@ -226,30 +226,11 @@ def _sections(results: pd.DataFrame) -> list[tuple[str, str, list[str], list[lis
 
 
 def _markdown(results: pd.DataFrame) -> str:
-    parts, current = [], None
-    for target, caption, header, rows in _sections(results):
-        if target != current:
-            parts.append(f"## Active learning: target {target}")
-            current = target
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-        parts += [caption, "\n".join(lines)]
-    return "\n\n".join(parts) + "\n"
+    return markdown_sections(_sections(results), "Active learning: target ")
 
 
 def _html(results: pd.DataFrame) -> str:
-    parts, current = [], None
-    for target, caption, header, rows in _sections(results):
-        if target != current:
-            parts.append(f"<h2>Active learning: target {html.escape(target)}</h2>")
-            current = target
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in rows)
-        parts.append(f"<p>{html.escape(caption)}</p>\n<table><tr>{head}</tr>{body}</table>")
-    return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>SVP active learning</title>'
-        f"<style>{HTML_STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
-    )
+    return html_page("SVP active learning", html_sections(_sections(results), "Active learning: target "))
 
 
 def write_active_tables(
