@@ -202,19 +202,39 @@ def pool_runs(config: dict) -> list[dict]:
 
 
 def selector_runs(config: dict) -> list[dict]:
-    """Every selector training (one per labelling with a selector, seed and round), with its round seed."""
+    """Every selector training of round 2 on (one per labelling with a selector, seed and
+    round), with its round seed. Round 1's are :func:`first_selector_runs`."""
     return [
         {"labelling": run["labelling"], "run_seed": run["seed"], "round": run["round"],
          "seed": round_seed(run["seed"], run["round"])}
         for run in pool_runs(config)
-        if run["labelling"] != RANDOM
+        if run["labelling"] != RANDOM and run["round"] > 1
     ]  # fmt: skip
 
 
 def scored_selector_runs(config: dict) -> list[dict]:
-    """The selector runs scored with ``svp score``: those of uncertainty labellings (a
-    k-center labelling embeds the training set in its batch job instead)."""
+    """The selector runs of round 2 on scored with ``svp score``: those of uncertainty
+    labellings (a k-center labelling embeds the training set in its batch job instead)."""
     return [run for run in selector_runs(config) if reads_scores(run["labelling"])]
+
+
+def first_selector_runs(config: dict) -> list[dict]:
+    """Round 1's selectors, one per selector and seed, shared by its strategies: each
+    trains on the shared random start with the round's seed, so every strategy would
+    train the same model."""
+    selectors = dict.fromkeys(parse_labelling(name)[0] for name in labellings(config) if name != RANDOM)
+    return [
+        {"selector": selector, "run_seed": seed, "seed": round_seed(seed, 1)}
+        for selector in selectors
+        for seed in seeds(config)
+        if rounds(config)
+    ]
+
+
+def scored_first_selector_runs(config: dict) -> list[dict]:
+    """Round 1's shared selectors that some uncertainty strategy reads the scores of."""
+    scored = {parse_labelling(name)[0] for name in labellings(config) if name != RANDOM and reads_scores(name)}
+    return [run for run in first_selector_runs(config) if run["selector"] in scored]
 
 
 def target_runs(config: dict) -> list[dict]:
