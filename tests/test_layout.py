@@ -1,6 +1,7 @@
 """The package layout: subpackages that say what they hold, and no import cycles between modules."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,20 @@ def test_each_package_says_what_it_holds(package):
 def test_data_and_text_no_longer_import_each_other():
     assert "svp.data.store" not in _imports_at_load("svp.data.text")
     assert not {"svp.data", "svp.data.images", "svp.data.text"} & _imports_at_load("svp.data.registry")
+
+
+def test_the_readme_layout_names_every_package_and_module():
+    """README's Layout block matches the folders: each package and each of its modules is named."""
+    readme = (SVP.parent / "README.md").read_text()
+    start = readme.index("Layout (each package's")
+    block = readme[readme.index("```", start) : readme.index("```", readme.index("```", start) + 3)]
+    for name, path in MODULES.items():
+        if name == "svp" or path.name == "__main__.py":
+            continue
+        package, _, module = name.rpartition(".")
+        if path.name == "__init__.py":
+            assert f"{module}/" in block, f"README's Layout does not name the package {name}"
+        elif package == "svp":
+            assert f"{module}.py" in block, f"README's Layout does not name {path.name}"
+        else:
+            assert re.search(rf"\b{module}\b", block), f"README's Layout does not name {name}"
