@@ -33,7 +33,7 @@ LABEL_PREFIX = "__label__"
 
 
 # Its own settings' defaults are the config schema's (`training.fasttext`); its default
-# schedule is the trainer's (svp.models.trainers.FASTTEXT).
+# schedule is the trainer's (svp.trainers.FASTTEXT).
 OPTION_DEFAULTS = training_schema_defaults()[FASTTEXT.options_key]
 
 
@@ -165,7 +165,7 @@ def metrics_of(probs: np.ndarray, labels: np.ndarray) -> dict:
     return {"loss": loss, "accuracy": accuracy, "error": 100.0 - accuracy}
 
 
-# The fastText trainer (svp.models.trainers.FASTTEXT): what the train and score stages call.
+# The fastText trainer (svp.trainers.FASTTEXT): what the train and score stages call.
 
 
 def settings(training: dict) -> FastTextSettings:
