@@ -94,8 +94,7 @@ def forgetting_scores(events: np.ndarray, ever_correct: np.ndarray, presentation
     examples first, all tied. That is what Toneva et al.'s released code does: it gives
     such an example its number of presentations, one an epoch here. The SVP authors'
     code gives it infinity instead, which ranks the same but would make the score files
-    infinite.
-    An example never presented (a model trained on a subset) has no count: it is
+    infinite. An example never presented (a model trained on a subset) has no count: it is
     refused, naming ``path``.
     """
     events = np.asarray(events, dtype=np.float64)
