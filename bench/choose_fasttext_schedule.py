@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from svp import data
-from svp.models import fasttext_classifier
+from svp.trainers import fasttext_trainer
 
 CANDIDATES = [(5, 0.1), (5, 0.5), (10, 0.5), (25, 0.5), (25, 1.0)]  # (epochs, learning rate)
 
@@ -45,14 +45,14 @@ def main() -> None:
     print(f"{len(train):,} training and {len(validation):,} validation texts from {args.data}")
     with tempfile.TemporaryDirectory() as workdir:
         for epochs, lr in CANDIDATES:
-            settings = fasttext_classifier.FastTextSettings.from_training(
+            settings = fasttext_trainer.FastTextSettings.from_training(
                 {"lr_schedule": [{"epochs": epochs, "lr": lr}], "fasttext": {"bucket": args.bucket}}
             )
             errors = []
             for share in (1.0, args.fraction):
                 part = train[: max(1, round(share * len(train)))]
-                model, _ = fasttext_classifier.train(texts.strings(part), labels[part], settings, args.seed, Path(workdir))
-                probabilities = fasttext_classifier.probabilities(model, validation_texts, manifest["num_classes"])
+                model, _ = fasttext_trainer.train(texts.strings(part), labels[part], settings, args.seed, Path(workdir))
+                probabilities = fasttext_trainer.probabilities(model, validation_texts, manifest["num_classes"])
                 errors.append(f"{share:.0%} ({len(part):,}): {100 * np.mean(probabilities.argmax(1) != labels[validation]):.2f}%")
             print(f"epochs {epochs:3d}, lr {lr:4}: validation error, training on " + ", ".join(errors), flush=True)
 

@@ -14,7 +14,7 @@ For each model, on N CIFAR-10 training images prepared as the workflow prepares 
 * what two changes to the stage gained, each against the baseline: the bare loop with
   the model and batches in the standard (N, C, H, W) layout, as svp ran them before it
   kept images channels-last; and the bare loop in a fresh process with glibc's default
-  memory handling, where svp now keeps freed memory (``svp.training.torch_trainer.keep_freed_memory``;
+  memory handling, where svp now keeps freed memory (``svp.trainers.torch_trainer.keep_freed_memory``;
   the other rows run after it, in this process).
 
 The model has random weights (scoring costs the same whatever they are).
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cifar_pixels, header, interleaved, ratio_line  # noqa: E402
 
 from svp import data, stages  # noqa: E402
-from svp.training import torch_trainer  # noqa: E402
+from svp.trainers import torch_trainer  # noqa: E402
 from svp.models.networks import create_model  # noqa: E402
 from svp.training.loop import predict_logits  # noqa: E402
 

@@ -13,7 +13,7 @@ For each model, one epoch over N CIFAR-10 training images (batch 128, random cro
 * what two changes gained, each against the baseline: the bare loop with model and
   batches in the standard (N, C, H, W) layout (svp before it kept images
   channels-last), and the bare loop in a fresh process with glibc's default memory
-  handling (svp now keeps freed memory: ``svp.training.torch_trainer.keep_freed_memory``, which every
+  handling (svp now keeps freed memory: ``svp.trainers.torch_trainer.keep_freed_memory``, which every
   other row here runs after).
 
 Run: .venv/bin/python bench/training_loop.py [--models tiny_cnn:10000 preact_resnet20:512]
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cifar_pixels, header, interleaved, ratio_line  # noqa: E402
 
-from svp.training import torch_trainer  # noqa: E402
+from svp.trainers import torch_trainer  # noqa: E402
 from svp.models.networks import create_model  # noqa: E402
 from svp.training.loop import ImageData, TrainingSettings, train  # noqa: E402
 

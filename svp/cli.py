@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     method = commands.add_parser(
         "score-method", help="score every training example by forgetting events, GraNd or k-center greedy"
     )
+    # The registry's methods with a score file of their own (svp.selection.methods.METHODS,
+    # which a test checks this against): written out, so `svp --help` needs no numpy.
     method.add_argument("--method", required=True, choices=["forgetting", "grand", "kcenter"])
     method.add_argument("--checkpoint", required=True)
     method.add_argument("--data", required=True)

@@ -14,16 +14,14 @@ A run's ``training`` mapping is completed in two steps: first from the model's o
 defaults in the model registry (its authors' settings, e.g. VDCNN's Amazon schedule, or
 its trainer's, e.g. fastText's schedule), then from the schema's defaults, the one place
 svp's generic training defaults are written. A run keeps only the settings its model's
-trainer (``svp.models.trainers``) takes, and a key given that it does not take is refused.
+trainer (``svp.trainers``) takes, and a key given that it does not take is refused.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.resources
 import math
-from collections.abc import Iterable, Sequence
-from decimal import Decimal
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -32,13 +30,10 @@ import yaml
 from svp import data
 from svp.models import specs
 from svp.errors import ConfigError  # noqa: F401  (callers import it from here too)
-from svp.selection.methods import METHODS
+from svp.schema import SAFE_LOADER, dataset_schema_defaults, load_schema
+from svp.selection.methods import selection_method
+from svp.selection.orders import fraction_problem
 
-# libyaml's safe loader where PyYAML has it: 10x faster than the pure-Python one.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# Package data, found through the installed package (a wheel or a zip has no repository
-# around it); "svp" rather than this module's package, so the file stays put if config moves.
-SCHEMA = importlib.resources.files("svp") / "config.schema.yaml"
 
 # A config is a page of settings: a bigger file is the wrong file, and reading no more
 # than this keeps a device such as /dev/zero from filling the memory.
@@ -176,28 +171,11 @@ def _describe_type_error(value, expected) -> str:
     return f"{value!r} is not of type {', '.join(repr(t) for t in expected)}"
 
 
-def training_schema_defaults() -> dict:
-    """The schema's default of every ``training`` key that has one, and of each key of
-    a nested mapping (``fasttext``): where svp's training defaults are written, once."""
-    schema = yaml.load(SCHEMA.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
-    return _defaults_of(schema["$defs"]["training"]["properties"])
-
-
-def _defaults_of(properties: dict) -> dict:
-    defaults = {}
-    for name, subschema in properties.items():
-        if "default" in subschema:
-            defaults[name] = copy.deepcopy(subschema["default"])
-        elif "properties" in subschema:
-            defaults[name] = _defaults_of(subschema["properties"])
-    return defaults
-
-
 def validate_config(config: dict) -> dict:
     """Return a copy of ``config`` with defaults filled in, or raise ConfigError."""
     import jsonschema
 
-    schema = yaml.load(SCHEMA.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+    schema = load_schema()
     validator = _svp_validator(jsonschema.validators.validator_for(schema))(schema)
     resolved = _resolve(validator, config)
     _check_registered_names(resolved)
@@ -277,17 +255,18 @@ def _check_models_fit(config: dict, given: dict) -> None:
 
 
 def _check_selection_methods(config: dict) -> None:
-    """Each selection method beyond uncertainty is one every proxy's trainer supports
-    (fastText trains in one library call: no forgetting counts, no gradients)."""
+    """Each selection method is one every proxy's trainer provides for: what it needs
+    (svp.selection.methods) among what the trainer's models give (fastText trains in one
+    library call: no forgetting counts, no gradients)."""
     for metric in config["selection"]["metrics"]:
+        method = selection_method(metric)
         for proxy, run in config["proxies"].items():
             trainer = specs.model_spec(run["model"]).trainer
-            if metric in METHODS and metric not in trainer.methods:
+            if not method.supported_by(trainer):
                 raise ConfigError(
-                    f"config key 'selection.metrics': {metric!r} cannot be computed with proxy {proxy!r} (model "
-                    f"{run['model']!r}, trained by {trainer.title}), which supports only "
-                    f"{', '.join(trainer.methods) or 'no method'} beyond the uncertainty metrics; drop {metric!r} "
-                    "or use a torch proxy"
+                    f"config key 'selection.metrics': {metric!r} needs {method.needs}, which proxy {proxy!r} (model "
+                    f"{run['model']!r}, trained by {trainer.title}) does not give; drop {metric!r} or use a proxy "
+                    f"trained by {' or '.join(method.trainers)}"
                 )
 
 
@@ -334,8 +313,7 @@ def _check_dataset_keys(dataset: dict) -> None:
 def dataset_defaults() -> dict:
     """The schema's defaults of the ``dataset`` keys (``root``, ``download``), which validation
     fills in for every data set: the workflow's prepare job gets them whether read or not."""
-    schema = yaml.load(SCHEMA.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
-    return _defaults_of(schema["properties"]["dataset"]["properties"])
+    return dataset_schema_defaults()
 
 
 def check_prepare_options(dataset: dict) -> None:
@@ -381,36 +359,6 @@ def known_training_set(dataset: dict) -> tuple[int, int] | None:
     """
     training_set = data.config_rules(dataset["name"]).training_set
     return None if training_set is None else training_set(dataset)
-
-
-def fraction_problem(fraction: float, class_sizes: Sequence[int], class_balanced: bool) -> str | None:
-    """Why a subset of ``fraction`` of a training set cannot hold every class, or None.
-
-    ``class_sizes`` are the training examples per class. The select stage asks with the
-    real labels; config validation asks earlier where the data set's size is known.
-    """
-    from svp.selection.orders import smallest_subset
-
-    if not 0.0 < fraction <= 1.0:  # NaN included
-        return f"fraction {fraction!r} is not a share of the training set, from 0 (excluded) to 1"
-    examples = int(sum(class_sizes))
-    kept = math.floor(fraction * examples + 0.5)  # subset_size, before it keeps at least one
-    needed = smallest_subset(class_sizes, class_balanced)
-    if kept >= needed:
-        return None
-    why = "so that class-balanced selection reaches every class" if class_balanced else "one per class"
-    # The smallest f with floor(f x N + 1/2) >= needed (subset_size), rounded up.
-    least = _round_up((needed - 0.5) / examples)
-    return (
-        f"fraction {float(fraction)!r} keeps {kept:,} of the {examples:,} training examples, but a "
-        f"subset needs at least {needed:,} ({why}); use a fraction of at least {format_fraction(least)}"
-    )
-
-
-def _round_up(value: float, digits: int = 2) -> float:
-    """``value`` rounded up to ``digits`` significant digits."""
-    scale = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
-    return float(f"{math.ceil(value / scale) * scale:.{digits}g}")
 
 
 def _check_subset_sizes(config: dict) -> None:
@@ -546,12 +494,3 @@ def check_config_files(paths: Iterable[str | Path]) -> None:
     duplicate keys, YAML 1.1 booleans and YTE templates through."""
     for path in paths:
         read_config_file(path)
-
-
-def format_fraction(fraction: float) -> str:
-    """The fraction as it appears in file names: 0.4 -> '0.4', 1 -> '1.0', 1e-05 -> '0.00001'.
-
-    Never in exponent form, which the workflow's fraction wildcard would not match.
-    """
-    text = format(Decimal(repr(float(fraction))), "f")
-    return text if "." in text else f"{text}.0"

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 
-from svp.config import format_fraction
+from svp.schema import format_fraction
 from svp.models import specs
-from svp.selection.methods import METHODS
+from svp.selection.methods import METHODS, selection_method
 from svp.selection.orders import HARDEST, keep_name
 
 RANDOM = "random"
@@ -131,7 +131,7 @@ def target_method_runs(config: dict, method: str) -> list[dict]:
     return [
         {**run, "method": method}
         for run in full_target_runs(config)
-        if method in specs.model_spec(config["targets"][run["target"]]["model"]).trainer.methods
+        if selection_method(method).supported_by(specs.model_spec(config["targets"][run["target"]]["model"]).trainer)
     ]
 
 

@@ -286,7 +286,7 @@ RUN_FACTS = {
 RUN_FOLDERS = {
     "target": "targets/<target>/<selection>/<fraction>/seed<s>/",
     "proxy": "proxies/<proxy>/seed<s>/",
-    "selector": "active/<labelling>/seed<s>/round<r>/selector/seed<k>/",
+    "selector": "active/<labelling>/seed<s>/round<r>/selector/seed<k>/ or, round 1's, active/start/seed<s>/selectors/<selector>/seed<k>/",
     "active_target": "active/<labelling>/seed<s>/round<r>/targets/<target>/",
 }
 

@@ -6,9 +6,10 @@ leaves a file that looks finished.
 
 The rules do not know what the data or the model are: the prepared data's manifest says
 its modality (images or texts) and the model registry names the trainer
-(``svp.models.trainers``: svp.training's torch loop, or fastText) that trains the model
-and scores with it. What every trainer shares is here: the checks, reading the data,
-and the files written.
+(``svp.trainers``: svp.training's torch loop, or fastText) that trains the model and
+scores with it. What every trainer shares is here: the checks, reading the data, the
+scoring job (:func:`scoring_job`, which every stage that scores with a model builds its
+job with) and the files written.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ import torch
 import svp
 from svp import data
 from svp.models import specs
-from svp.models.trainers import REMAKE_CHECKPOINT, TRAINERS, ScoringJob, TrainingJob, first_sentence
-from svp.training.checkpoint import save_torch
 from svp.errors import ConfigError, StageInputError
 from svp.io import atomic_path, check_writable, write_json
-from svp.selection.kcenter import k_center_greedy
-from svp.selection.methods import METHODS, forgetting_scores, order_scores
+from svp.selection.methods import METHODS, MethodInputs, selection_method
 from svp.selection.uncertainty import METRICS, uncertainty_from_logits, uncertainty_from_probabilities
+from svp.trainers import (
+    EMBEDDINGS, GRADIENTS, PROBABILITIES, REMAKE_CHECKPOINT, TRAINERS, TRAINING_DYNAMICS, ScoringJob, TrainingJob,
+    first_sentence, implementation,
+)  # fmt: skip
+from svp.training.checkpoint import save_torch
 from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY
 
 RESUME_FILE = "resume.pt"
@@ -164,11 +167,12 @@ def train_run(
     set_threads(threads)
     started = time.perf_counter()
     manifest = data.read_manifest(data_dir)
-    trainer = check_modality(model_name, manifest, data_dir).trainer
-    check_seed(seed, model_name, trainer)
+    declared = check_modality(model_name, manifest, data_dir).trainer
+    check_seed(seed, model_name, declared)
     check_input_size(model_name, manifest, data_dir)
+    trainer = implementation(declared)
     check_writable(model_out, history_out, metrics_out)  # before any epoch: a run's work is lost if its outputs cannot be written
-    settings = trainer.checked_settings(training)  # before any data is read
+    settings = trainer.settings(training)  # before any data is read
     train_split, test_split, manifest = data.load_prepared(data_dir)
     job = TrainingJob(
         model_name=model_name, training=training, settings=settings, seed=seed, train=train_split, test=test_split,
@@ -223,16 +227,8 @@ def score_run(
 
     set_threads(threads)
     check_writable(scores_out)
-    # The data first: its checksums are verified before anything else is read.
-    train_split, _, manifest = data.load_prepared(data_dir)
-    stored = read_model_checkpoint(checkpoint)
-    trainer = check_checkpoint_fits(stored, checkpoint, manifest, data_dir).trainer
-    predictions = trainer.predict(
-        ScoringJob(
-            checkpoint=stored, checkpoint_path=Path(checkpoint), train=train_split, manifest=manifest,
-            data_dir=Path(data_dir), batch_size=batch_size, workdir=Path(scores_out).parent,
-        )
-    )
+    job, trainer = scoring_job(checkpoint=checkpoint, data_dir=data_dir, batch_size=batch_size, workdir=Path(scores_out).parent)
+    predictions = trainer.predict(job)
     labels, outputs, seconds = predictions.labels, predictions.outputs, predictions.seconds
     not_finite = ~np.isfinite(outputs).all(axis=1)
     if not_finite.any():
@@ -284,43 +280,66 @@ def score_method_run(
         raise ConfigError(f"unknown selection method {method!r}; known: {', '.join(METHODS)}")
     if not 0.0 < kcenter_fraction <= 1.0:
         raise ConfigError(f"kcenter_fraction must be in (0, 1], got {kcenter_fraction}")
+    chosen = selection_method(method)
     set_threads(threads)
     check_writable(scores_out)
-    train_split, _, manifest = data.load_prepared(data_dir)
-    stored = read_model_checkpoint(checkpoint)
-    spec = check_checkpoint_fits(stored, checkpoint, manifest, data_dir)
-    if method not in spec.trainer.methods:
-        raise ConfigError(
-            f"{checkpoint}: model {stored['model_name']!r} ({spec.trainer.title}) does not support the selection method "
-            f"{method!r}; it supports {list(spec.trainer.methods) or 'none'}"
-        )
-    labels = np.asarray(train_split[1])
-    job = ScoringJob(
-        checkpoint=stored, checkpoint_path=Path(checkpoint), train=train_split, manifest=manifest,
-        data_dir=Path(data_dir), batch_size=batch_size, workdir=Path(scores_out).parent,
-    )
-    columns: dict = {}
+    job, trainer = scoring_job(
+        checkpoint=checkpoint, data_dir=data_dir, batch_size=batch_size, workdir=Path(scores_out).parent,
+        needs=chosen.needs, user=f"the selection method {method!r}",
+        remedy=f"{method!r} needs a model trained by {' or '.join(chosen.trainers)}",
+    )  # fmt: skip
+    labels = np.asarray(job.train[1])
+    values, seconds = _model_gives(chosen.needs, job, trainer)
     started = time.perf_counter()
-    if method == "forgetting":
-        columns = _forgetting_columns(stored, checkpoint, len(labels))
-        seconds = time.perf_counter() - started
-    elif method == "grand":
-        norms, seconds = spec.trainer.gradient_norms(job)
-        check_finite(norms, checkpoint, "gradient norms")
-        columns = {"grand": norms}
-    else:
-        embedded, seconds = spec.trainer.embeddings(job)
-        check_finite(embedded, checkpoint, "penultimate-layer embeddings")
-        started = time.perf_counter()
-        budget = min(len(labels), max(1, math.ceil(kcenter_fraction * len(labels))))
-        order = k_center_greedy(embedded, budget, seed=int(stored["seed"]))
-        seconds += time.perf_counter() - started
-        columns = {"kcenter": order_scores(order, len(labels))}
-        print(f"k-center greedy ordered {budget:,} of {len(labels):,} examples ({embedded.shape[1]}-d embeddings)")
+    inputs = MethodInputs(values, len(labels), int(job.checkpoint["seed"]), str(checkpoint), {"kcenter_fraction": kcenter_fraction})
+    columns = chosen.score(inputs)
+    seconds += time.perf_counter() - started
     scores = pd.DataFrame({"index": np.arange(len(labels), dtype=np.int64), "label": labels.astype(np.int64), **columns})
     write_parquet(scores, scores_out, {**(run_info or {}), "method": method, "scoring_seconds": seconds})
     print(f"scored {len(scores):,} examples by {method} in {seconds:.2f} s", flush=True)
     return scores
+
+
+def scoring_job(
+    *, checkpoint: str | Path, data_dir: str | Path, batch_size: int, workdir: str | Path,
+    needs: str = PROBABILITIES, user: str = "scoring", remedy: str = "",
+) -> tuple[ScoringJob, object]:
+    """The job of a stage that scores with a trained model, and its trainer's implementation.
+
+    The data first (its checksums are verified before anything else is read), then
+    model.pt, checked against the data; then whether the model's trainer provides what
+    ``user`` needs (``needs``: probabilities, embeddings, ...), refused with ``remedy``.
+    """
+    train_split, _, manifest = data.load_prepared(data_dir)
+    stored = read_model_checkpoint(checkpoint)
+    trainer = check_checkpoint_fits(stored, checkpoint, manifest, data_dir).trainer
+    if needs not in trainer.provides:
+        raise ConfigError(
+            f"{checkpoint}: model {stored['model_name']!r} ({trainer.title}) gives no {needs}, which {user} needs"
+            + (f"; {remedy}" if remedy else "")
+        )
+    job = ScoringJob(
+        checkpoint=stored, checkpoint_path=Path(checkpoint), train=train_split, manifest=manifest,
+        data_dir=Path(data_dir), batch_size=batch_size, workdir=Path(workdir),
+    )  # fmt: skip
+    return job, implementation(trainer)
+
+
+def _model_gives(needs: str, job: ScoringJob, trainer) -> tuple:
+    """(what the model gives for ``needs``, checked finite where it is an array; seconds)."""
+    if needs == TRAINING_DYNAMICS:
+        started = time.perf_counter()
+        counts = _forgetting_counts(job.checkpoint, job.checkpoint_path, len(job.train[1]))
+        return counts, time.perf_counter() - started
+    if needs == GRADIENTS:
+        values, seconds = trainer.gradient_norms(job)
+        check_finite(values, job.checkpoint_path, "gradient norms")
+    elif needs == EMBEDDINGS:
+        values, seconds = trainer.embeddings(job)
+        check_finite(values, job.checkpoint_path, "penultimate-layer embeddings")
+    else:  # the registry names a need no trainer function gives: a bug here
+        raise RuntimeError(f"no trainer function gives {needs!r}")
+    return values, seconds
 
 
 # How to remake a model.pt that lacks the forgetting counts (written before svp counted them).
@@ -331,7 +350,8 @@ REMAKE_FOR_FORGETTING = (
 )
 
 
-def _forgetting_columns(stored: dict, path: str | Path, n_examples: int) -> dict:
+def _forgetting_counts(stored: dict, path: str | Path, n_examples: int) -> dict:
+    """model.pt's forgetting counts, refused if missing, of other data, or of a diverged model."""
     counts = stored.get(FORGETTING_KEY)
     if not isinstance(counts, dict) or not {"events", "ever_correct", "presentations", "epochs"} <= set(counts):
         raise StageInputError(f"{path}: holds no forgetting counts (it was trained by an older svp); {REMAKE_FOR_FORGETTING}")
@@ -350,9 +370,7 @@ def _forgetting_columns(stored: dict, path: str | Path, n_examples: int) -> dict
                 "(see the test error in its metrics.json), so its forgetting counts mean nothing. Retrain it, "
                 "e.g. with a lower learning rate"
             )
-    ever_correct = np.asarray(counts["ever_correct"], dtype=bool)
-    scores = forgetting_scores(events, ever_correct, np.asarray(counts["presentations"]), int(counts["epochs"]), path)
-    return {"forgetting": scores, "forgetting_events": events, "never_learned": ~ever_correct}
+    return counts
 
 
 def check_finite(values: np.ndarray, path: str | Path, what: str) -> None:

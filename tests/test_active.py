@@ -75,10 +75,15 @@ def test_a_config_plans_each_labelling_seed_and_round():
     assert config["active_learning"]["initial_fraction"] == 0.02 and config["active_learning"]["random"] is True
     assert rounds.labellings(config) == ["cnn-entropy", "cnn-margin", "net-entropy", "net-margin", "random"]
     assert len(rounds.pool_runs(config)) == 5 * 2 * 2
-    assert len(rounds.selector_runs(config)) == 4 * 2 * 2  # random labels train no selector
-    assert {run["seed"] for run in rounds.selector_runs(config)} == {
-        rounds.round_seed(s, r) for s in (0, 4) for r in (1, 2)
-    }
+    # Random labels train no selector; round 1's are shared by a selector's strategies
+    # (one per selector and seed), the later rounds' are each labelling's own.
+    assert len(rounds.selector_runs(config)) == 4 * 2 * 1
+    assert {run["seed"] for run in rounds.selector_runs(config)} == {rounds.round_seed(s, 2) for s in (0, 4)}
+    first = rounds.first_selector_runs(config)
+    assert sorted((run["selector"], run["run_seed"], run["seed"]) for run in first) == sorted(
+        (selector, s, rounds.round_seed(s, 1)) for selector in ("cnn", "net") for s in (0, 4)
+    )
+    assert rounds.scored_first_selector_runs(config) == first  # entropy and margin both read scores
     assert rounds.selector_role(config, "cnn") == "proxy" and rounds.selector_role(config, "net") == "target"
     assert rounds.budget_of(config, 0) == 0.02 and rounds.budget_of(config, 2) == 0.2
 
@@ -253,10 +258,15 @@ def test_kcenter_is_a_strategy_that_reads_the_selectors_model_not_scores():
     assert {run["labelling"] for run in rounds.selector_runs(config)} == {"cnn-entropy", "cnn-kcenter", "net-entropy", "net-kcenter"}
     assert {run["labelling"] for run in rounds.scored_selector_runs(config)} == {"cnn-entropy", "net-entropy"}
     scores, model = "{labelling}/{run_seed}/{round}/{seed}/scores", "{labelling}/{run_seed}/{round}/{seed}/model.pt"
+    first = ("start/{run_seed}/{selector}/{seed}/scores", "start/{run_seed}/{selector}/{seed}/model.pt")
     k = rounds.round_seed(0, 2)
-    assert job_inputs.batch_inputs("cnn-kcenter", 0, 2, "pool1", scores, model) == {"pool": "pool1", "checkpoint": f"cnn-kcenter/0/2/{k}/model.pt"}
-    assert job_inputs.batch_inputs("cnn-entropy", 0, 2, "pool1", scores, model) == {"pool": "pool1", "scores": f"cnn-entropy/0/2/{k}/scores"}
-    assert job_inputs.batch_inputs("random", 0, 2, "pool1", scores, model) == {"pool": "pool1"}
+    assert job_inputs.batch_inputs("cnn-kcenter", 0, 2, "pool1", scores, model, *first) == {"pool": "pool1", "checkpoint": f"cnn-kcenter/0/2/{k}/model.pt"}
+    assert job_inputs.batch_inputs("cnn-entropy", 0, 2, "pool1", scores, model, *first) == {"pool": "pool1", "scores": f"cnn-entropy/0/2/{k}/scores"}
+    assert job_inputs.batch_inputs("random", 0, 2, "pool1", scores, model, *first) == {"pool": "pool1"}
+    # Round 1 reads the selector its strategies share.
+    k = rounds.round_seed(0, 1)
+    assert job_inputs.batch_inputs("cnn-kcenter", 0, 1, "pool0", scores, model, *first) == {"pool": "pool0", "checkpoint": f"start/0/cnn/{k}/model.pt"}
+    assert job_inputs.batch_inputs("cnn-entropy", 0, 1, "pool0", scores, model, *first) == {"pool": "pool0", "scores": f"start/0/cnn/{k}/scores"}
     assert job_inputs.embeds("cnn-kcenter") and not job_inputs.embeds("cnn-entropy") and not job_inputs.embeds("random")
     assert job_inputs.batch_source_args("cnn-kcenter", 0, 2, None, "a b/model.pt", batch_size=256, threads=2) == (
         "--checkpoint 'a b/model.pt' --strategy kcenter --batch-size 256 --threads 2"
@@ -283,14 +293,14 @@ def _embeddings(model, digits):
 
     from svp import data
     from svp.models import specs
-    from svp.models.trainers import ScoringJob
+    from svp.trainers import ScoringJob, implementation
     from svp.stages import read_model_checkpoint
 
     train, _, manifest = data.load_prepared(digits)
     stored = read_model_checkpoint(model)
     job = ScoringJob(checkpoint=stored, checkpoint_path=Path(model), train=train, manifest=manifest, data_dir=Path(digits),
                      batch_size=1024, workdir=Path(model).parent)  # fmt: skip
-    return specs.model_spec(stored["model_name"]).trainer.embeddings(job)[0]
+    return implementation(specs.model_spec(stored["model_name"]).trainer).embeddings(job)[0]
 
 
 def test_the_kcenter_batch_is_k_center_greedy_from_the_labelled_pool_on_the_selectors_embeddings(digits, selector, tmp_path):

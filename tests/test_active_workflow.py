@@ -95,13 +95,15 @@ def test_a_kcenter_round_labels_by_k_center_greedy_on_its_selectors_embeddings_a
         # No score file: the batch job read the selector's model.pt.
         selectors = finished / f"{ACTIVE}/{labelling}/seed0"
         assert sorted(path.name for path in selectors.glob("round*/selector/seed*/*")) == sorted(
-            ["history.csv", "metrics.json", "model.pt"] * 3
+            ["history.csv", "metrics.json", "model.pt"] * 2  # round 1's is shared, under start/
         )
         assert not (finished / f"results/al/logs/score_selector/{labelling}").exists()
         for round_ in (1, 2, 3):
             facts = read_parquet_metadata(finished / f"{ACTIVE}/{labelling}/seed0/round{round_}/pool.parquet")
             assert facts["strategy"] == "kcenter" and facts["scoring_seconds"] > 0
-            assert facts["checkpoint"] == f"{ACTIVE}/{labelling}/seed0/round{round_}/selector/seed{round_seed(0, round_)}/model.pt"
+            selector = labelling.partition("-")[0]
+            folder = f"start/seed0/selectors/{selector}" if round_ == 1 else f"{labelling}/seed0/round{round_}/selector"
+            assert facts["checkpoint"] == f"{ACTIVE}/{folder}/seed{round_seed(0, round_)}/model.pt"
     # Round 2's batch is k-center greedy from pool 1 on the embeddings of round 2's selector
     # (one torch thread, as the rule ran it without a GPU).
     threads = torch.get_num_threads()
@@ -114,6 +116,48 @@ def test_a_kcenter_round_labels_by_k_center_greedy_on_its_selectors_embeddings_a
     before, after = pool(finished, "cnn-kcenter", 1), pool(finished, "cnn-kcenter", 2)
     expected = k_center_greedy(embedded, len(after) - len(before), initial=before["index"].to_numpy())
     assert after["index"].iloc[len(before) :].tolist() == expected.tolist()
+
+
+def test_round_one_selectors_are_trained_once_per_selector_and_choose_as_their_own_would(finished, tmp_path):
+    """A round-1 selector trains on the shared start with round 1's seed, whatever the
+    strategy: one per selector now, not one per labelling, and the same model a labelling
+    would have trained for itself, so the same pools."""
+    from svp.active.rounds import round_seed
+
+    dry = run(tmp_path, "--dry-run")
+    counts = {}
+    for line in (dry.stdout + dry.stderr).splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            counts[line.split()[1].rstrip(":")] = counts.get(line.split()[1].rstrip(":"), 0) + 1
+    # 2 selectors x 2 strategies x 3 rounds was 12 trainings; round 1 is now one per selector.
+    assert counts["train_first_selector"] == 2 and counts["train_selector"] == 2 * 2 * 2
+    assert counts["score_first_selector"] == 2 and counts["score_selector"] == 2 * 2  # entropy's rounds 2, 3
+    # The model a labelling would have trained for itself is the shared one, weight for weight.
+    import torch
+
+    seed = round_seed(0, 1)
+    own = tmp_path / "own"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    training = json.dumps(TRAINING)
+    subprocess.run(
+        [sys.executable, "-m", "svp", "train", "--model", "small_cnn", "--training", training, "--seed", str(seed),
+         "--data", str(finished / "results/al/data"), "--subset", str(finished / f"{ACTIVE}/start/seed0/pool.parquet"),
+         "--model-out", str(own / "model.pt"), "--history-out", str(own / "history.csv"),
+         "--metrics-out", str(own / "metrics.json"), "--threads", "1"],
+        check=True, env=env, capture_output=True,
+    )  # fmt: skip
+    shared = torch.load(finished / f"{ACTIVE}/start/seed0/selectors/cnn/seed{seed}/model.pt", weights_only=True)
+    mine = torch.load(own / "model.pt", weights_only=True)
+    assert shared["state_dict"].keys() == mine["state_dict"].keys()
+    assert all(torch.equal(shared["state_dict"][k], mine["state_dict"][k]) for k in mine["state_dict"])
+    # Both strategies' round-1 pools read that one selector.
+    assert read_facts(finished, "cnn-entropy", 1)["scores"] == f"{ACTIVE}/start/seed0/selectors/cnn/seed{seed}/scores.parquet"
+
+
+def read_facts(workdir: Path, labelling: str, round_: int) -> dict:
+    from svp.parquet import read_parquet_metadata
+
+    return read_parquet_metadata(workdir / f"{ACTIVE}/{labelling}/seed0/round{round_}/pool.parquet")
 
 
 def test_the_report_shows_error_against_budget_selection_time_and_speedup(finished):

@@ -7,7 +7,7 @@ import yaml
 
 from svp.config import ConfigError, load_config, validate_config
 from svp.data.encoding import DEFAULT_LENGTH
-from svp.models.trainers import TRAINERS
+from svp.trainers import TRAINERS
 
 
 def minimal() -> dict:
@@ -115,7 +115,7 @@ def test_config_file_must_be_a_mapping(tmp_path):
 
 def test_the_schema_is_the_one_source_of_training_defaults():
     """What `svp train` fills in for a setting left out is what a config gets from the schema."""
-    from svp.models.fasttext_classifier import FastTextSettings
+    from svp.trainers.fasttext_trainer import FastTextSettings
     from svp.training.loop import TrainingSettings
 
     schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "svp" / "config.schema.yaml").read_text())

@@ -25,10 +25,11 @@ from svp.selection.diagnostics import (
     jaccard,
     mean_pairwise_jaccard,
     single_run_subsets,
-    write_subset_tables,
 )
 from svp.io import write_json
 from svp.parquet import read_parquet_metadata, write_parquet
+from svp.report import subset_tables
+from svp.report.subset_tables import write_subset_tables
 from svp.report.tables import write_results_tables
 from svp.selection.orders import selection_order
 from svp.selection.subsets import rank_runs, select_subset
@@ -171,7 +172,7 @@ def test_report_table_has_every_column_and_warns_only_for_the_skewed_subset(tmp_
         score_files=experiment["scores"], proxy_metrics=experiment["metrics"],
         csv_out=out["csv"], markdown_out=out["md"], html_out=out["html"],
     )
-    written = diagnostics.read_subset_table(out["csv"])
+    written = subset_tables.read_subset_table(out["csv"])
     assert list(written.columns) == diagnostics.COLUMNS + ["share ant", "share bee", "share cat", "share dog"]
     # Proxy selections first, then random subsets by seed, the full data set last.
     assert list(written["subset"]) == ["cnn-entropy", "cnn-margin", "random-0", "random-1", "full"]
@@ -207,7 +208,7 @@ def test_one_proxy_run_leaves_jaccard_undefined_and_says_so(tmp_path, capsys):
                                     score_files=experiment["scores"], proxy_metrics=experiment["metrics"])
     assert np.isnan(table.loc[0, "jaccard"]) and table.loc[0, "proxy_runs"] == 1
     assert notes == ["subset cnn-entropy: one proxy run, so the runs' Jaccard overlap is undefined (left empty)"]
-    assert "| n/a (1 proxy run) |" in diagnostics.format_markdown(table)
+    assert "| n/a (1 proxy run) |" in subset_tables.format_markdown(table)
 
 
 def test_a_nan_proxy_error_shows_as_nan_with_a_note(tmp_path):
@@ -218,7 +219,7 @@ def test_a_nan_proxy_error_shows_as_nan_with_a_note(tmp_path):
     assert np.isnan(table.loc[0, "proxy_error"])
     assert len(notes) == 1 and "seed1/metrics.json: test_error is nan" in notes[0]
     assert "a better proxy (cnn: NaN test error)" in table.loc[0, "warning"]
-    assert "| NaN |" in diagnostics.format_markdown(table)
+    assert "| NaN |" in subset_tables.format_markdown(table)
 
 
 def test_an_empty_subset_file_is_reported_not_a_crash(tmp_path):
@@ -229,7 +230,7 @@ def test_an_empty_subset_file_is_reported_not_a_crash(tmp_path):
     table, _ = diagnose_subsets(data_dir=experiment["data"], subset_files=[empty], rank_files=[experiment["ranks"]],
                                 score_files=experiment["scores"], proxy_metrics=experiment["metrics"])
     assert table.loc[0, "warning"] == "subset cnn-entropy at fraction 0.5 is empty: the target trained on no example"
-    assert np.isnan(table.loc[0, "disagreement"]) and "| empty subset |" in diagnostics.format_markdown(table)
+    assert np.isnan(table.loc[0, "disagreement"]) and "| empty subset |" in subset_tables.format_markdown(table)
 
 
 def _report(*args: str) -> subprocess.CompletedProcess:

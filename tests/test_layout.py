@@ -1,6 +1,7 @@
 """The package layout: subpackages that say what they hold, and no import cycles between modules."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -16,17 +17,36 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(path): path for path in sorted(SVP.rglob("*.py"))}
 
 
-def _imports_at_load(name: str) -> set[str]:
-    """The svp modules a module imports when it is loaded (imports inside functions are lazy)."""
-    found = set()
-    for node in ast.parse(MODULES[name].read_text()).body:
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            # `from svp.data import text` imports the module svp.data.text
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+def _imported(node: ast.AST) -> set[str]:
+    """The modules one node of a module's syntax tree imports: ``import``, ``from ... import``
+    (its names too, which may be modules) and ``importlib.import_module`` of a name written out."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        # `from svp.data import text` imports the module svp.data.text
+        return {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    if (
+        isinstance(node, ast.Call)
+        and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) in ("import_module", "__import__")
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    ):
+        return {node.args[0].value}
+    return set()
+
+
+def _imports(name: str, at_load_only: bool = False) -> set[str]:
+    """The svp modules a module imports: anywhere in it (inside functions too, the imports that
+    run later), or only those run when it is loaded (its top-level statements)."""
+    tree = ast.parse(MODULES[name].read_text())
+    nodes = tree.body if at_load_only else ast.walk(tree)
+    found = set().union(*(_imported(node) for node in nodes))
     return {module for module in found if module in MODULES and module != name}
+
+
+def _imports_at_load(name: str) -> set[str]:
+    return _imports(name, at_load_only=True)
 
 
 def _cycle_from(start: str, graph: dict[str, set[str]]) -> list[str] | None:
@@ -48,10 +68,57 @@ def _cycle_from(start: str, graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_no_module_imports_itself_back():
-    graph = {name: _imports_at_load(name) for name in MODULES}
+    """Counting the imports inside functions and ``importlib`` calls by name: a lazy import
+    hides a cycle from the interpreter, not from a reader of the layers."""
+    graph = {name: _imports(name) for name in MODULES}
     for name in MODULES:
         cycle = _cycle_from(name, graph)
         assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_import_reader_sees_lazy_imports_and_importlib_calls():
+    source = (
+        "import importlib\n"
+        "def later():\n"
+        "    from svp.selection import orders\n"
+        "    importlib.import_module('svp.training.loop')\n"
+    )
+    found = set().union(*(_imported(node) for node in ast.walk(ast.parse(source))))
+    assert {"svp.selection.orders", "svp.training.loop"} <= found
+    assert set().union(*(_imported(node) for node in ast.parse(source).body)) == {"importlib"}
+
+
+# Config validation is the top layer, imported by the command line alone (and by the
+# Snakefile, which is no module here).
+TOP = {"svp.config", "svp.cli", "svp.__main__"}
+
+
+def test_the_bottom_module_imports_nothing_of_svp():
+    assert _imports("svp.schema") == set()
+
+
+def test_no_lower_layer_imports_config():
+    importers = sorted(name for name in MODULES if "svp.config" in _imports(name) and name not in TOP)
+    assert not importers, f"{importers} import svp.config; take what they need from svp.schema"
+
+
+def test_models_know_no_data_format_and_no_training_loop():
+    """A model is a spec or a network: the text alphabet comes from svp.schema, and of the
+    trainers only the protocol (which trainer trains it) is named."""
+    for name in (module for module in MODULES if module.startswith("svp.models")):
+        reached = {
+            module for module in _imports(name)
+            if module.startswith(("svp.data", "svp.training", "svp.trainers")) and module != "svp.trainers.base"
+        }  # fmt: skip
+        assert not reached, f"{name} imports {sorted(reached)}"
+
+
+def test_every_importlib_call_names_its_module():
+    """An ``import_module(variable)`` hides an edge from the reader above: name the module."""
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module":
+                assert node.args and isinstance(node.args[0], ast.Constant), f"{name}: import_module of a name not written out"
 
 
 def test_the_cycle_check_finds_a_cycle():
@@ -72,3 +139,20 @@ def test_each_package_says_what_it_holds(package):
 def test_data_and_text_no_longer_import_each_other():
     assert "svp.data.store" not in _imports_at_load("svp.data.text")
     assert not {"svp.data", "svp.data.images", "svp.data.text"} & _imports_at_load("svp.data.registry")
+
+
+def test_the_readme_layout_names_every_package_and_module():
+    """README's Layout block matches the folders: each package and each of its modules is named."""
+    readme = (SVP.parent / "README.md").read_text()
+    start = readme.index("Layout (each package's")
+    block = readme[readme.index("```", start) : readme.index("```", readme.index("```", start) + 3)]
+    for name, path in MODULES.items():
+        if name == "svp" or path.name == "__main__.py":
+            continue
+        package, _, module = name.rpartition(".")
+        if path.name == "__init__.py":
+            assert f"{module}/" in block, f"README's Layout does not name the package {name}"
+        elif package == "svp":
+            assert f"{module}.py" in block, f"README's Layout does not name {path.name}"
+        else:
+            assert re.search(rf"\b{module}\b", block), f"README's Layout does not name {name}"

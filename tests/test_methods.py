@@ -161,7 +161,7 @@ def test_kcenter_scores_follow_k_center_greedy_on_the_embeddings(digits_proxy):
     scores = stages.score_method_run(method="kcenter", checkpoint=folder / "model.pt", data_dir=folder / "data", scores_out=folder / "kcenter.parquet", threads=1)
     checkpoint = stages.read_model_checkpoint(folder / "model.pt")
     from svp.data import load_prepared
-    from svp.training.torch_trainer import model_inputs, torch_model
+    from svp.trainers.torch_trainer import model_inputs, torch_model
 
     (x, y), _, manifest = load_prepared(folder / "data")
     embedded = penultimate_embeddings(torch_model(checkpoint, "model.pt"), model_inputs(x, y, manifest, torch.device("cpu")), 256)

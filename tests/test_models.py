@@ -216,7 +216,7 @@ def test_register_model_adds_factory_and_rejects_duplicates() -> None:
 
 def test_a_model_whose_defaults_its_trainer_does_not_take_is_refused() -> None:
     from svp.models.specs import ModelSpec, declare_model
-    from svp.models.trainers import FASTTEXT
+    from svp.trainers import FASTTEXT
 
     with pytest.raises(ValueError, match=r"fastText does not take its default training setting\(s\) \['batch_size'\]"):
         declare_model("test_only_fasttext", ModelSpec("text", FASTTEXT, {"batch_size": 32}))

@@ -254,3 +254,22 @@ def test_snakemake_report_holds_every_table_and_figure(tmp_path):
                  "error_vs_time.png", "learning_curves.png", "entropy.png", "entropy.csv", "subsets.html",
                  "class_composition.png"):
         assert name in page, name
+
+
+def test_one_renderer_writes_every_table():
+    """Markdown and HTML of the same rows: escaped, marked cells bold or shaded, and no other
+    module of the report writes a table of its own."""
+    from svp.report.render import html_table, markdown_table
+
+    rows = [["a <b>", ("0.1", True)], ["c", "2"]]
+    assert markdown_table(["name", "share"], rows) == "| name | share |\n|---|---|\n| a <b> | **0.1** |\n| c | 2 |"
+    assert html_table(["name", "share"], rows) == (
+        "<table><tr><th>name</th><th>share</th></tr><tr><td>a &lt;b&gt;</td><td class=low>0.1</td></tr>"
+        "<tr><td>c</td><td>2</td></tr></table>"
+    )
+    svp = Path(__file__).resolve().parents[1] / "svp"
+    writers = sorted(
+        str(path.relative_to(svp)) for path in svp.rglob("*.py")
+        if path.name != "render.py" and ('"---|"' in path.read_text() or "<table>" in path.read_text())
+    )  # fmt: skip
+    assert writers == [], f"{writers} render tables themselves; use svp.report.render"

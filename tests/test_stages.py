@@ -100,7 +100,8 @@ def test_a_model_pt_must_hold_what_its_models_trainer_wrote(digits, tmp_path):
 
 def test_scores_come_from_float32_logits_whatever_the_training_precision(digits, tmp_path, monkeypatch):
     """On CUDA a run trains and evaluates under bfloat16 autocast; its scores must not."""
-    from svp.training import loop, torch_trainer
+    from svp.trainers import torch_trainer
+    from svp.training import loop
 
     asked = []
 

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from svp import data
-from svp.models import networks, specs, trainers
+from svp import trainers
+from svp.models import networks, specs
 from svp.data import text
 from svp.data import DataError, load_prepared, prepare_dataset
 from svp.data.encoding import ALPHABET, PAD, UNKNOWN, VOCAB_SIZE, TextArray, encode_characters, fasttext_normalize

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from svp.models import fasttext_classifier
+from svp.trainers import fasttext_trainer
 from svp.config import ConfigError, validate_config
 from svp.data import prepare_dataset
 from svp.parquet import read_parquet_metadata
@@ -79,14 +79,14 @@ def test_fasttext_on_a_subset_and_probabilities_in_label_order(imdb, tmp_path):
     import torch
 
     (texts, y), _, _ = load_prepared(imdb)
-    model = fasttext_classifier.from_bytes(torch.load(tmp_path / "s/model.pt", weights_only=True)["fasttext_model"], tmp_path)
+    model = fasttext_trainer.from_bytes(torch.load(tmp_path / "s/model.pt", weights_only=True)["fasttext_model"], tmp_path)
     sample = texts.strings(range(20))
-    probs = fasttext_classifier.probabilities(model, sample, num_classes=3)  # a class fastText never saw
+    probs = fasttext_trainer.probabilities(model, sample, num_classes=3)  # a class fastText never saw
     assert probs.shape == (20, 3) and np.allclose(probs.sum(axis=1), 1) and not probs[:, 2].any()
-    labels, raw = model.predict([fasttext_classifier.fasttext_normalize(t) for t in sample], k=-1)
+    labels, raw = model.predict([fasttext_trainer.fasttext_normalize(t) for t in sample], k=-1)
     for row, (names, values) in enumerate(zip(labels, raw)):
         for name, value in zip(names, values):
-            column = int(name.removeprefix(fasttext_classifier.LABEL_PREFIX))
+            column = int(name.removeprefix(fasttext_trainer.LABEL_PREFIX))
             assert probs[row, column] == pytest.approx(value / raw[row].sum())
 
 

@@ -5,8 +5,9 @@ selector (trained on the labelled pool) embeds every training example, un-augmen
 its penultimate layer; k-center greedy (svp.selection.kcenter) then starts from the
 labelled pool as its centres and adds, one at a time, the unlabelled example farthest
 from every labelled or already chosen one. The batch keeps that greedy order. With the
-pool as the first centres there is no random first centre, so no seed: ties go to the
-lowest index.
+pool as the first centres there is no random first centre, so no seed; distances equal
+as computed go to the lowest index, exact ties in the data are broken by rounding
+(svp.selection.kcenter).
 
 What it costs: one forward pass over the training set (reported as the round's scoring
 time, as ``svp score``'s is for the uncertainty strategies), then the N x labelled
@@ -26,13 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from svp import data
 from svp.active import pools
-from svp.errors import ConfigError
 from svp.io import check_writable
-from svp.models.trainers import ScoringJob
 from svp.selection.kcenter import k_center_greedy
-from svp.stages import check_checkpoint_fits, check_finite, read_model_checkpoint, set_threads
+from svp.stages import check_finite, scoring_job, set_threads
+from svp.trainers import EMBEDDINGS
 
 STRATEGY = "kcenter"
 
@@ -55,21 +54,13 @@ def kcenter_next_batch(
     check_writable(pool_out)
     # The data first (its checksums are verified), then the model, checked against it:
     # all before the pool's checks in next_batch, and those before the forward pass.
-    train_split, _, manifest = data.load_prepared(data_dir)
-    stored = read_model_checkpoint(checkpoint)
-    spec = check_checkpoint_fits(stored, checkpoint, manifest, data_dir)
-    if STRATEGY not in spec.trainer.methods:
-        raise ConfigError(
-            f"{checkpoint}: model {stored['model_name']!r} ({spec.trainer.title}) gives no embeddings, which the "
-            f"{STRATEGY} strategy needs; choose its batches by an uncertainty strategy instead"
-        )
-    job = ScoringJob(
-        checkpoint=stored, checkpoint_path=Path(checkpoint), train=train_split, manifest=manifest,
-        data_dir=Path(data_dir), batch_size=batch_size, workdir=Path(pool_out).parent,
+    job, trainer = scoring_job(
+        checkpoint=checkpoint, data_dir=data_dir, batch_size=batch_size, workdir=Path(pool_out).parent,
+        needs=EMBEDDINGS, user=f"the {STRATEGY} strategy", remedy="choose its batches by an uncertainty strategy instead",
     )  # fmt: skip
 
     def choose(labelled: np.ndarray, count: int, n_examples: int) -> tuple[np.ndarray, dict]:
-        embedded, embedding_seconds = spec.trainer.embeddings(job)
+        embedded, embedding_seconds = trainer.embeddings(job)
         if len(embedded) != n_examples:  # next_batch read this data's labels: a bug in the trainer
             raise RuntimeError(f"{checkpoint}: {len(embedded):,} embeddings for {n_examples:,} training examples")
         check_finite(embedded, checkpoint, "penultimate-layer embeddings")

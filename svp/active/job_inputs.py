@@ -30,6 +30,19 @@ def selector_run_facts(config: dict, labelling: str, run_seed: int | str, round_
     }
 
 
+def first_selector_facts(config: dict, selector: str, run_seed: int | str) -> dict:
+    """The facts of round 1's selector, shared by every strategy of ``selector``: no labelling."""
+    return {
+        "role": "selector",
+        "labelling": None,
+        "selector": selector,
+        "selector_role": rounds.selector_role(config, selector),
+        "strategy": None,
+        "run_seed": int(run_seed),
+        "round": 1,
+    }
+
+
 def active_target_facts(config: dict, target: str, labelling: str, seed: int | str, round_: int | str) -> dict:
     selector, strategy = rounds.parse_labelling(labelling)
     return {
@@ -52,7 +65,9 @@ class ActiveJobSettings:
         self.config = config
 
     def _selector(self, wildcards) -> dict:
-        return rounds.selector_spec(self.config, rounds.parse_labelling(wildcards.labelling)[0])
+        # Round 1's shared selector names its selector; a later round's, its labelling.
+        selector = getattr(wildcards, "selector", None) or rounds.parse_labelling(wildcards.labelling)[0]
+        return rounds.selector_spec(self.config, selector)
 
     def selector_model(self, wildcards) -> str:
         return self._selector(wildcards)["model"]
@@ -62,6 +77,9 @@ class ActiveJobSettings:
 
     def selector_info(self, wildcards) -> str:
         return json.dumps(selector_run_facts(self.config, wildcards.labelling, wildcards.run_seed, wildcards.round))
+
+    def first_selector_info(self, wildcards) -> str:
+        return json.dumps(first_selector_facts(self.config, wildcards.selector, wildcards.run_seed))
 
     def target_info(self, wildcards) -> str:
         return json.dumps(active_target_facts(self.config, wildcards.target, wildcards.labelling, wildcards.seed, wildcards.round))
@@ -105,13 +123,18 @@ def checked_round_seed(run_seed: int | str, round_: int | str, seed: int | str) 
 
 
 def batch_inputs(
-    labelling: str, seed: int | str, round_: int | str, previous: str, scores_pattern: str, model_pattern: str
+    labelling: str, seed: int | str, round_: int | str, previous: str, scores_pattern: str, model_pattern: str,
+    first_scores_pattern: str, first_model_pattern: str,
 ) -> dict:
     """A round's inputs: the pool before it and, for a selector, its scores (uncertainty)
-    or its model (k-center embeds the training set with it; no score file is made)."""
+    or its model (k-center embeds the training set with it; no score file is made).
+    Round 1's selector is the one its selector's strategies share (the ``first_`` patterns)."""
     inputs = {"pool": previous}
     if labelling != rounds.RANDOM:
         selector_files = {"labelling": labelling, "run_seed": seed, "round": round_, "seed": rounds.round_seed(seed, round_)}
+        if int(round_) == 1:
+            selector_files["selector"] = rounds.parse_labelling(labelling)[0]
+            scores_pattern, model_pattern = first_scores_pattern, first_model_pattern
         if rounds.reads_scores(labelling):
             inputs["scores"] = scores_pattern.format(**selector_files)
         else:

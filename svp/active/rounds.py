@@ -20,15 +20,21 @@ from collections.abc import Sequence
 
 from svp.errors import ConfigError
 from svp.models import specs
+from svp.selection.methods import REGISTRY, selection_method
+from svp.trainers import EMBEDDINGS, PROBABILITIES
 
-# Uncertainty read without the label: the examples to be labelled have none yet. (EL2N
-# reads the label, so it is no active-learning strategy.) These read the selector's
-# score file (`svp score`).
-UNCERTAINTY_STRATEGIES: tuple[str, ...] = ("least_confidence", "margin", "entropy")
-# Geometric: the core-set active learning of Sener and Savarese (2018), k-center greedy
-# on the selector's penultimate-layer embeddings with the labelled pool as the first
-# centres (svp.active.embedding_batch). It reads the selector's model, not its scores.
-EMBEDDING_STRATEGIES: tuple[str, ...] = ("kcenter",)
+# The label-free selection methods (svp.selection.methods): the examples to be labelled
+# have no label yet, so EL2N, forgetting and GraNd are no active-learning strategies.
+# Uncertainty strategies read the selector's score file (`svp score`); the geometric one,
+# the core-set active learning of Sener and Savarese (2018), runs k-center greedy on the
+# selector's penultimate-layer embeddings with the labelled pool as the first centres
+# (svp.active.embedding_batch): it reads the selector's model, not its scores.
+UNCERTAINTY_STRATEGIES: tuple[str, ...] = tuple(
+    name for name, method in REGISTRY.items() if method.label_free and method.needs == PROBABILITIES
+)
+EMBEDDING_STRATEGIES: tuple[str, ...] = tuple(
+    name for name, method in REGISTRY.items() if method.label_free and method.needs == EMBEDDINGS
+)
 STRATEGIES: tuple[str, ...] = UNCERTAINTY_STRATEGIES + EMBEDDING_STRATEGIES
 RANDOM = "random"
 # Round seeds are below 2**31: fastText takes its seed as a 32-bit C int.
@@ -196,19 +202,39 @@ def pool_runs(config: dict) -> list[dict]:
 
 
 def selector_runs(config: dict) -> list[dict]:
-    """Every selector training (one per labelling with a selector, seed and round), with its round seed."""
+    """Every selector training of round 2 on (one per labelling with a selector, seed and
+    round), with its round seed. Round 1's are :func:`first_selector_runs`."""
     return [
         {"labelling": run["labelling"], "run_seed": run["seed"], "round": run["round"],
          "seed": round_seed(run["seed"], run["round"])}
         for run in pool_runs(config)
-        if run["labelling"] != RANDOM
+        if run["labelling"] != RANDOM and run["round"] > 1
     ]  # fmt: skip
 
 
 def scored_selector_runs(config: dict) -> list[dict]:
-    """The selector runs scored with ``svp score``: those of uncertainty labellings (a
-    k-center labelling embeds the training set in its batch job instead)."""
+    """The selector runs of round 2 on scored with ``svp score``: those of uncertainty
+    labellings (a k-center labelling embeds the training set in its batch job instead)."""
     return [run for run in selector_runs(config) if reads_scores(run["labelling"])]
+
+
+def first_selector_runs(config: dict) -> list[dict]:
+    """Round 1's selectors, one per selector and seed, shared by its strategies: each
+    trains on the shared random start with the round's seed, so every strategy would
+    train the same model."""
+    selectors = dict.fromkeys(parse_labelling(name)[0] for name in labellings(config) if name != RANDOM)
+    return [
+        {"selector": selector, "run_seed": seed, "seed": round_seed(seed, 1)}
+        for selector in selectors
+        for seed in seeds(config)
+        if rounds(config)
+    ]
+
+
+def scored_first_selector_runs(config: dict) -> list[dict]:
+    """Round 1's shared selectors that some uncertainty strategy reads the scores of."""
+    scored = {parse_labelling(name)[0] for name in labellings(config) if name != RANDOM and reads_scores(name)}
+    return [run for run in first_selector_runs(config) if run["selector"] in scored]
 
 
 def target_runs(config: dict) -> list[dict]:
@@ -228,7 +254,7 @@ def check_config(config: dict, n_examples: int | None) -> None:
         model = selector_spec(config, selector)["model"]
         trainer = specs.model_spec(model).trainer if model in specs.list_models() else None  # an unknown model is refused elsewhere
         for strategy in embedding:
-            if trainer is not None and strategy not in trainer.methods:
+            if trainer is not None and not selection_method(strategy).supported_by(trainer):
                 raise ConfigError(
                     f"config key 'active_learning.strategies': {strategy!r} needs the embeddings of selector {selector!r} "
                     f"(model {model!r}, trained by {trainer.title}), which gives none; drop {strategy!r} or that selector"

@@ -1,7 +1,7 @@
 """How texts are held (packed UTF-8) and how models read them.
 
 Character-level models read a text as its first ``length`` characters (1014 in the
-VDCNN paper), lower-cased, each mapped to its place in :data:`ALPHABET` (from 2), with
+VDCNN paper), lower-cased, each mapped to its place in ``svp.schema.ALPHABET`` (from 2), with
 0 for padding and 1 for any character outside the alphabet: :func:`encode_characters`.
 fastText reads the words of :func:`fasttext_normalize`. Nothing here imports torch.
 """
@@ -13,13 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-# Zhang et al.'s (2015) 70-character alphabet in ASCII, with the space Conneau et al.
-# (2017) add: 26 letters, 10 digits, 32 punctuation marks, space and newline.
-ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+=<>()[]{} \n"
-PAD = 0
-UNKNOWN = 1
-VOCAB_SIZE = len(ALPHABET) + 2  # embedding rows: padding, unknown, the alphabet
-DEFAULT_LENGTH = 1014  # characters per text in Zhang et al. and the SVP authors' VDCNN code
+from svp.schema import ALPHABET, DEFAULT_LENGTH, PAD, UNKNOWN, VOCAB_SIZE  # noqa: F401  (the format, defined at the bottom)
 
 # Byte -> code. Upper-case ASCII letters share their lower-case code; every byte that
 # starts a non-ASCII character (and any ASCII outside the alphabet) is "unknown".

@@ -1,12 +1,13 @@
 """Models by name: the torch-free registry of names and specs, and the networks behind them.
 
-- ``specs``: every model name, the data it reads, what trains it and its authors'
-  training settings; no torch, so validating a config never loads it;
-- ``trainers``: what trains a model and scores with it (svp.training's torch loop, or
-  fastText), and the ``training`` settings each takes; their code is loaded on first use;
+- ``specs``: every model name, the data it reads, which trainer (``svp.trainers``)
+  trains it and its authors' training settings; no torch, so validating a config never
+  loads it;
 - ``networks``: the torch factories (``create_model``): pre-activation ResNets, ResNets
-  with a CIFAR stem, plain CNNs; ``resnet9`` and ``vdcnn`` hold the larger families;
-- ``fasttext_classifier``: fastText, trained and scored outside torch (the fastText trainer).
+  with a CIFAR stem, plain CNNs; ``resnet9`` and ``vdcnn`` hold the larger families.
+
+A model knows no data format and no training loop: the text alphabet it is sized by is
+``svp.schema``'s, and what trains it lives in ``svp.trainers``.
 
 Importing this package loads only the specs.
 """

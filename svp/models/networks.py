@@ -21,7 +21,7 @@ The families:
 
 The registry's other model, ``fasttext`` (Joulin et al. 2017, the paper's Amazon proxy),
 is not a torch module and has no factory here: its spec names the fastText trainer
-(``svp.models.fasttext_classifier``).
+(``svp.trainers.fasttext_trainer``).
 
 Every image model takes float images of shape (B, in_channels, H, W), H, W >= 8, and
 returns logits of shape (B, num_classes). Global average pooling before the
@@ -52,8 +52,8 @@ from svp.models.specs import (  # noqa: F401
     model_spec,
     training_defaults,
 )
-from svp.data.encoding import VOCAB_SIZE
-from svp.models.trainers import TORCH
+from svp.schema import VOCAB_SIZE
+from svp.trainers.base import TORCH
 from svp.models.vdcnn import VDCNN
 
 ModelFactory = Callable[..., nn.Module]

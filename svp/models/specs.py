@@ -1,14 +1,14 @@
 """The model registry's names and specs, without torch.
 
 Validating a config, planning a workflow and listing models only need to know which
-names exist, what data each model reads, which trainer trains it (``svp.models.trainers``:
+names exist, what data each model reads, which trainer trains it (``svp.trainers``:
 the torch loop or fastText, and so which ``training`` settings a run of it takes) and its
 authors' training settings. That is this table. ``svp.models.networks`` (which imports
 torch) attaches a factory to each torch model's name here with ``@register_model``; a
 model registered there at run time without an entry here gets one.
 
     MODEL_SPECS["preact_resnet20"]  # ModelSpec(modality="image", trainer=TORCH, ...)
-    model_spec("fasttext").trainer.fit(job)  # imports svp.models.fasttext_classifier, trains
+    implementation(model_spec("fasttext").trainer).fit(job)  # svp.trainers: imports fastText, trains
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from svp.data.encoding import DEFAULT_LENGTH
-from svp.models.trainers import FASTTEXT, TORCH, Trainer
+from svp.schema import DEFAULT_LENGTH
+from svp.trainers.base import FASTTEXT, TORCH, Trainer
 
 
 @dataclass(frozen=True)

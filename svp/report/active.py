@@ -20,19 +20,20 @@ form, a row per labelling and a column per budget.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from svp import stage_files
+from svp.active import rounds as rounds_plan
 from svp.active.rounds import RANDOM
-from svp.config import format_fraction
+from svp.schema import format_fraction
 from svp.errors import StageInputError
 from svp.io import atomic_path
 from svp.parquet import read_parquet_metadata
-from svp.report.tables import HTML_STYLE, format_error
+from svp.report.render import html_page, html_sections, markdown_sections
+from svp.report.tables import format_error
 
 ROUND_COLUMNS = [
     "labelling", "selector", "selector_role", "strategy", "seed", "round", "budget", "pool_size", "batch_size",
@@ -53,23 +54,27 @@ def _pool_facts(path: str | Path) -> dict:
     return facts
 
 
-def _selector_costs(selector_metrics: list[str | Path], score_files: list[str | Path]) -> pd.DataFrame:
-    """labelling, seed (the run's), round, selector_role, model, selector_seconds, scoring_seconds."""
+def _selector_costs(selector_metrics: list[str | Path], score_files: list[str | Path], labellings) -> pd.DataFrame:
+    """labelling, seed (the run's), round, selector_role, model, selector_seconds, scoring_seconds.
+
+    Round 1's selector is shared by the strategies of its selector (its facts name no
+    labelling): its costs go to each of ``labellings`` it served, the ones that read its
+    scores for its score file, so each labelling's time is what it would cost alone.
+    """
     trained = []
     for path in selector_metrics:
         metrics = stage_files.read_run_metrics(path, "selector")
-        trained.append(
-            {"labelling": metrics["labelling"], "seed": metrics["run_seed"], "round": metrics["round"],
-             "selector_role": metrics.get("selector_role", ""), "model": metrics.get("model", ""),
-             "selector_seconds": metrics["seconds"]}
-        )  # fmt: skip
+        row = {"seed": metrics["run_seed"], "round": metrics["round"], "selector_role": metrics.get("selector_role", ""),
+               "model": metrics.get("model", ""), "selector_seconds": metrics["seconds"]}  # fmt: skip
+        trained += [{**row, "labelling": name} for name in _served(metrics, labellings, scored=False)]
     scored = []
     for path in score_files:
         stage_files.read_schema(path, "scores")
         facts = read_parquet_metadata(path)
         if facts.get("role") != "selector" or "scoring_seconds" not in facts:
             raise StageInputError(f"{path}: not a selector's score file (no role 'selector' or scoring_seconds); {stage_files.REMAKE['scores']}")
-        scored.append({"labelling": facts["labelling"], "seed": facts["run_seed"], "round": facts["round"], "scoring_seconds": facts["scoring_seconds"]})
+        row = {"seed": facts["run_seed"], "round": facts["round"], "scoring_seconds": facts["scoring_seconds"]}
+        scored += [{**row, "labelling": name} for name in _served(facts, labellings, scored=True)]
     columns = [*KEYS, "selector_role", "model", "selector_seconds"]
     trained = pd.DataFrame(trained).reindex(columns=columns)
     scored = pd.DataFrame(scored).reindex(columns=[*KEYS, "scoring_seconds"])
@@ -78,6 +83,18 @@ def _selector_costs(selector_metrics: list[str | Path], score_files: list[str | 
             row = frame[frame.duplicated(KEYS)].iloc[0]
             raise StageInputError(f"two {what}s for {row['labelling']}, seed {row['seed']}, round {row['round']}; give each once")
     return trained.merge(scored, on=KEYS, how="outer")
+
+
+def _served(facts: dict, labellings, scored: bool) -> list[str]:
+    """The labellings a selector's run served: its own, or for a shared round-1 selector
+    (no labelling) every one of its selector's (that reads scores, for a score file)."""
+    if facts.get("labelling"):
+        return [facts["labelling"]]
+    return [
+        name for name in labellings
+        if name != RANDOM and rounds_plan.parse_labelling(name)[0] == facts.get("selector")
+        and (not scored or rounds_plan.reads_scores(name))
+    ]  # fmt: skip
 
 
 def round_table(pool_files: list[str | Path], selector_metrics: list[str | Path], score_files: list[str | Path]) -> pd.DataFrame:
@@ -91,7 +108,8 @@ def round_table(pool_files: list[str | Path], selector_metrics: list[str | Path]
     # A pool whose batch job ran the selector (kcenter) holds that time; others hold none.
     pools = pools.reindex(columns=[*pools.columns.drop("scoring_seconds", errors="ignore"), "scoring_seconds"])
     pools = pools.rename(columns={"scoring_seconds": "embedding_seconds"})
-    rounds = pools.merge(_selector_costs(selector_metrics, score_files), on=KEYS, how="left")
+    costs = _selector_costs(selector_metrics, score_files, pools["labelling"].unique())
+    rounds = pools.merge(costs, on=KEYS, how="left")
     both = rounds[rounds["embedding_seconds"].notna() & rounds["scoring_seconds"].notna()]
     if not both.empty:
         row = both.iloc[0]
@@ -226,30 +244,11 @@ def _sections(results: pd.DataFrame) -> list[tuple[str, str, list[str], list[lis
 
 
 def _markdown(results: pd.DataFrame) -> str:
-    parts, current = [], None
-    for target, caption, header, rows in _sections(results):
-        if target != current:
-            parts.append(f"## Active learning: target {target}")
-            current = target
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-        parts += [caption, "\n".join(lines)]
-    return "\n\n".join(parts) + "\n"
+    return markdown_sections(_sections(results), "Active learning: target ")
 
 
 def _html(results: pd.DataFrame) -> str:
-    parts, current = [], None
-    for target, caption, header, rows in _sections(results):
-        if target != current:
-            parts.append(f"<h2>Active learning: target {html.escape(target)}</h2>")
-            current = target
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in rows)
-        parts.append(f"<p>{html.escape(caption)}</p>\n<table><tr>{head}</tr>{body}</table>")
-    return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>SVP active learning</title>'
-        f"<style>{HTML_STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
-    )
+    return html_page("SVP active learning", html_sections(_sections(results), "Active learning: target "))
 
 
 def write_active_tables(

@@ -149,7 +149,7 @@ def _correlate(args: argparse.Namespace) -> None:
 
 
 def _subsets(args: argparse.Namespace) -> None:
-    from svp.selection.diagnostics import write_subset_tables
+    from svp.report.subset_tables import write_subset_tables
 
     write_subset_tables(
         data_dir=args.data,
@@ -170,7 +170,7 @@ def _class_composition(args: argparse.Namespace) -> None:
 
 
 def _subset_warnings(args: argparse.Namespace) -> None:
-    from svp.selection.diagnostics import format_warnings
+    from svp.report.subset_tables import format_warnings
 
     text = format_warnings(args.subsets)
     if text:

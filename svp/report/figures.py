@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from svp import stage_files
-from svp.config import format_fraction
+from svp.schema import format_fraction
 from svp.errors import StageInputError
 from svp.io import atomic_path
 from svp.plan import BUDGET, FULL, RANDOM

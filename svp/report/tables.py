@@ -12,7 +12,6 @@ shows at a glance.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,12 @@ import pandas as pd
 import yaml
 
 from svp import stage_files
-from svp.config import format_fraction
+from svp.schema import format_fraction
 from svp.selection.diagnostics import proxy_test_errors
 from svp.errors import StageInputError
 from svp.io import atomic_path
 from svp.plan import BUDGET, RANDOM
+from svp.report.render import html_page, html_sections, markdown_sections
 from svp.report.summary import end_to_end_runs, load_runs, load_scoring
 
 BUDGET_DESCRIPTION = "none: full data, fewer epochs"
@@ -102,12 +102,6 @@ def paper_table(summary: pd.DataFrame, config: dict, proxy_errors: dict[str, flo
     return table
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(lines)
-
-
 def _time_cell(seconds: float, speedup: float) -> str:
     return "" if np.isnan(seconds) else f"{seconds:.1f} s ({speedup:.2f}x)"
 
@@ -160,38 +154,12 @@ def _sections(table: pd.DataFrame, summary: pd.DataFrame) -> list[tuple[str, str
 
 
 def format_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
-    parts, current = [], None
-    for target, caption, header, rows in _sections(table, summary):
-        if target != current:
-            parts.append(f"## Target {target}")
-            current = target
-        parts += [caption, _markdown_table(header, rows)]
-    return "\n\n".join(parts) + "\n"
-
-
-HTML_STYLE = """
-body { font-family: sans-serif; margin: 1em; }
-table { border-collapse: collapse; margin-bottom: 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
-th { background: #f0f0f0; }
-td:first-child, th:first-child { text-align: left; }
-"""
+    return markdown_sections(_sections(table, summary), "Target ")
 
 
 def format_html(table: pd.DataFrame, summary: pd.DataFrame) -> str:
     """A self-contained HTML page with the same tables as the Markdown."""
-    parts, current = [], None
-    for target, caption, header, rows in _sections(table, summary):
-        if target != current:
-            parts.append(f"<h2>Target {html.escape(target)}</h2>")
-            current = target
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in rows)
-        parts.append(f"<p>{html.escape(caption)}</p>\n<table><tr>{head}</tr>{body}</table>")
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>SVP results</title>'
-        f"<style>{HTML_STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
-    )
+    return html_page("SVP results", html_sections(_sections(table, summary), "Target "))
 
 
 def _stored_config(config_file: str | Path, summary_file: str | Path, summary: pd.DataFrame) -> dict:

@@ -1,12 +1,14 @@
-"""From proxy predictions to subsets.
+"""From proxy predictions to subsets: computing only (the report renders).
 
 - ``uncertainty``: least confidence, margin, entropy and EL2N of predicted probabilities;
-- ``methods``: selection methods beyond uncertainty (forgetting events, GraNd, k-center
-  greedy): their names, and their per-example scores from what the proxy gives;
+- ``methods``: the registry of selection methods (every name ``selection.metrics`` takes:
+  what each needs of a trained model, its columns, how it scores), and the scores of
+  those beyond uncertainty (forgetting events, GraNd, k-center greedy);
 - ``ranking``: per-run ranks and their combination over proxy runs;
 - ``orders``: the selection order (plain or class-balanced), subset sizes, random orders;
 - ``subsets``: the rank and select stages, file in, file out;
-- ``diagnostics``: what each subset holds (class shares, proxy agreement), stored with it;
+- ``diagnostics``: what each subset holds (class shares, proxy agreement), stored with it
+  (the report's tables of it: ``svp.report.subset_tables``);
 - ``kcenter``: k-center greedy core-set order on embeddings (Sener and Savarese, 2018).
 
 Nothing here imports torch when imported; ``kcenter`` imports it when it runs.

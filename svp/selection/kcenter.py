@@ -49,11 +49,15 @@ def k_center_greedy(
     the most extreme outlier, and greedy k-center reaches the outliers anyway; a seeded
     start lets proxy seeds give distinct orders.
 
-    Ties (equal distances to the nearest centre) go to the lowest index. Distances are
-    float32 squared Euclidean distances on the embeddings less their mean: centring
-    changes no distance but shrinks the norms, which keeps the cancellation in
+    Distances are float32 squared Euclidean distances on the embeddings less their mean:
+    centring changes no distance but shrinks the norms, which keeps the cancellation in
     ||a||^2 + ||b||^2 - 2ab small; what cancellation is left may still make two
     distances that differ by less than about 1e-6 of the squared norms tie or swap.
+    So "ties go to the lowest index" holds only for distances equal as computed (in
+    float32, after centring). Distances equal in the data (duplicated points, points
+    symmetric about a centre) are mostly broken by rounding, one way or the other, not
+    by index. Every pick is still a maximum of the computed distances, which are within
+    rounding of the true ones.
 
     ``batch_size``: how many point-centre distances are computed at once.
     ``device``: a torch device; the GPU when there is one, else the CPU.

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from svp.errors import ConfigError
+from svp.schema import format_fraction
 from svp.selection.ranking import positions_of
 
 # Keep policies: which end of the ranking subsets take first.
@@ -26,8 +27,6 @@ KEEP_POLICIES = (HARDEST, EASIEST, MIDDLE)
 def keep_name(policy) -> str:
     """The name of a keep policy as the config gives it: 'hardest', 'easiest' or {'middle': p}
     become 'hardest', 'easiest', 'middle<p>' (e.g. 'middle0.1'), as in selection names."""
-    from svp.config import format_fraction
-
     if isinstance(policy, dict) and list(policy) == [MIDDLE]:
         return f"{MIDDLE}{format_fraction(policy[MIDDLE])}"
     if policy in (HARDEST, EASIEST):
@@ -213,3 +212,31 @@ def smallest_subset(class_sizes, class_balanced: bool) -> int:
         return int(((sizes + sizes.min()) // (2 * sizes.min())).sum())
     sequence = _quota_sequence(key)
     return int(max(np.flatnonzero(sequence == c)[0] for c in range(len(sizes))) + 1)
+
+
+def fraction_problem(fraction: float, class_sizes, class_balanced: bool) -> str | None:
+    """Why a subset of ``fraction`` of a training set cannot hold every class, or None.
+
+    ``class_sizes`` are the training examples per class. The select stage asks with the
+    real labels; config validation asks earlier where the data set's size is known.
+    """
+    if not 0.0 < fraction <= 1.0:  # NaN included
+        return f"fraction {fraction!r} is not a share of the training set, from 0 (excluded) to 1"
+    examples = int(sum(class_sizes))
+    kept = math.floor(fraction * examples + 0.5)  # subset_size, before it keeps at least one
+    needed = smallest_subset(class_sizes, class_balanced)
+    if kept >= needed:
+        return None
+    why = "so that class-balanced selection reaches every class" if class_balanced else "one per class"
+    # The smallest f with floor(f x N + 1/2) >= needed (subset_size), rounded up.
+    least = _round_up((needed - 0.5) / examples)
+    return (
+        f"fraction {float(fraction)!r} keeps {kept:,} of the {examples:,} training examples, but a "
+        f"subset needs at least {needed:,} ({why}); use a fraction of at least {format_fraction(least)}"
+    )
+
+
+def _round_up(value: float, digits: int = 2) -> float:
+    """``value`` rounded up to ``digits`` significant digits."""
+    scale = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
+    return float(f"{math.ceil(value / scale) * scale:.{digits}g}")

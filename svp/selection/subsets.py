@@ -13,11 +13,10 @@ import pandas as pd
 
 from svp import data, stage_files
 from svp.selection import diagnostics
-from svp.config import fraction_problem
 from svp.errors import ConfigError, StageInputError
 from svp.parquet import read_parquet_metadata, write_parquet
 from svp.selection.ranking import average_ranks, combine_ranks, ranks_from_scores
-from svp.selection.orders import HARDEST, parse_keep, random_ranks, selection_order, subset_size
+from svp.selection.orders import HARDEST, fraction_problem, parse_keep, random_ranks, selection_order, subset_size
 from svp.selection.methods import SELECTION_METRICS
 
 

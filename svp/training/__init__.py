@@ -1,9 +1,7 @@
-"""Training and evaluating torch models.
+"""Training and evaluating torch models: what the torch trainer (``svp.trainers.torch_trainer``) runs.
 
 - ``loop``: the data held on the device, batches, augmentation, SGD with a piecewise
   learning rate, evaluation and prediction;
-- ``torch_trainer``: the torch trainer the stages call: a registered network built,
-  trained with the loop and scored, its data on the device;
 - ``checkpoint``: the resumable training state, saved after every epoch;
 - ``forgetting``: forgetting events (Toneva et al., 2019) counted per example in training;
 - ``per_example``: GraNd gradient norms and penultimate-layer embeddings of a trained model;

@@ -30,8 +30,9 @@ from tqdm import tqdm
 
 from svp.training.checkpoint import load_training_state, restore_training_state, save_training_state
 from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY, ForgettingTracker
-from svp.config import training_schema_defaults
-from svp.data.encoding import DEFAULT_LENGTH, VOCAB_SIZE, encode_characters
+from svp.schema import training_schema_defaults
+from svp.data.encoding import encode_characters
+from svp.schema import DEFAULT_LENGTH, VOCAB_SIZE
 from svp.errors import ConfigError
 
 

@@ -28,7 +28,42 @@ rule start_labelled_pool:
         " --info {params.info:q} --out {output.pool:q} > {log:q} 2>&1"
 
 
-# The selector of round r trains on pool r-1. Its folder names the seed it trains with
+# Round 1's selector trains on the shared random start with round 1's seed: the same
+# model for every strategy of that selector, so they share it (and, for the uncertainty
+# strategies, its scores). Its folder names the seed it trains with.
+use rule train_proxy as train_first_selector with:
+    input:
+        **rules.prepare_data.output,
+        subset=first_selector_pool,
+    output:
+        model=f"{ACTIVE_START}/selectors/{{selector}}/seed{{seed}}/model.pt",
+        history=f"{ACTIVE_START}/selectors/{{selector}}/seed{{seed}}/history.csv",
+        metrics=f"{ACTIVE_START}/selectors/{{selector}}/seed{{seed}}/metrics.json",
+    log:
+        f"{RESULTS}/logs/train_first_selector/{{selector}}/seed{{run_seed}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_first_selector/{{selector}}/seed{{run_seed}}/seed{{seed}}.tsv"
+    params:
+        model=active_settings.selector_model,
+        training=active_settings.selector_training,
+        info=active_settings.first_selector_info,
+
+
+use rule score_examples as score_first_selector with:
+    input:
+        **rules.prepare_data.output,
+        model=rules.train_first_selector.output.model,
+    output:
+        scores=f"{ACTIVE_START}/selectors/{{selector}}/seed{{seed}}/scores.parquet",
+    log:
+        f"{RESULTS}/logs/score_first_selector/{{selector}}/seed{{run_seed}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score_first_selector/{{selector}}/seed{{run_seed}}/seed{{seed}}.tsv"
+    params:
+        info=active_settings.first_selector_info,
+
+
+# The selector of round r > 1 trains on pool r-1. Its folder names the seed it trains with
 # (train_proxy's command passes --seed {wildcards.seed}): the round's seed, derived
 # from the run's seed and the round (svp.active.rounds.round_seed).
 use rule train_proxy as train_selector with:

@@ -3,6 +3,7 @@
 
 ACTIVE = f"{RESULTS}/active"
 ACTIVE_ROUND = f"{ACTIVE}/{{labelling}}/seed{{seed}}/round{{round}}"
+ACTIVE_START = f"{ACTIVE}/start/seed{{run_seed}}"
 
 active_settings = active_job_inputs.ActiveJobSettings(config)
 
@@ -11,6 +12,7 @@ wildcard_constraints:
     labelling=r"random|[A-Za-z0-9_]+-(" + "|".join(active_rounds.STRATEGIES) + ")",
     round=r"\d+",
     run_seed=r"\d+",
+    selector=r"[A-Za-z0-9_]+",
 
 
 def previous_pool(wildcards):
@@ -37,6 +39,11 @@ def selector_pool(wildcards):
     )
 
 
+def first_selector_pool(wildcards):
+    active_job_inputs.checked_round_seed(wildcards.run_seed, 1, wildcards.seed)
+    return rules.start_labelled_pool.output.pool.format(seed=wildcards.run_seed)
+
+
 def batch_inputs(wildcards):
     return active_job_inputs.batch_inputs(
         wildcards.labelling,
@@ -45,6 +52,8 @@ def batch_inputs(wildcards):
         previous_pool(wildcards),
         rules.score_selector.output.scores,
         rules.train_selector.output.model,
+        rules.score_first_selector.output.scores,
+        rules.train_first_selector.output.model,
     )
 
 
@@ -79,6 +88,9 @@ def all_active_pools():
 
 def all_selector_metrics():
     return workflow_inputs.run_files(
+        rules.train_first_selector.output.metrics,
+        active_rounds.first_selector_runs(config),
+    ) + workflow_inputs.run_files(
         rules.train_selector.output.metrics, active_rounds.selector_runs(config)
     )
 
@@ -86,6 +98,9 @@ def all_selector_metrics():
 def all_selector_scores():
     """The score files of the uncertainty labellings' selectors (k-center's have none)."""
     return workflow_inputs.run_files(
+        rules.score_first_selector.output.scores,
+        active_rounds.scored_first_selector_runs(config),
+    ) + workflow_inputs.run_files(
         rules.score_selector.output.scores, active_rounds.scored_selector_runs(config)
     )
 

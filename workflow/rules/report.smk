@@ -5,7 +5,7 @@
 # caption of the same name in workflow/report/.
 
 
-rule score_target:
+use rule score_examples as score_target with:
     input:
         **rules.prepare_data.output,
         model=full_target_model,
@@ -15,21 +15,12 @@ rule score_target:
         f"{RESULTS}/logs/score_target/{{target}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score_target/{{target}}/seed{{seed}}.tsv"
-    threads: torch_threads
-    resources:
-        gpu=torch_gpus,
     params:
-        batch_size=config["scoring"]["batch_size"],
         info=settings.target_score_info,
-        data_dir=data_dir,
-        svp_version=SVP_VERSION,
-    shell:
-        "svp score --checkpoint {input.model:q} --data {params.data_dir:q} --out {output.scores:q}"
-        " --batch-size {params.batch_size} --info {params.info:q} --threads {threads} > {log:q} 2>&1"
 
 
 # A full-data target's own order by a selection method, for the order correlation.
-rule score_target_method:
+use rule score_method as score_target_method with:
     input:
         **rules.prepare_data.output,
         model=full_target_model,
@@ -39,18 +30,8 @@ rule score_target_method:
         f"{RESULTS}/logs/score_target_method/{{target}}/seed{{seed}}-{{method}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score_target_method/{{target}}/seed{{seed}}-{{method}}.tsv"
-    threads: torch_threads
-    resources:
-        gpu=torch_gpus,
     params:
-        batch_size=config["scoring"]["batch_size"],
         info=settings.target_score_info,
-        data_dir=data_dir,
-        svp_version=SVP_VERSION,
-    shell:
-        "svp score-method --method {wildcards.method} --checkpoint {input.model:q} --data {params.data_dir:q}"
-        " --out {output.scores:q} --batch-size {params.batch_size} --info {params.info:q}"
-        " --threads {threads} > {log:q} 2>&1"
 
 
 rule tabulate_runs:

@@ -1,85 +1,68 @@
-"""What trains a model and scores with it: svp's torch loop, or fastText. No torch here.
+"""The Trainer protocol: what trains a kind of model and scores with it. No torch here.
 
 Each model's spec (``svp.models.specs``) names its :class:`Trainer`. A trainer says which
-config ``training`` settings it takes, and trains and scores through a module of its
-own, imported only then: a config check that names fastText never loads fastText, and
-one that names a ResNet never loads torch.
+config ``training`` settings it takes and what its trained models give for selection
+(:data:`PROBABILITIES`, :data:`EMBEDDINGS`, ...); the work is done by a module of its own
+(``svp.trainers.torch_trainer``, ``svp.trainers.fasttext_trainer``), which
+``svp.trainers.implementation`` imports only when a stage runs: a config check that names
+fastText never loads fastText, and one that names a ResNet never loads torch.
 
 The train and score stages (``svp.stages``) do what every trainer shares: read the
 data, check the inputs and outputs, write model.pt, history.csv and metrics.json or
-the score parquet. A trainer gets a :class:`TrainingJob` and returns a
-:class:`FittedModel`, or gets a :class:`ScoringJob` and returns :class:`Predictions`.
+the score parquet. A trainer's module has ``settings(training)`` (the run's ``training``
+mapping checked and completed from the schema's defaults, a ConfigError before any data
+is read), ``fit(job: TrainingJob) -> FittedModel`` and ``predict(job: ScoringJob) ->
+Predictions``, and for what else it provides, ``embeddings(job)`` and
+``gradient_norms(job)``: (numpy array, seconds).
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# What a trained model can give a selection method (svp.selection.methods says which
+# each method needs): class probabilities, penultimate-layer embeddings, what training
+# recorded per example (forgetting counts, kept in model.pt) and per-example loss gradients.
+PROBABILITIES = "probabilities"
+EMBEDDINGS = "embeddings"
+TRAINING_DYNAMICS = "training dynamics"
+GRADIENTS = "gradients"
+
 
 @dataclass(frozen=True)
 class Trainer:
-    """What trains a kind of model and scores with it, and the ``training`` settings it takes.
-
-    ``implementation`` names the module that does the work, imported on first use. It has
-    ``settings(training)``: the run's ``training`` mapping checked and completed from the
-    config schema's defaults (a ConfigError before any data is read);
-    ``fit(job: TrainingJob) -> FittedModel``; and ``predict(job: ScoringJob) -> Predictions``.
-    """
+    """What trains a kind of model and scores with it, and the ``training`` settings it takes."""
 
     name: str
     title: str  # for messages: "fastText takes only ..."
-    implementation: str
     settings: tuple[str, ...]  # the config `training` keys every model it trains takes
     text_settings: tuple[str, ...] = ()  # ... and those only its text models take
     checkpoint_keys: frozenset = frozenset()  # what model.pt holds of a model it trained, besides the common keys
     own_defaults: dict = field(default_factory=dict)  # training defaults of its own, ahead of the schema's
     one_lr_piece: bool = False  # it decays the rate itself, from one {epochs, lr} piece
     options_key: str | None = None  # the `training` key holding its own settings, if any
-    # The selection methods beyond uncertainty (svp.selection.methods) its models support.
-    methods: tuple[str, ...] = ()
+    # What its trained models give selection (PROBABILITIES, EMBEDDINGS, ...).
+    provides: frozenset = frozenset({PROBABILITIES})
     max_seed: int = 2**64 - 1  # the largest seed it takes (torch and NumPy: any 64-bit unsigned)
 
     def accepted_settings(self, modality: str) -> tuple[str, ...]:
         """The ``training`` keys a run of one of its models on ``modality`` data takes."""
         return self.settings + (self.text_settings if modality == "text" else ())
 
-    def checked_settings(self, training: dict):
-        """The run's settings object, checked and completed from the schema's defaults."""
-        return self._module().settings(training)
-
-    def fit(self, job: TrainingJob) -> FittedModel:
-        return self._module().fit(job)
-
-    def predict(self, job: ScoringJob) -> Predictions:
-        return self._module().predict(job)
-
-    def gradient_norms(self, job: ScoringJob):
-        """(per-example GraNd as a numpy array, seconds): for the ``grand`` method."""
-        return self._module().gradient_norms(job)
-
-    def embeddings(self, job: ScoringJob):
-        """((examples, features) numpy embeddings, seconds): for the ``kcenter`` method."""
-        return self._module().embeddings(job)
-
-    def _module(self):
-        return importlib.import_module(self.implementation)
-
 
 # svp.training's loop: SGD with momentum and a piecewise-constant learning rate.
 TORCH = Trainer(
     name="torch",
     title="the torch training loop",
-    implementation="svp.training.torch_trainer",
     settings=(
         "lr_schedule", "batch_size", "momentum", "weight_decay", "nesterov", "eval_batch_size", "eval_every",
         "mixed_precision",
     ),
     text_settings=("text_length",),  # characters a character-level model reads
     checkpoint_keys=frozenset({"state_dict", "in_channels"}),
-    methods=("forgetting", "grand", "kcenter"),
+    provides=frozenset({PROBABILITIES, EMBEDDINGS, TRAINING_DYNAMICS, GRADIENTS}),
 )
 
 # fastText decays its rate linearly to 0 from one piece's start. The SVP paper's fastText
@@ -89,7 +72,6 @@ TORCH = Trainer(
 FASTTEXT = Trainer(
     name="fasttext",
     title="fastText",
-    implementation="svp.models.fasttext_classifier",
     settings=("lr_schedule", "fasttext"),
     checkpoint_keys=frozenset({"fasttext_model"}),
     own_defaults={"lr_schedule": [{"epochs": 5, "lr": 0.05}], "fasttext": {}},
@@ -97,7 +79,7 @@ FASTTEXT = Trainer(
     options_key="fasttext",
     # Its sentence vectors are what its output layer reads. It trains in one call to the
     # library, so no minibatch outcome can be counted, and it has no autograd for GraNd.
-    methods=("kcenter",),
+    provides=frozenset({PROBABILITIES, EMBEDDINGS}),
     max_seed=2**31 - 1,  # fastText reads its seed as a 32-bit C int
 )
 

@@ -2,7 +2,7 @@
 
 fastText is not a torch module: the ``fasttext`` library trains it from a text file of
 ``__label__<k> <normalised text>`` lines and predicts class probabilities for a list of
-strings. This module is the fastText trainer (``svp.models.trainers.FASTTEXT``): the
+strings. This module is the fastText trainer (``svp.trainers.FASTTEXT``): the
 stages call its ``settings``, ``fit`` and ``predict``, and write the same files
 (model.pt, history.csv, metrics.json, the score parquet) as for torch models.
 
@@ -24,16 +24,16 @@ from typing import Sequence
 
 import numpy as np
 
-from svp.config import training_schema_defaults
+from svp.schema import training_schema_defaults
 from svp.data.encoding import fasttext_normalize
 from svp.errors import ConfigError
-from svp.models.trainers import FASTTEXT, FittedModel, Predictions, ScoringJob, TrainingJob
+from svp.trainers.base import FASTTEXT, FittedModel, Predictions, ScoringJob, TrainingJob
 
 LABEL_PREFIX = "__label__"
 
 
 # Its own settings' defaults are the config schema's (`training.fasttext`); its default
-# schedule is the trainer's (svp.models.trainers.FASTTEXT).
+# schedule is the trainer's (svp.trainers.FASTTEXT).
 OPTION_DEFAULTS = training_schema_defaults()[FASTTEXT.options_key]
 
 
@@ -165,7 +165,7 @@ def metrics_of(probs: np.ndarray, labels: np.ndarray) -> dict:
     return {"loss": loss, "accuracy": accuracy, "error": 100.0 - accuracy}
 
 
-# The fastText trainer (svp.models.trainers.FASTTEXT): what the train and score stages call.
+# The fastText trainer (svp.trainers.FASTTEXT): what the train and score stages call.
 
 
 def settings(training: dict) -> FastTextSettings:

@@ -1,4 +1,4 @@
-"""The torch trainer (``svp.models.trainers.TORCH``): build a registered network, train
+"""The torch trainer (``svp.trainers.TORCH``): build a registered network, train
 it with ``svp.training.loop``, and score with it.
 
 The train and score stages call ``settings``, ``fit`` and ``predict``; the data comes
@@ -15,10 +15,10 @@ import time
 
 import torch
 
-from svp.data.encoding import DEFAULT_LENGTH, VOCAB_SIZE
+from svp.schema import DEFAULT_LENGTH, VOCAB_SIZE
 from svp.errors import StageInputError
 from svp.models import networks
-from svp.models.trainers import REMAKE_CHECKPOINT, FittedModel, Predictions, ScoringJob, TrainingJob, first_sentence
+from svp.trainers.base import REMAKE_CHECKPOINT, FittedModel, Predictions, ScoringJob, TrainingJob, first_sentence
 from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY, ForgettingTracker
 from svp.training.loop import ImageData, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train
 
