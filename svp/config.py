@@ -125,9 +125,31 @@ def key_path(parts: Iterable) -> str:
     return text or "(top level)"
 
 
+def _deeper_error(error):
+    """The error inside an ``anyOf`` alternative that the value matched in shape but failed
+    deeper down (a NaN inside a keep policy's settings), or None: that one names the key."""
+    depth = len(error.absolute_path)
+
+    def alternatives(anyof):  # through anyOfs nested at the same key (a keep policy, or a list of them)
+        for e in anyof.context or ():
+            if e.validator == "anyOf" and len(e.absolute_path) == depth:
+                yield from alternatives(e)
+            else:
+                yield e
+
+    deeper = [e for e in alternatives(error) if len(e.absolute_path) > depth]
+    if not deeper:
+        return None
+    # The deepest first, a wrong type (NaN) before the bounds it also fails.
+    return min(deeper, key=lambda e: (-len(e.absolute_path), e.validator != "type"))
+
+
 def _describe(error) -> str:
     """One line for a ``jsonschema.ValidationError``."""
     where = key_path(error.absolute_path)
+    if error.validator == "anyOf" and (inner := _deeper_error(error)) is not None:
+        about = f" ('{where}': {error.schema['description'].strip()})" if "description" in error.schema else ""
+        return f"{_describe(inner)}{about}"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed), key=str)  # YAML keys may be numbers too
@@ -208,6 +230,7 @@ def validate_config(config: dict) -> dict:
     _check_selection_methods(resolved)
     _check_dataset_inputs(resolved["dataset"])
     _check_subset_sizes(resolved)
+    _check_coverage(resolved)
     _check_active_learning(resolved)
     return resolved
 
@@ -404,6 +427,40 @@ def _check_subset_sizes(config: dict) -> None:
         problem = fraction_problem(fraction, class_sizes, config["selection"]["class_balanced"])
         if problem:
             raise ConfigError(f"config key 'selection.fractions[{index}]': {problem}")
+
+
+def _check_coverage(config: dict) -> None:
+    """Each fraction below 1 fits in what a coverage policy leaves after dropping its hardest
+    share: exactly, with the rounding of the subset and of the share, where the training
+    set's size is known and classes are not balanced; the select stage checks the rest."""
+    from svp.selection.coverage import COVERAGE, Coverage
+
+    keep = config["selection"].get("keep")
+    policies = keep if isinstance(keep, list) else [keep]
+    known = known_training_set(config["dataset"])
+    for position, policy in enumerate(policies):
+        if not (isinstance(policy, dict) and COVERAGE in policy):
+            continue
+        coverage = Coverage.from_config(policy[COVERAGE])
+        where = f"selection.keep{f'[{position}]' if isinstance(keep, list) else ''}.coverage.prune_hardest"
+        for index, fraction in enumerate(config["selection"]["fractions"]):
+            if fraction >= 1.0:  # the full-data baseline: no selection
+                continue
+            detail = ""
+            if fraction + coverage.prune_hardest > 1.0 + 1e-12:
+                detail = f"keep prune_hardest + fraction at most 1 (here prune_hardest at most {1.0 - fraction:.4g})"
+            elif known is not None and not config["selection"]["class_balanced"]:
+                # Exact where the size is known; class-balanced quotas are checked by the select stage.
+                examples = known[0]
+                kept, left = math.floor(fraction * examples + 0.5), examples - coverage.pruned(examples)
+                if kept > left:
+                    detail = f"of the {examples:,} training examples it leaves {left:,}, and the subset takes {kept:,}"
+            if detail:
+                raise ConfigError(
+                    f"config key '{where}': dropping the hardest {coverage.prune_hardest:g} leaves too few examples "
+                    f"for fraction {fraction:g} (selection.fractions[{index}]); a coverage subset never holds the "
+                    f"examples it drops: {detail}. Lower prune_hardest or the fraction"
+                )
 
 
 def _check_active_learning(config: dict) -> None:
