@@ -144,6 +144,9 @@ def budget_runs(config: dict) -> list[dict]:
     return [
         {"target": target, "selection": BUDGET, "fraction": fraction, "seed": seed}
         for target, spec in config["targets"].items()
+        # A target trained for the full data's steps on every subset has its budget-matched
+        # baseline already: the full-data run.
+        if spec["training"].get("length", "epochs") == "epochs"
         for seed in spec["seeds"]
         for fraction in subset_fractions(config)
     ]

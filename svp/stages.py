@@ -156,6 +156,9 @@ def train_run(
         "seed": seed,
         "n_train": len(job.train_index),
         "epochs": settings.epochs,
+        # Which training length the run used, and the optimizer steps it took (fastText: updates).
+        "training_length": training.get("length", "epochs"),
+        **({"steps": int(fitted.history[-1]["steps"])} if "steps" in fitted.history[-1] else {}),
         "test_error": fitted.test["test_error"],
         "test_accuracy": fitted.test["test_accuracy"],
         "test_loss": fitted.test["test_loss"],

@@ -74,7 +74,7 @@ TORCH = Trainer(
     implementation="svp.training.torch_trainer",
     settings=(
         "lr_schedule", "batch_size", "momentum", "weight_decay", "nesterov", "eval_batch_size", "eval_every",
-        "mixed_precision",
+        "mixed_precision", "length",
     ),
     text_settings=("text_length",),  # characters a character-level model reads
     checkpoint_keys=frozenset({"state_dict", "in_channels"}),
@@ -89,7 +89,7 @@ FASTTEXT = Trainer(
     name="fasttext",
     title="fastText",
     implementation="svp.models.fasttext_classifier",
-    settings=("lr_schedule", "fasttext"),
+    settings=("lr_schedule", "fasttext", "length"),
     checkpoint_keys=frozenset({"fasttext_model"}),
     own_defaults={"lr_schedule": [{"epochs": 5, "lr": 0.05}], "fasttext": {}},
     one_lr_piece=True,
