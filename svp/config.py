@@ -352,7 +352,7 @@ def _check_dataset_keys(dataset: dict) -> None:
     if reads is None:
         return
     for key in dataset:
-        if key == "name" or key in reads:
+        if key in ("name", "validation") or key in reads:  # every data set takes a validation split
             continue
         users = sorted(other for other in data.list_datasets() if key in (data.config_rules(other).keys or ()))
         who = f"only {', '.join(users)} do" if users else "no data set reads it"
@@ -382,8 +382,14 @@ def known_training_set(dataset: dict) -> tuple[int, int] | None:
     class-balanced subset needs one example per class too (svp.selection). The fractions
     of other data sets are checked when the subset is selected.
     """
+    from svp.data import validation
+
     training_set = data.config_rules(dataset["name"]).training_set
-    return None if training_set is None else training_set(dataset)
+    if training_set is None:
+        return None
+    examples, classes = training_set({key: value for key, value in dataset.items() if key != validation.KEY})
+    # What the validation split leaves (near-balanced classes, as below).
+    return validation.approximate_training_size(examples, classes, dataset.get(validation.KEY)), classes
 
 
 def fraction_problem(fraction: float, class_sizes: Sequence[int], class_balanced: bool) -> str | None:
@@ -416,7 +422,23 @@ def _round_up(value: float, digits: int = 2) -> float:
     return float(f"{math.ceil(value / scale) * scale:.{digits}g}")
 
 
+def _check_validation_share(dataset: dict) -> None:
+    """A validation share leaves every class a training example, where the size is known
+    (else the prepare job checks it, naming the key)."""
+    from svp.data import validation
+
+    share = dataset.get(validation.KEY)
+    training_set = data.config_rules(dataset["name"]).training_set
+    if share is None or training_set is None:
+        return
+    examples, classes = training_set({key: value for key, value in dataset.items() if key != validation.KEY})
+    sizes = [examples // classes + (i < examples % classes) for i in range(classes)]
+    if problem := validation.share_problem(sizes, share):
+        raise ConfigError(f"config key 'dataset.{validation.KEY}': {problem}")
+
+
 def _check_subset_sizes(config: dict) -> None:
+    _check_validation_share(config["dataset"])
     known = known_training_set(config["dataset"])
     if known is None:
         return

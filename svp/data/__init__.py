@@ -23,7 +23,7 @@ from svp.data.registry import (
     list_datasets,
     register_dataset,
 )
-from svp.data.store import load_labels, load_prepared, prepare_dataset, read_manifest
+from svp.data.store import load_labels, load_prepared, load_validation, prepare_dataset, read_manifest
 from svp.errors import DataError
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "list_datasets",
     "load_labels",
     "load_prepared",
+    "load_validation",
     "prepare_dataset",
     "read_manifest",
     "register_dataset",

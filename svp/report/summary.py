@@ -28,6 +28,8 @@ COLUMNS = [
     "runs",
     "error_mean",
     "error_std",
+    "validation_error_mean",
+    "validation_error_std",
     "proxy_seconds",
     "scoring_seconds",
     "target_seconds",
@@ -48,6 +50,7 @@ RUN_COLUMNS = [
     "training_length",
     "steps",
     "test_error",
+    "validation_error",
     "proxy_seconds",
     "scoring_seconds",
     "target_seconds",
@@ -67,7 +70,8 @@ def end_to_end_runs(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring
     method = scoring_runs["method"].astype(object).fillna("") if "method" in scoring_runs else pd.Series("", index=scoring_runs.index)
     scoring_cost = scoring_runs[method == ""].groupby("proxy")["scoring_seconds"].sum()
     method_cost = scoring_runs[method != ""].groupby([scoring_runs["proxy"], method])["scoring_seconds"].sum()
-    runs = target_runs.reindex(columns=RUN_COLUMNS[: RUN_COLUMNS.index("test_error") + 1])
+    # Without a validation split (dataset.validation) the validation_error column stays empty.
+    runs = target_runs.reindex(columns=RUN_COLUMNS[: RUN_COLUMNS.index("validation_error") + 1])
     runs = runs.assign(
         proxy=runs["proxy"].fillna(""), metric=runs["metric"].fillna(""), target_seconds=target_runs["seconds"],
         # Runs from before training lengths existed trained for epochs.
@@ -100,6 +104,8 @@ def summarize(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring_runs:
             runs=("seed", "size"),
             error_mean=("test_error", "mean"),
             error_std=("test_error", "std"),
+            validation_error_mean=("validation_error", "mean"),
+            validation_error_std=("validation_error", "std"),
             proxy_seconds=("proxy_seconds", "first"),
             scoring_seconds=("scoring_seconds", "first"),
             target_seconds=("target_seconds", "mean"),
@@ -147,8 +153,16 @@ def format_table(summary: pd.DataFrame) -> str:
     for column in ["proxy_seconds", "scoring_seconds", "target_seconds", "total_seconds"]:
         shown[column] = shown[column].map("{:.1f}".format)
     shown["speedup"] = shown["speedup"].map("{:.2f}x".format)
-    columns = ["target", "selection", "fraction", "training_length", "runs", "error"] + COLUMNS[COLUMNS.index("proxy_seconds"):]
-    return shown[columns].rename(columns={"error": "error % (mean +- std)", "training_length": "length"}).to_string(index=False)
+    columns = ["target", "selection", "fraction", "training_length", "runs", "error"]
+    if summary["validation_error_mean"].notna().any():
+        shown["validation"] = [
+            "" if np.isnan(mean) else f"{mean:.2f}" + ("" if np.isnan(std) else f" +- {std:.2f}")
+            for mean, std in zip(summary["validation_error_mean"], summary["validation_error_std"])
+        ]
+        columns.append("validation")
+    columns += COLUMNS[COLUMNS.index("proxy_seconds"):]
+    renamed = {"error": "error % (mean +- std)", "validation": "validation error %", "training_length": "length"}
+    return shown[columns].rename(columns=renamed).to_string(index=False)
 
 
 def load_scoring(score_files: list[str | Path]) -> pd.DataFrame:
