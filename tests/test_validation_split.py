@@ -123,3 +123,20 @@ def test_the_results_table_gives_validation_error_beside_test_error():
     summary = summarize(targets, pd.DataFrame(columns=["proxy", "seed", "seconds"]), pd.DataFrame(columns=["proxy", "seed", "scoring_seconds"]))
     assert summary.loc[0, "validation_error_mean"] == 5.0
     assert summary.loc[0, "validation_error_std"] == pytest.approx(np.std([4.0, 6.0], ddof=1))
+
+
+def test_text_data_sets_hold_out_their_split_too(tmp_path):
+    import csv
+
+    rows = [["pos" if i % 3 else "neg", f"review number {i} " + "good " * (i % 5)] for i in range(30)]
+    for name in ("train", "test"):
+        with open(tmp_path / f"{name}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["label", "text"])
+            writer.writerows(rows)
+    options = {"name": "text_csv", "train": [str(tmp_path / "train.csv")], "test": [str(tmp_path / "test.csv")], "validation": 0.2}
+    manifest = data.prepare_dataset(options, tmp_path / "out")
+    (texts, y), _, _ = data.load_prepared(tmp_path / "out")
+    held_texts, held_y = data.load_validation(tmp_path / "out")
+    assert manifest["n_train"] == 24 and manifest["n_validation"] == 6 and np.bincount(held_y).tolist() == [2, 4]
+    assert sorted(texts.strings() + held_texts.strings()) == sorted(text for _, text in rows)
