@@ -5,7 +5,9 @@
 - ``images`` and ``text``: the builders (digits, npz, image_folder, torchvision's;
   text_csv and the Amazon reviews), each registered under its name;
 - ``encoding``: packed texts and how models read them (characters, fastText words);
-- ``store``: writing a prepared folder and reading it back, checked against its manifest.
+- ``store``: writing a prepared folder and reading it back, checked against its manifest;
+- ``validation``: the seeded, class-stratified validation split (``dataset.validation``)
+  held out of the training set as it is prepared.
 
 Every problem a user can cause or fix raises :class:`svp.errors.DataError`, whose
 message names the config key or file (and the row) and the fix. Labels are class

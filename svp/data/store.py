@@ -35,7 +35,7 @@ from svp.data.registry import (
     file_digest,
     list_datasets,
 )
-from svp.data import validation
+from svp.data.validation import KEY as VALIDATION_KEY, describe as describe_validation, hold_out as hold_out_validation
 from svp.errors import DataError
 from svp.io import atomic_path
 
@@ -151,11 +151,11 @@ def _image_arrays(data: PreparedData) -> tuple[dict[str, dict[str, np.ndarray]],
 def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
     """Build the data set named by ``options["name"]`` and write it to ``out_dir``; return the manifest."""
     name = _dataset_name(options)
-    share = options.get(validation.KEY)
+    share = options.get(VALIDATION_KEY)
     # The builders read their own keys; the validation split is taken out here, for every data set.
-    data = DATASETS[name]({key: value for key, value in options.items() if key != validation.KEY})
+    data = DATASETS[name]({key: value for key, value in options.items() if key != VALIDATION_KEY})
     modality = getattr(data, "modality", "image")
-    held = validation.hold_out(data, share, modality) if share is not None else None
+    held = hold_out_validation(data, share, modality) if share is not None else None
     if modality == "text":
         data.validate(name)
         arrays = data.split_arrays()
@@ -165,7 +165,7 @@ def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
         arrays, fields = _image_arrays(data)
     if held is not None:
         arrays["validation"] = _validation_arrays(held, modality)
-        fields["validation"] = validation.describe(share, len(held["y"]))
+        fields["validation"] = describe_validation(share, len(held["y"]))
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,8 @@
   greedy): their names, and their per-example scores from what the proxy gives;
 - ``ranking``: per-run ranks and their combination over proxy runs;
 - ``orders``: the selection order (plain or class-balanced), subset sizes, random orders;
+- ``coverage``: coverage-centric sampling (Zheng et al., 2023) as a nested order: the
+  hardest share dropped, a seeded draw spread over equal-width score bins;
 - ``subsets``: the rank and select stages, file in, file out;
 - ``diagnostics``: what each subset holds (class shares, proxy agreement), stored with it;
 - ``kcenter``: k-center greedy core-set order on embeddings (Sener and Savarese, 2018).
