@@ -183,7 +183,8 @@ def test_select_writes_the_keep_policy_and_refuses_it_for_random_subsets(tmp_pat
 @pytest.mark.workflow
 def test_keep_policies_flow_through_the_workflow_on_digits(tmp_path):
     """One tiny digits run with all four policies: their subsets, targets, summary rows
-    and subset diagnostics under their own names, SVP's under today's."""
+    and subset diagnostics under their own names, SVP's under today's; with a validation
+    split, whose error every row reports."""
     import os
     import yaml
     from pathlib import Path
@@ -192,7 +193,7 @@ def test_keep_policies_flow_through_the_workflow_on_digits(tmp_path):
     training = {"batch_size": 64, "lr_schedule": [{"epochs": 1, "lr": 0.05}]}
     config = {
         "experiment": "keep",
-        "dataset": {"name": "digits"},
+        "dataset": {"name": "digits", "validation": 0.1},
         "proxies": {"cnn": {"model": "small_cnn", "seeds": [0, 1], "training": training}},
         "targets": {"net": {"model": "small_cnn", "seeds": [0], "training": training}},
         "selection": {"metrics": ["entropy"], "fractions": [0.3, 0.6, 1.0], "random": False,
@@ -222,6 +223,8 @@ def test_keep_policies_flow_through_the_workflow_on_digits(tmp_path):
     assert info["coverage"]["seed"] == 2 and sum(info["coverage"]["bin_taken"]) == k
     summary = pd.read_csv(results / "summary.csv")
     assert set(summary["selection"]) == {*names, "full"}
+    assert summary["validation_error_mean"].between(0, 100).all()  # every row, beside the test error
+    assert n == 1347 - 136  # the split was held out before the proxies scored
     assert set(summary.loc[summary["selection"] != "full", "metric"]) == {"entropy"}
     table = pd.read_csv(results / "report/subsets.csv")
     assert set(table["selection"]) == {*names, "full"}
