@@ -140,3 +140,20 @@ def test_text_data_sets_hold_out_their_split_too(tmp_path):
     held_texts, held_y = data.load_validation(tmp_path / "out")
     assert manifest["n_train"] == 24 and manifest["n_validation"] == 6 and np.bincount(held_y).tolist() == [2, 4]
     assert sorted(texts.strings() + held_texts.strings()) == sorted(text for _, text in rows)
+
+
+def test_the_report_tables_give_a_validation_table_only_with_a_split():
+    from svp.report.tables import format_markdown, paper_table
+
+    def table(validation):
+        targets = pd.DataFrame([
+            {"target": "t", "selection": selection, "fraction": fraction, "seed": seed, "test_error": 5.0 + seed,
+             "seconds": 10.0, **({"validation_error": 4.0 + seed} if validation else {})}
+            for selection, fraction in (("full", 1.0), ("random", 0.5)) for seed in (0, 1)
+        ])
+        summary = summarize(targets, pd.DataFrame(columns=["proxy", "seed", "seconds"]), pd.DataFrame(columns=["proxy", "seed", "scoring_seconds"]))
+        return format_markdown(paper_table(summary, {"proxies": {}}), summary)
+
+    with_split = table(True)
+    assert "Validation error (%) of target t" in with_split and "| random | 4.50 +- 0.71 |" in with_split
+    assert "Validation error" not in table(False)
