@@ -457,8 +457,19 @@ def _check_coverage(config: dict) -> None:
     set's size is known and classes are not balanced; the select stage checks the rest."""
     from svp.selection.coverage import COVERAGE, Coverage
 
+    from svp.selection.orders import keep_name
+
     keep = config["selection"].get("keep")
     policies = keep if isinstance(keep, list) else [keep]
+    if isinstance(keep, list):
+        # {middle: 0.1} and {middle: 0.10}, or bins left out and bins: 50, name one selection.
+        names = [keep_name(policy) for policy in policies]
+        for position, name in enumerate(names):
+            if name in names[:position]:
+                raise ConfigError(
+                    f"config key 'selection.keep[{position}]': the same policy as selection.keep[{names.index(name)}] "
+                    f"({name}); give each policy once"
+                )
     known = known_training_set(config["dataset"])
     for position, policy in enumerate(policies):
         if not (isinstance(policy, dict) and COVERAGE in policy):

@@ -99,6 +99,11 @@ def _config(keep, fractions=(0.3, 0.5, 1.0), class_balanced=False, name="digits"
     )
 
 
+def test_one_policy_written_twice_is_refused():
+    with pytest.raises(ConfigError, match=r"'selection.keep\[1\]': the same policy as selection.keep\[0\] \(coverage0.1bins50\)"):
+        _config([{"coverage": {"prune_hardest": 0.1}}, {"coverage": {"prune_hardest": 0.1, "bins": 50}}])
+
+
 def test_config_names_the_selections():
     config = _config(["hardest", {"coverage": {"prune_hardest": 0.2, "bins": 10}}])
     assert "cnn-kcenter-coverage0.2bins10" in plan.proxy_selections(config)
@@ -113,6 +118,7 @@ def test_config_names_the_selections():
         ({"prune_hardest": -0.1, "bins": 5}, r"'selection.keep.coverage.prune_hardest': -0.1 is less than the minimum of 0"),
         ({"prune_hardest": 0.1, "bins": 0}, r"'selection.keep.coverage.bins': 0 is less than the minimum of 1"),
         ({"prune_hardest": 0.1, "bins": 2.5}, r"'selection.keep.coverage.bins': 2.5 is not of type 'integer'"),
+        ({"prune_hardest": 0.1, "bins": 1001}, r"'selection.keep.coverage.bins': 1001 is greater than the maximum of 1000"),
         ({"prune_hardest": 0.1, "bins": 50.0}, r"'selection.keep.coverage.bins': 50.0 is not an integer; write 50"),
         ({"bins": 5}, r"'selection.keep.coverage': 'prune_hardest' is a required property"),
         ({"prune_hardest": 0.1, "bin": 5}, r"unknown config key 'selection.keep.coverage.bin'"),
