@@ -73,7 +73,8 @@ def end_to_end_runs(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring
     # Without a validation split (dataset.validation) the validation_error column stays empty.
     runs = target_runs.reindex(columns=RUN_COLUMNS[: RUN_COLUMNS.index("validation_error") + 1])
     runs = runs.assign(
-        proxy=runs["proxy"].fillna(""), metric=runs["metric"].fillna(""), target_seconds=target_runs["seconds"],
+        proxy=runs["proxy"].astype(object).fillna(""), metric=runs["metric"].astype(object).fillna(""),
+        target_seconds=target_runs["seconds"],
         # Runs from before training lengths existed trained for epochs.
         training_length=runs["training_length"].astype(object).fillna("epochs"),
     )
