@@ -15,4 +15,4 @@ together and call the ``svp`` command line (``svp.cli``). Its parts:
 
 # The version of the outputs, a params entry of every rule: bump it when a change makes a
 # stage write different outputs for the same config and seed (README, "Caching ...").
-__version__ = "0.2.0"  # 0.2.0: score files gain el2n; ties share their average rank
+__version__ = "0.3.0"  # 0.3.0: uncertainty metrics exact on confident examples; history.csv gains steps, metrics.json training_length, steps and validation_error

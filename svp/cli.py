@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--fraction", type=_fraction, required=True)
     select.add_argument("--out", required=True)
     select.add_argument("--class-balanced", action="store_true")
-    select.add_argument("--keep", default="hardest", help="with --ranks: hardest (default), easiest or middle<p>, e.g. middle0.1")
+    select.add_argument("--keep", default="hardest", help="with --ranks: hardest (default), easiest, middle<p> (e.g. middle0.1) or coverage<b>bins<k>[seed<s>] (e.g. coverage0.1bins50)")
     source = select.add_mutually_exclusive_group(required=True)
     source.add_argument("--ranks", help="combined ranks parquet (proxy selection)")
     source.add_argument("--random-seed", type=_seed, help="seed of a random selection")

@@ -120,9 +120,31 @@ def key_path(parts: Iterable) -> str:
     return text or "(top level)"
 
 
+def _deeper_error(error):
+    """The error inside an ``anyOf`` alternative that the value matched in shape but failed
+    deeper down (a NaN inside a keep policy's settings), or None: that one names the key."""
+    depth = len(error.absolute_path)
+
+    def alternatives(anyof):  # through anyOfs nested at the same key (a keep policy, or a list of them)
+        for e in anyof.context or ():
+            if e.validator == "anyOf" and len(e.absolute_path) == depth:
+                yield from alternatives(e)
+            else:
+                yield e
+
+    deeper = [e for e in alternatives(error) if len(e.absolute_path) > depth]
+    if not deeper:
+        return None
+    # The deepest first, a wrong type (NaN) before the bounds it also fails.
+    return min(deeper, key=lambda e: (-len(e.absolute_path), e.validator != "type"))
+
+
 def _describe(error) -> str:
     """One line for a ``jsonschema.ValidationError``."""
     where = key_path(error.absolute_path)
+    if error.validator == "anyOf" and (inner := _deeper_error(error)) is not None:
+        about = f" ('{where}': {error.schema['description'].strip()})" if "description" in error.schema else ""
+        return f"{_describe(inner)}{about}"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed), key=str)  # YAML keys may be numbers too
@@ -188,6 +210,7 @@ def validate_config(config: dict) -> dict:
     _check_inputs_fit(resolved)
     _check_subset_sizes(resolved)
     _check_fractions_differ(resolved)
+    _check_coverage(resolved)
     _check_active_learning(resolved)
     return resolved
 
@@ -357,11 +380,33 @@ def known_training_set(dataset: dict) -> tuple[int, int] | None:
     class-balanced subset needs one example per class too (svp.selection). The fractions
     of other data sets are checked when the subset is selected.
     """
+    from svp.data import validation
+
     training_set = data.config_rules(dataset["name"]).training_set
-    return None if training_set is None else training_set(dataset)
+    if training_set is None:
+        return None
+    examples, classes = training_set({key: value for key, value in dataset.items() if key != validation.KEY})
+    # What the validation split leaves (near-balanced classes, as below).
+    return validation.approximate_training_size(examples, classes, dataset.get(validation.KEY)), classes
+
+
+def _check_validation_share(dataset: dict) -> None:
+    """A validation share leaves every class a training example, where the size is known
+    (else the prepare job checks it, naming the key)."""
+    from svp.data import validation
+
+    share = dataset.get(validation.KEY)
+    training_set = data.config_rules(dataset["name"]).training_set
+    if share is None or training_set is None:
+        return
+    examples, classes = training_set({key: value for key, value in dataset.items() if key != validation.KEY})
+    sizes = [examples // classes + (i < examples % classes) for i in range(classes)]
+    if problem := validation.share_problem(sizes, share):
+        raise ConfigError(f"config key 'dataset.{validation.KEY}': {problem}")
 
 
 def _check_subset_sizes(config: dict) -> None:
+    _check_validation_share(config["dataset"])
     known = known_training_set(config["dataset"])
     if known is None:
         return
@@ -416,6 +461,51 @@ def _check_fractions_differ(config: dict) -> None:
                 f"subset; drop one, or make them differ by at least 1/{examples:,}"
             )
         kept[size] = index
+
+
+def _check_coverage(config: dict) -> None:
+    """Each fraction below 1 fits in what a coverage policy leaves after dropping its hardest
+    share: exactly, with the rounding of the subset and of the share, where the training
+    set's size is known and classes are not balanced; the select stage checks the rest."""
+    from svp.selection.coverage import COVERAGE, Coverage
+
+    from svp.selection.orders import keep_name
+
+    keep = config["selection"].get("keep")
+    policies = keep if isinstance(keep, list) else [keep]
+    if isinstance(keep, list):
+        # {middle: 0.1} and {middle: 0.10}, or bins left out and bins: 50, name one selection.
+        names = [keep_name(policy) for policy in policies]
+        for position, name in enumerate(names):
+            if name in names[:position]:
+                raise ConfigError(
+                    f"config key 'selection.keep[{position}]': the same policy as selection.keep[{names.index(name)}] "
+                    f"({name}); give each policy once"
+                )
+    known = known_training_set(config["dataset"])
+    for position, policy in enumerate(policies):
+        if not (isinstance(policy, dict) and COVERAGE in policy):
+            continue
+        coverage = Coverage.from_config(policy[COVERAGE])
+        where = f"selection.keep{f'[{position}]' if isinstance(keep, list) else ''}.coverage.prune_hardest"
+        for index, fraction in enumerate(config["selection"]["fractions"]):
+            if fraction >= 1.0:  # the full-data baseline: no selection
+                continue
+            detail = ""
+            if fraction + coverage.prune_hardest > 1.0 + 1e-12:
+                detail = f"keep prune_hardest + fraction at most 1 (here prune_hardest at most {1.0 - fraction:.4g})"
+            elif known is not None and not config["selection"]["class_balanced"]:
+                # Exact where the size is known; class-balanced quotas are checked by the select stage.
+                examples = known[0]
+                kept, left = math.floor(fraction * examples + 0.5), examples - coverage.pruned(examples)
+                if kept > left:
+                    detail = f"of the {examples:,} training examples it leaves {left:,}, and the subset takes {kept:,}"
+            if detail:
+                raise ConfigError(
+                    f"config key '{where}': dropping the hardest {coverage.prune_hardest:g} leaves too few examples "
+                    f"for fraction {fraction:g} (selection.fractions[{index}]); a coverage subset never holds the "
+                    f"examples it drops: {detail}. Lower prune_hardest or the fraction"
+                )
 
 
 def _check_active_learning(config: dict) -> None:

@@ -1,7 +1,8 @@
 """Which runs an experiment asks for, and how they are named in file paths.
 
 Selections are named ``<proxy>-<metric>`` (top of that proxy's combined ranking),
-``<proxy>-<metric>-<keep>`` for another keep policy (``easiest``, ``middle<p>``),
+``<proxy>-<metric>-<keep>`` for another keep policy (``easiest``, ``middle<p>``,
+``coverage<b>bins<k>``),
 ``random`` (a random subset, drawn anew for each target seed), ``full`` (the whole
 training set, the baseline every speed-up is measured against) and, with
 ``report.budget_matched``, ``budget`` (the whole training set for as many SGD steps as
@@ -15,6 +16,7 @@ import math
 from svp.schema import format_fraction
 from svp.models import specs
 from svp.selection.methods import METHODS, selection_method
+from svp.selection.coverage import NAME_REGEX as COVERAGE_NAME_REGEX
 from svp.selection.orders import HARDEST, keep_name
 
 RANDOM = "random"
@@ -22,7 +24,7 @@ FULL = "full"
 BUDGET = "budget"
 FULL_FRACTION = format_fraction(1.0)
 # What a keep policy adds to a proxy selection's name (none for hardest): for wildcard patterns.
-KEEP_SUFFIX_PATTERN = r"(-easiest|-middle0\.\d+)?"
+KEEP_SUFFIX_PATTERN = rf"(-easiest|-middle0\.\d+|-{COVERAGE_NAME_REGEX})?"
 
 
 def keep_names(config: dict) -> list[str]:
@@ -142,6 +144,9 @@ def budget_runs(config: dict) -> list[dict]:
     return [
         {"target": target, "selection": BUDGET, "fraction": fraction, "seed": seed}
         for target, spec in config["targets"].items()
+        # A target trained for the full data's steps on every subset has its budget-matched
+        # baseline already: the full-data run.
+        if spec["training"].get("length", "epochs") == "epochs"
         for seed in spec["seeds"]
         for fraction in subset_fractions(config)
     ]

@@ -181,12 +181,16 @@ def train_run(
         resume_path=Path(model_out).with_name(RESUME_FILE),
     )
     fitted = trainer.fit(job)
+    validation_split = data.load_validation(data_dir)
     metrics = {
         **(run_info or {}),
         "model": model_name,
         "seed": seed,
         "n_train": len(job.train_index),
         "epochs": settings.epochs,
+        # Which training length the run used, and the optimizer steps it took (fastText: updates).
+        "training_length": training.get("length", "epochs"),
+        **({"steps": int(fitted.history[-1]["steps"])} if "steps" in fitted.history[-1] else {}),
         "test_error": fitted.test["test_error"],
         "test_accuracy": fitted.test["test_accuracy"],
         "test_loss": fitted.test["test_loss"],
@@ -205,10 +209,26 @@ def train_run(
         "seed": seed,
         "metrics": metrics,
     }
+    if validation_split is not None:
+        # The final model on the held-out split, as scoring predicts (un-augmented inputs):
+        # the error to compare selections by, never the test error.
+        metrics["validation_error"] = _validation_error(trainer, checkpoint, validation_split, manifest, data_dir, model_out)
     _write_run(model_out, history_out, metrics_out, checkpoint, fitted.history, metrics)
     job.resume_path.unlink(missing_ok=True)  # model.pt now holds the final state
     print(f"final test error {metrics['test_error']:.2f}% after {fitted.seconds:.1f} s of training", flush=True)
     return metrics
+
+
+def _validation_error(trainer, checkpoint: dict, split, manifest: dict, data_dir, model_out) -> float:
+    """Percent of the validation split's examples the trained model gets wrong."""
+    predictions = trainer.predict(
+        ScoringJob(
+            checkpoint=checkpoint, checkpoint_path=Path(model_out), train=split, manifest=manifest,
+            data_dir=Path(data_dir), batch_size=1024, workdir=Path(model_out).parent,
+        )
+    )
+    predicted = np.asarray(predictions.outputs).argmax(axis=1)
+    return float(100.0 * np.mean(predicted != np.asarray(predictions.labels)))
 
 
 def score_run(

@@ -69,6 +69,21 @@ CASES = {
         lambda t: _config(t, **{"selection.metrics": ["entropie"]}),
         ["config key 'selection.metrics[0]': 'entropie' is not allowed; allowed values: ['least_confidence', 'margin', 'entropy', 'el2n', 'forgetting', 'grand', 'kcenter']"],
     ),
+    "bad coverage setting": (
+        lambda t: _config(t, **{"selection.keep": {"coverage": {"prune_hardest": 1.0, "bins": 5}}}),
+        ["config key 'selection.keep.coverage.prune_hardest': 1.0 is greater than or equal to the maximum of 1 ('selection.keep': which end"],
+    ),
+    "validation share leaving a class without a training example": (
+        lambda t: _config(t, **{"dataset.validation": 0.997}),
+        ["config key 'dataset.validation': 0.997 leaves class '0' (135 training examples) with none to train on once at "
+         "least one of each class is held out for validation; choose a smaller share"],
+    ),
+    "coverage dropping more than a fraction leaves room for": (
+        lambda t: _config(t, **{"selection.keep": {"coverage": {"prune_hardest": 0.6}}, "selection.fractions": [0.3, 0.5]}),
+        ["config key 'selection.keep.coverage.prune_hardest': dropping the hardest 0.6 leaves too few examples for fraction 0.5 "
+         "(selection.fractions[1]); a coverage subset never holds the examples it drops: keep prune_hardest + fraction at most 1 "
+         "(here prune_hardest at most 0.5). Lower prune_hardest or the fraction"],
+    ),
     "impossible fraction": (
         lambda t: _config(t, **{"selection.fractions": [0.5, 1.5]}),
         ["config key 'selection.fractions[1]': 1.5 is greater than the maximum of 1"],

@@ -98,7 +98,8 @@ def test_default_keeps_todays_selection_names_and_others_get_their_own():
 
 @pytest.mark.parametrize("keep", ["hardst", {"middle": 1.0}, {"middle": 0}, {"middle": 0.1, "x": 1}, ["easiest", "easiest"], []])
 def test_bad_keep_values_are_refused_naming_the_key(keep):
-    with pytest.raises(ConfigError, match=r"config key 'selection.keep'.*give hardest"):
+    # A bad value inside a policy names its own key ('selection.keep.middle'), then the policies.
+    with pytest.raises(ConfigError, match=r"config key 'selection.keep[^']*'.*give hardest"):
         _config(keep=keep)
 
 
@@ -181,8 +182,9 @@ def test_select_writes_the_keep_policy_and_refuses_it_for_random_subsets(tmp_pat
 
 @pytest.mark.workflow
 def test_keep_policies_flow_through_the_workflow_on_digits(tmp_path):
-    """One tiny digits run with all three policies: their subsets, targets, summary rows
-    and subset diagnostics under their own names, SVP's under today's."""
+    """One tiny digits run with all four policies: their subsets, targets, summary rows
+    and subset diagnostics under their own names, SVP's under today's; with a validation
+    split, whose error every row reports."""
     import os
     import yaml
     from pathlib import Path
@@ -191,11 +193,11 @@ def test_keep_policies_flow_through_the_workflow_on_digits(tmp_path):
     training = {"batch_size": 64, "lr_schedule": [{"epochs": 1, "lr": 0.05}]}
     config = {
         "experiment": "keep",
-        "dataset": {"name": "digits"},
+        "dataset": {"name": "digits", "validation": 0.1},
         "proxies": {"cnn": {"model": "small_cnn", "seeds": [0, 1], "training": training}},
         "targets": {"net": {"model": "small_cnn", "seeds": [0], "training": training}},
         "selection": {"metrics": ["entropy"], "fractions": [0.3, 0.6, 1.0], "random": False,
-                      "keep": ["hardest", "easiest", {"middle": 0.1}]},
+                      "keep": ["hardest", "easiest", {"middle": 0.1}, {"coverage": {"prune_hardest": 0.1, "bins": 5, "seed": 2}}]},
     }
     (tmp_path / "keep.yaml").write_text(yaml.safe_dump(config))
     result = subprocess.run(
@@ -207,16 +209,22 @@ def test_keep_policies_flow_through_the_workflow_on_digits(tmp_path):
     results = tmp_path / "results/keep"
     ranks = pd.read_parquet(results / "ranks/cnn-entropy.parquet").set_index("index")["rank"]
     n = len(ranks)
-    names = ["cnn-entropy", "cnn-entropy-easiest", "cnn-entropy-middle0.1"]
+    names = ["cnn-entropy", "cnn-entropy-easiest", "cnn-entropy-middle0.1", "cnn-entropy-coverage0.1bins5seed2"]
     subsets = {name: [pd.read_parquet(results / f"subsets/{name}/{f}.parquet")["index"] for f in ("0.3", "0.6")] for name in names}
     for small, large in subsets.values():
         assert set(small) <= set(large)
-    hardest, easiest, middle = (ranks[subsets[name][0]] for name in names)
+    hardest, easiest, middle, coverage = (ranks[subsets[name][0]] for name in names)
     k = len(hardest)
     assert sorted(hardest) == list(range(k)) and sorted(easiest) == list(range(n - k, n))
     assert middle.min() == round(0.1 * n) and middle.max() == round(0.1 * n) + len(middle) - 1
+    # Coverage: never the hardest tenth, and down to the easy end that top-k never reaches.
+    assert coverage.min() >= round(0.1 * n) and coverage.max() > n - k
+    info = read_parquet_metadata(results / "subsets/cnn-entropy-coverage0.1bins5seed2/0.3.parquet")
+    assert info["coverage"]["seed"] == 2 and sum(info["coverage"]["bin_taken"]) == k
     summary = pd.read_csv(results / "summary.csv")
     assert set(summary["selection"]) == {*names, "full"}
+    assert summary["validation_error_mean"].between(0, 100).all()  # every row, beside the test error
+    assert n == 1347 - 136  # the split was held out before the proxies scored
     assert set(summary.loc[summary["selection"] != "full", "metric"]) == {"entropy"}
     table = pd.read_csv(results / "report/subsets.csv")
     assert set(table["selection"]) == {*names, "full"}

@@ -75,13 +75,16 @@ def test_a_collapsed_run_no_longer_pulls_the_combination_toward_low_indices():
     assert 400 < np.mean(np.argsort(with_collapsed)[:100]) < 600
 
 
-def test_least_confidence_and_margin_saturate_where_entropy_keeps_its_resolution():
-    """Logit gaps of 40 and 45: least confidence and margin are exactly 0 in float64 for
-    both, so only entropy still tells them apart (the README's claim)."""
-    from svp.selection.uncertainty import uncertainty_from_logits
+def test_every_metric_ranks_confident_examples_apart():
+    """Logit gaps of 40 and 45, where 1 - P(y_hat) is exactly 0 in float64: every metric
+    still ranks the less confident example first (the README's claim; least confidence
+    and margin as 1 - P tied them at 0)."""
+    from svp.selection.ranking import ranks_from_scores
+    from svp.selection.uncertainty import METRICS, uncertainty_from_logits
 
     logits = np.zeros((2, 10))
-    logits[:, 0] = [40.0, 45.0]
+    logits[:, 0] = [45.0, 40.0]
     scores = uncertainty_from_logits(logits, np.zeros(len(logits), int))
-    assert np.all(scores["least_confidence"] == 0) and np.all(scores["margin"] == 0)
-    assert scores["entropy"][0] > scores["entropy"][1] > 0
+    for metric in METRICS:
+        assert scores[metric][1] > scores[metric][0] > 0, metric
+        assert ranks_from_scores(scores[metric]).tolist() == [1, 0], metric

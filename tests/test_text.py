@@ -119,7 +119,7 @@ def test_text_models_are_registered_with_their_authors_settings():
     assert {p["epochs"] for p in defaults["lr_schedule"]} == {3}
     assert defaults["batch_size"] == 128 and defaults["weight_decay"] == 1e-4 and defaults["text_length"] == 1014
     assert specs.model_spec("fasttext").trainer is trainers.FASTTEXT
-    assert specs.model_spec("fasttext").settings == ("lr_schedule", "fasttext")
+    assert specs.model_spec("fasttext").settings == ("lr_schedule", "fasttext", "length")
     assert specs.training_defaults("fasttext")["lr_schedule"] == [{"epochs": 5, "lr": 0.05}]
     assert specs.model_spec("preact_resnet20").modality == "image"
     assert "text_length" not in specs.model_spec("preact_resnet20").settings

@@ -137,6 +137,16 @@ def test_changing_a_proxy_setting_reruns_the_proxy_and_what_follows_not_the_data
     assert {"train_proxy", "score_examples", "rank_examples", "select_subset", "train_target", "summarize"} <= planned_rules(dry)
 
 
+def test_a_validation_split_is_part_of_the_data_and_reruns_what_reads_it(finished_run):
+    workdir, _ = finished_run
+    changed = json.loads(json.dumps(TINY))
+    changed["dataset"]["validation"] = 0.1
+    dry = snakemake(workdir, "--dry-run", config=changed)
+    # Every stage reads the training set the split changes.
+    assert {"prepare_data", "train_proxy", "score_examples", "rank_examples", "select_subset", "train_target", "summarize"} <= planned_rules(dry)
+    assert "Params have changed since last execution" in dry.stdout + dry.stderr
+
+
 def test_a_new_svp_version_reruns_every_stage(finished_run, tmp_path):
     """svp.__version__ is a params entry of every stage, since Snakemake does not see code
     inside the package: bumping it (README: when outputs change) reruns them all."""

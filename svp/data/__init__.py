@@ -5,7 +5,9 @@
 - ``images`` and ``text``: the builders (digits, npz, image_folder, torchvision's;
   text_csv and the Amazon reviews), each registered under its name;
 - ``encoding``: packed texts and how models read them (characters, fastText words);
-- ``store``: writing a prepared folder and reading it back, checked against its manifest.
+- ``store``: writing a prepared folder and reading it back, checked against its manifest;
+- ``validation``: the seeded, class-stratified validation split (``dataset.validation``)
+  held out of the training set as it is prepared.
 
 Every problem a user can cause or fix raises :class:`svp.errors.DataError`, whose
 message names the config key or file (and the row) and the fix. Labels are class
@@ -26,7 +28,7 @@ from svp.data.registry import (
     register_dataset,
     unread_key_problem,
 )
-from svp.data.store import load_labels, load_prepared, prepare_dataset, read_manifest
+from svp.data.store import load_labels, load_prepared, load_validation, prepare_dataset, read_manifest
 from svp.errors import DataError
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "list_datasets",
     "load_labels",
     "load_prepared",
+    "load_validation",
     "prepare_dataset",
     "read_manifest",
     "register_dataset",

@@ -121,14 +121,15 @@ def unread_key_problem(dataset: Mapping, filled_in: Mapping | None = None) -> st
 
     The one check of the config's ``dataset`` section (as written) and of ``svp prepare
     --dataset``. ``filled_in``: keys config validation fills in with a default for every
-    data set; holding just that value, they are not the user's and pass.
+    data set; holding just that value, they are not the user's and pass. ``validation``
+    (the held-out split, svp.data.validation) is read for every data set.
     """
     name = dataset["name"]
     reads = config_rules(name).keys
     if reads is None:
         return None
     for key in dataset:
-        if key == "name" or key in reads or (filled_in and key in filled_in and dataset[key] == filled_in[key]):
+        if key in ("name", "validation") or key in reads or (filled_in and key in filled_in and dataset[key] == filled_in[key]):
             continue
         users = sorted(other for other in list_datasets() if key in (config_rules(other).keys or ()))
         who = f"only {', '.join(users)} do" if users else "no data set reads it"

@@ -37,11 +37,14 @@ from svp.data.registry import (
     known_image_shape,
     list_datasets,
 )
+from svp.data.validation import KEY as VALIDATION_KEY, describe as describe_validation, hold_out as hold_out_validation
 from svp.errors import DataError
 from svp.io import atomic_path
 
 MANIFEST_FILE = "manifest.json"
 SPLIT_FILES = {"train": "train.npz", "test": "test.npz"}
+# The held-out validation split, when dataset.validation asks for one (svp.data.validation).
+VALIDATION_FILE = "validation.npz"
 PREPARE_HINT = "rerun the prepare step (`svp prepare`, or delete the folder and rerun the workflow)"
 
 
@@ -154,28 +157,37 @@ def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
     known_shape = known_image_shape(options)
     if known_shape is not None and (problem := image_option_problem(options, known_shape)):
         raise DataError(problem)
-    data = DATASETS[name](dict(options))
+    share = options.get(VALIDATION_KEY)
+    # The builders read their own keys; the validation split is taken out here, for every data set.
+    data = DATASETS[name]({key: value for key, value in options.items() if key != VALIDATION_KEY})
     modality = getattr(data, "modality", "image")
+    held = hold_out_validation(data, share, modality) if share is not None else None
     if modality == "text":
         data.validate(name)
         arrays = data.split_arrays()
-        fields = data.manifest_fields(arrays)
+        fields = data.manifest_fields(arrays)  # from the training split only: nothing of validation leaks
     else:
         _validate(data, name)
         # The padding in effect (the option, or the data set's default) against the images read.
         if problem := image_option_problem(data.augment, data.x_train.shape[1:]):
             raise DataError(problem)
         arrays, fields = _image_arrays(data)
+    if held is not None:
+        arrays["validation"] = _validation_arrays(held, modality)
+        fields["validation"] = describe_validation(share, len(held["y"]))
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # Until the new manifest exists, the folder must not look complete.
     (out / MANIFEST_FILE).unlink(missing_ok=True)
     checksums = {}
-    for split in ("train", "test"):
-        path = out / SPLIT_FILES[split]
+    (out / VALIDATION_FILE).unlink(missing_ok=True)  # a split from an earlier share must not linger
+    for split in ("train", "test", "validation"):
+        if split not in arrays:
+            continue
+        path = out / (VALIDATION_FILE if split == "validation" else SPLIT_FILES[split])
         _atomic_write(path, lambda handle, split=split: _write_npz(handle, arrays[split]))
-        checksums[SPLIT_FILES[split]] = file_digest(path)
+        checksums[path.name] = file_digest(path)
 
     manifest = {
         "name": name,
@@ -187,9 +199,11 @@ def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
         "counts": {
             "train": _class_counts(data.y_train, data.classes),
             "test": _class_counts(data.y_test, data.classes),
+            **({"validation": _class_counts(held["y"], data.classes)} if held is not None else {}),
         },
         "n_train": len(data.y_train),
         "n_test": len(data.y_test),
+        **({"n_validation": len(held["y"])} if held is not None else {}),
         "checksums": checksums,
         **fields,
     }
@@ -380,6 +394,31 @@ def load_prepared(
         _check_split_against_manifest(manifest, out / MANIFEST_FILE, split, x, y)
         splits.append((x, y))
     return splits[0], splits[1], manifest
+
+
+def _validation_arrays(held: dict, modality: str) -> dict[str, np.ndarray]:
+    if modality == "text":
+        from svp.data.encoding import TextArray
+
+        packed = TextArray.from_strings(held["texts"])
+        return {"text": packed.data, "offsets": packed.offsets, "y": held["y"]}
+    return {"x": held["x"], "y": held["y"]}
+
+
+def load_validation(out_dir: str | os.PathLike) -> tuple[Any, np.ndarray] | None:
+    """``(x, y)`` of the prepared validation split (``dataset.validation``), checksum verified; None without one."""
+    out = Path(out_dir)
+    manifest = read_manifest(out)
+    if "validation" not in manifest:
+        return None
+    if VALIDATION_FILE not in manifest["checksums"]:
+        raise DataError(f"{out / MANIFEST_FILE}: checksum of {VALIDATION_FILE} missing; the file was edited or damaged; {PREPARE_HINT}")
+    x, y = _read_split(out / VALIDATION_FILE, manifest["checksums"][VALIDATION_FILE], manifest.get("modality", "image"))
+    if "counts" in manifest and "validation" in manifest["counts"]:
+        found = np.bincount(y, minlength=manifest["num_classes"]).tolist()
+        if found != list(manifest["counts"]["validation"].values()):
+            raise DataError(f"{out / MANIFEST_FILE} does not match {VALIDATION_FILE}: its class counts differ; {PREPARE_HINT}")
+    return x, y
 
 
 def read_manifest(out_dir: str | os.PathLike) -> dict:

@@ -2,7 +2,8 @@
 
 An SVP row pays for everything selection needed: training every proxy run it combined
 and scoring the data with each, plus training the target on the subset. The speed-up is
-the full-data target's mean training time divided by that total.
+the full-data target's mean training time divided by that total: measured wall time, so
+a target trained for the full data's steps (``training_length`` steps) pays for them.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ COLUMNS = [
     "proxy",
     "metric",
     "fraction",
+    "training_length",
     "runs",
     "error_mean",
     "error_std",
+    "validation_error_mean",
+    "validation_error_std",
     "proxy_seconds",
     "scoring_seconds",
     "target_seconds",
@@ -43,7 +47,10 @@ RUN_COLUMNS = [
     "seed",
     "n_train",
     "epochs",
+    "training_length",
+    "steps",
     "test_error",
+    "validation_error",
     "proxy_seconds",
     "scoring_seconds",
     "target_seconds",
@@ -63,9 +70,13 @@ def end_to_end_runs(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring
     method = scoring_runs["method"].astype(object).fillna("") if "method" in scoring_runs else pd.Series("", index=scoring_runs.index)
     scoring_cost = scoring_runs[method == ""].groupby("proxy")["scoring_seconds"].sum()
     method_cost = scoring_runs[method != ""].groupby([scoring_runs["proxy"], method])["scoring_seconds"].sum()
-    runs = target_runs.reindex(columns=RUN_COLUMNS[: RUN_COLUMNS.index("test_error") + 1])
+    # Without a validation split (dataset.validation) the validation_error column stays empty.
+    runs = target_runs.reindex(columns=RUN_COLUMNS[: RUN_COLUMNS.index("validation_error") + 1])
     runs = runs.assign(
-        proxy=runs["proxy"].fillna(""), metric=runs["metric"].fillna(""), target_seconds=target_runs["seconds"]
+        proxy=runs["proxy"].astype(object).fillna(""), metric=runs["metric"].astype(object).fillna(""),
+        target_seconds=target_runs["seconds"],
+        # Runs from before training lengths existed trained for epochs.
+        training_length=runs["training_length"].astype(object).fillna("epochs"),
     )
     runs["proxy_seconds"] = runs["proxy"].map(proxy_cost).fillna(0.0)
     runs["scoring_seconds"] = [
@@ -90,9 +101,12 @@ def summarize(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring_runs:
         .agg(
             proxy=("proxy", "first"),
             metric=("metric", "first"),
+            training_length=("training_length", "first"),
             runs=("seed", "size"),
             error_mean=("test_error", "mean"),
             error_std=("test_error", "std"),
+            validation_error_mean=("validation_error", "mean"),
+            validation_error_std=("validation_error", "std"),
             proxy_seconds=("proxy_seconds", "first"),
             scoring_seconds=("scoring_seconds", "first"),
             target_seconds=("target_seconds", "mean"),
@@ -140,8 +154,16 @@ def format_table(summary: pd.DataFrame) -> str:
     for column in ["proxy_seconds", "scoring_seconds", "target_seconds", "total_seconds"]:
         shown[column] = shown[column].map("{:.1f}".format)
     shown["speedup"] = shown["speedup"].map("{:.2f}x".format)
-    columns = ["target", "selection", "fraction", "runs", "error"] + COLUMNS[8:]
-    return shown[columns].rename(columns={"error": "error % (mean +- std)"}).to_string(index=False)
+    columns = ["target", "selection", "fraction", "training_length", "runs", "error"]
+    if summary["validation_error_mean"].notna().any():
+        shown["validation"] = [
+            "" if np.isnan(mean) else f"{mean:.2f}" + ("" if np.isnan(std) else f" +- {std:.2f}")
+            for mean, std in zip(summary["validation_error_mean"], summary["validation_error_std"])
+        ]
+        columns.append("validation")
+    columns += COLUMNS[COLUMNS.index("proxy_seconds"):]
+    renamed = {"error": "error % (mean +- std)", "validation": "validation error %", "training_length": "length"}
+    return shown[columns].rename(columns=renamed).to_string(index=False)
 
 
 def load_scoring(score_files: list[str | Path]) -> pd.DataFrame:

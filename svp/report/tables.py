@@ -92,6 +92,10 @@ def paper_table(summary: pd.DataFrame, config: dict, proxy_errors: dict[str, flo
             row[f"error {fraction}"] = "" if run is None else format_error(run.error_mean, run.error_std)
         for fraction in fractions:
             run = by_fraction.get(fraction)
+            validation = (np.nan, np.nan) if run is None else (getattr(run, "validation_error_mean", np.nan), getattr(run, "validation_error_std", np.nan))
+            row[f"validation {fraction}"] = format_error(*validation)
+        for fraction in fractions:
+            run = by_fraction.get(fraction)
             row[f"seconds {fraction}"] = np.nan if run is None else run.total_seconds
         for fraction in fractions:
             run = by_fraction.get(fraction)
@@ -132,15 +136,27 @@ def _sections(table: pd.DataFrame, summary: pd.DataFrame) -> list[tuple[str, str
             [r["selection"]] + [_time_cell(r[f"seconds {f}"], r[f"speedup {f}"]) for f in fractions]
             for _, r in rows.iterrows()
         ]
+        lengths = summary.loc[summary["target"] == target, "training_length"] if "training_length" in summary else pd.Series(dtype=object)
+        length = f" (subsets trained for the full data's steps)" if (lengths == "steps").any() else ""
         sections.append(
             (
                 target,
-                f"Top-1 test error (%) of target {target}, mean +- std over {seeds} seeds, "
+                f"Top-1 test error (%) of target {target}{length}, mean +- std over {seeds} seeds, "
                 "by the fraction of the training data it was trained on:",
                 error_header,
                 error_rows,
             )
         )
+        if any(r[f"validation {f}"] for _, r in rows.iterrows() for f in fractions):
+            sections.append(
+                (
+                    target,
+                    f"Validation error (%) of target {target} on the held-out split (dataset.validation), mean +- std: "
+                    "compare selections by this table, not by the test error:",
+                    ["selection", *fractions],
+                    [[r["selection"]] + [r[f"validation {f}"] for f in fractions] for _, r in rows.iterrows()],
+                )
+            )
         sections.append(
             (
                 target,

@@ -6,6 +6,8 @@
   those beyond uncertainty (forgetting events, GraNd, k-center greedy);
 - ``ranking``: per-run ranks and their combination over proxy runs;
 - ``orders``: the selection order (plain or class-balanced), subset sizes, random orders;
+- ``coverage``: coverage-centric sampling (Zheng et al., 2023) as a nested order: the
+  hardest share dropped, a seeded draw spread over equal-width score bins;
 - ``subsets``: the rank and select stages, file in, file out;
 - ``diagnostics``: what each subset holds (class shares, proxy agreement), stored with it
   (the report's tables of it: ``svp.report.subset_tables``);

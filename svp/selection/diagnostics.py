@@ -130,10 +130,17 @@ def run_ranks(ranks: pd.DataFrame) -> dict[str, np.ndarray]:
 def single_run_subsets(
     runs: dict[str, np.ndarray], labels, fraction: float, class_balanced: bool, keep: str = HARDEST
 ) -> dict[str, np.ndarray]:
-    """The subset of ``fraction`` each single run would have chosen alone, by the selection's own rule."""
+    """The subset of ``fraction`` each single run would have chosen alone, by the selection's own rule.
+
+    A ranks file holds each run's ranks but not its scores, so a coverage policy bins a
+    single run by its ranks (equal-count bins): its Jaccard then shows how much the runs'
+    hardest shares and strata differ, with the same draw."""
     labels = _labels(labels)
     size = subset_size(fraction, len(labels))
-    return {run: selection_order(ranks, labels, class_balanced, keep)[:size] for run, ranks in runs.items()}
+    return {
+        run: selection_order(ranks, labels, class_balanced, keep, len(ranks) - 1.0 - np.asarray(ranks))[:size]
+        for run, ranks in runs.items()
+    }
 
 
 def jaccard(first, second) -> float:

@@ -15,29 +15,39 @@ import numpy as np
 
 from svp.errors import ConfigError
 from svp.schema import format_fraction
+from svp.selection.coverage import COVERAGE, Coverage, coverage_order, parse_coverage
 from svp.selection.ranking import positions_of
 
 # Keep policies: which end of the ranking subsets take first.
 HARDEST = "hardest"
 EASIEST = "easiest"
 MIDDLE = "middle"
-KEEP_POLICIES = (HARDEST, EASIEST, MIDDLE)
+KEEP_POLICIES = (HARDEST, EASIEST, MIDDLE, COVERAGE)
+UNKNOWN_POLICY = (
+    "give hardest, easiest, {middle: p} with 0 < p < 1, or {coverage: {prune_hardest: b, bins: k}} with "
+    "0 <= b < 1 and k >= 1"
+)
 
 
 def keep_name(policy) -> str:
-    """The name of a keep policy as the config gives it: 'hardest', 'easiest' or {'middle': p}
-    become 'hardest', 'easiest', 'middle<p>' (e.g. 'middle0.1'), as in selection names."""
+    """The name of a keep policy as the config gives it: 'hardest', 'easiest', {'middle': p} or
+    {'coverage': {...}} become 'hardest', 'easiest', 'middle<p>' (e.g. 'middle0.1'),
+    'coverage<b>bins<k>' (e.g. 'coverage0.1bins50'), as in selection names."""
     if isinstance(policy, dict) and list(policy) == [MIDDLE]:
         return f"{MIDDLE}{format_fraction(policy[MIDDLE])}"
+    if isinstance(policy, dict) and list(policy) == [COVERAGE] and isinstance(policy[COVERAGE], dict):
+        return Coverage.from_config(policy[COVERAGE]).name
     if policy in (HARDEST, EASIEST):
         return policy
-    raise ConfigError(f"unknown keep policy {policy!r}; give hardest, easiest or {{middle: p}} with 0 < p < 1")
+    raise ConfigError(f"unknown keep policy {policy!r}; {UNKNOWN_POLICY}")
 
 
 def parse_keep(name: str) -> tuple[str, float]:
     """(policy, share of the hardest dropped) of a keep policy's name, e.g. ('middle', 0.1)."""
     if name in (HARDEST, EASIEST):
         return name, 0.0
+    if (coverage := parse_coverage(name)) is not None:
+        return COVERAGE, coverage.prune_hardest
     if isinstance(name, str) and name.startswith(MIDDLE):
         try:
             dropped = float(name.removeprefix(MIDDLE))
@@ -46,8 +56,8 @@ def parse_keep(name: str) -> tuple[str, float]:
         if 0.0 < dropped < 1.0:
             return MIDDLE, dropped
     raise ConfigError(
-        f"unknown keep policy {name!r}; give hardest, easiest or middle<p> (drop the hardest share p, "
-        "0 < p < 1, e.g. middle0.1)"
+        f"unknown keep policy {name!r}; give hardest, easiest, middle<p> (drop the hardest share p, "
+        "0 < p < 1, e.g. middle0.1) or coverage<b>bins<k>[seed<s>] (e.g. coverage0.1bins50)"
     )
 
 
@@ -149,6 +159,8 @@ def keep_order(ranks: np.ndarray, keep: str = HARDEST) -> np.ndarray:
     nested (Sorscher et al., 2022: with little data kept, easier examples win).
     """
     policy, dropped = parse_keep(keep)
+    if policy == COVERAGE:
+        raise ValueError("a coverage order needs the examples' scores too: use selection_order(..., scores=...)")
     ranks = np.asarray(ranks)
     if policy == HARDEST:
         return ranks
@@ -160,7 +172,9 @@ def keep_order(ranks: np.ndarray, keep: str = HARDEST) -> np.ndarray:
     return np.where(ranks < moved, n - 1 - ranks, ranks - moved)
 
 
-def selection_order(ranks: np.ndarray, labels: np.ndarray, class_balanced: bool, keep: str = HARDEST) -> np.ndarray:
+def selection_order(
+    ranks: np.ndarray, labels: np.ndarray, class_balanced: bool, keep: str = HARDEST, scores: np.ndarray | None = None
+) -> np.ndarray:
     """Example indices in the order they join the subset (the first kept by ``keep`` first).
 
     Plain top-k follows the ranks (after ``keep_order``). Class-balanced selection keeps
@@ -172,7 +186,17 @@ def selection_order(ranks: np.ndarray, labels: np.ndarray, class_balanced: bool,
     class sizes), they interleave by ``_quota_sequence``, which depends on the class
     sizes only. Uncertainty alone skews small subsets toward hard classes, which can lose
     to random selection.
+
+    A coverage policy (``svp.selection.coverage``) also reads ``scores`` (higher =
+    harder, one per example). Class-balanced, each class is pruned, binned and drawn on
+    its own (its hardest share dropped, bins over its own scores, a draw seeded by the
+    policy's seed and the class), and the classes interleave as above.
     """
+    if (coverage := parse_coverage(keep)) is not None:
+        if scores is None:
+            raise ValueError(f"keep policy {keep!r} needs the examples' scores")
+        ranks = coverage_ranks(ranks, scores, labels if class_balanced else None, coverage)
+        keep = HARDEST
     ranks = keep_order(ranks, keep)
     by_rank = np.argsort(ranks, kind="stable")
     if not class_balanced:
@@ -193,6 +217,37 @@ def selection_order(ranks: np.ndarray, labels: np.ndarray, class_balanced: bool,
     within_class[by_class] = np.arange(len(labels)) - class_starts[labels[by_class]]
     due = (within_class + 0.5) / class_sizes[labels]
     return by_rank[np.lexsort((np.arange(len(labels)), due))]
+
+
+def coverage_ranks(ranks: np.ndarray, scores: np.ndarray, labels: np.ndarray | None, coverage: Coverage) -> np.ndarray:
+    """Positions (0 joins first) in ``coverage``'s order; with ``labels``, in each class's
+    own coverage order, classes placed side by side by the share of the class already
+    taken, (j + 1/2) / n_c, ties to the lower label."""
+    ranks, scores = np.asarray(ranks), np.asarray(scores, dtype=np.float64)
+    if labels is None:
+        return positions_of(coverage_order(scores, ranks, coverage))
+    labels = np.asarray(labels)
+    due = np.empty(len(ranks), dtype=np.float64)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        # Each class's own draw: a class's subset does not change when another class changes.
+        rng = np.random.default_rng([coverage.seed, int(label)])
+        within = coverage_order(scores[members], positions_of(np.argsort(ranks[members], kind="stable")), coverage, rng)
+        due[members[within]] = (np.arange(len(members)) + 0.5) / len(members)
+    return positions_of(np.lexsort((labels, due)))
+
+
+def coverage_dropped(ranks: np.ndarray, labels: np.ndarray | None, coverage: Coverage) -> np.ndarray:
+    """Whether each example is among the hardest share ``coverage`` drops (within its class, with ``labels``)."""
+    ranks = np.asarray(ranks)
+    if labels is None:
+        return ranks < coverage.pruned(len(ranks))
+    labels = np.asarray(labels)
+    dropped = np.zeros(len(ranks), dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        dropped[members[np.argsort(ranks[members], kind="stable")[: coverage.pruned(len(members))]]] = True
+    return dropped
 
 
 def smallest_subset(class_sizes, class_balanced: bool) -> int:

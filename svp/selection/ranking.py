@@ -3,7 +3,7 @@
 A rank is a position: rank 0 is the most uncertain example. A single run's order breaks
 ties by the example index, so it is fully determined by the scores. Rank combination
 instead gives tied examples their average rank (a Borda count): a run whose scores all
-tie (a collapsed proxy, or least confidence and margin saturated at 0) then adds the same
+tie (a collapsed proxy, or fastText probabilities at their floor) then adds the same
 to every example instead of pulling the combined order toward low indices. Only the
 combined order's own ties (equal mean ranks) go to the lower index.
 

@@ -15,8 +15,9 @@ from svp import data, stage_files
 from svp.selection import diagnostics
 from svp.errors import ConfigError, StageInputError
 from svp.parquet import read_parquet_metadata, write_parquet
-from svp.selection.ranking import average_ranks, combine_ranks, ranks_from_scores
-from svp.selection.orders import HARDEST, fraction_problem, parse_keep, random_ranks, selection_order, subset_size
+from svp.selection.ranking import average_ranks, combine_ranks, positions_of, ranks_from_scores
+from svp.selection.coverage import bin_counts, parse_coverage
+from svp.selection.orders import HARDEST, coverage_dropped, fraction_problem, parse_keep, random_ranks, selection_order, subset_size
 from svp.selection.methods import SELECTION_METRICS
 
 
@@ -70,6 +71,44 @@ def rank_runs(*, score_files: list[str | Path], metric: str, ranks_out: str | Pa
     return ranked
 
 
+def _coverage_metadata(coverage, ranks, labels, scores, order, class_balanced, fraction, keep) -> dict:
+    """The coverage draw's settings and bins for a subset's metadata; a StageInputError if the
+    subset reaches the hardest share the policy drops."""
+    dropped = coverage_dropped(ranks, labels if class_balanced else None, coverage)
+    if dropped[order].any():
+        where, within = "", np.ones(len(labels), dtype=bool)
+        if class_balanced:  # the class of the first dropped example the subset would take
+            short = labels[order[np.argmax(dropped[order])]]
+            where, within = f" of class {short}", labels == short
+        raise StageInputError(
+            f"config key selection.keep: {keep} drops the hardest {coverage.prune_hardest:g} and leaves "
+            f"{np.count_nonzero(within & ~dropped):,} examples{where}, but fraction {fraction:g} takes "
+            f"{np.count_nonzero(within[order]):,}; lower prune_hardest or the fraction (a coverage subset never "
+            "holds the examples it drops)"
+        )
+    if class_balanced:
+        # Bins are per class: report each bin position summed over the classes.
+        per_class = [
+            bin_counts(scores[members], positions_of(np.argsort(ranks[members], kind="stable")), coverage,
+                       np.flatnonzero(np.isin(members, order)))
+            for members in (np.flatnonzero(labels == c) for c in np.unique(labels))
+        ]
+        counts = {key: np.sum([c[key] for c in per_class], axis=0).tolist() for key in ("bin_sizes", "bin_taken")}
+    else:
+        counts = bin_counts(scores, ranks, coverage, order)
+        counts.pop("dropped_taken")
+    return {
+        "coverage": {
+            "prune_hardest": coverage.prune_hardest,
+            "bins": coverage.bins,
+            "seed": coverage.seed,
+            "dropped": int(np.count_nonzero(dropped)),
+            "bins_per_class": class_balanced,
+            **counts,
+        }
+    }
+
+
 def select_subset(
     *,
     fraction: float,
@@ -86,27 +125,40 @@ def select_subset(
     With ``ranks_file`` the order follows the combined proxy ranks, from the end the keep
     policy ``keep`` names (``svp.selection.orders.keep_order``); with ``random_seed`` it is
     a random order (labels read from ``data_dir``; with ``ranks_file`` they are checked
-    against the ranks). Fraction 1.0 keeps everything.
+    against the ranks). Fraction 1.0 keeps everything. A coverage policy bins the ranks
+    file's ``score_mean`` (the proxy runs' mean score) and refuses a fraction that would
+    reach the hardest share it drops.
     """
     if (ranks_file is None) == (random_seed is None):
         raise ValueError("give exactly one of ranks_file (proxy selection) and random_seed (random selection)")
     parse_keep(keep)  # refused before any file is read
     if random_seed is not None and keep != HARDEST:
         raise ConfigError(f"keep policy {keep!r} needs a proxy's ranks (--ranks); a random order has no hard or easy end")
-    runs, correct_mean = {}, None
+    runs, correct_mean, scores = {}, None, None
+    coverage = parse_coverage(keep)
     if ranks_file is not None:
         # Checked against the training labels when the data is given: a ranks file cut short would select from part of it.
         ranked = stage_files.read_ranks(ranks_file, None if data_dir is None else data.load_labels(data_dir, "train"))
         labels, ranks = ranked["label"].to_numpy(), ranked["rank"].to_numpy()
         runs = diagnostics.run_ranks(ranked)
         correct_mean = ranked["correct_mean"].to_numpy() if "correct_mean" in ranked else None
+        if coverage is not None:
+            if "score_mean" not in ranked:
+                raise StageInputError(
+                    f"{ranks_file}: no column 'score_mean', which keep policy {keep!r} bins the examples by; "
+                    "rerun `svp rank` (the rank_examples rule) to remake it"
+                )
+            scores = ranked["score_mean"].to_numpy()
     else:
         labels = data.load_labels(data_dir, "train")
         ranks = random_ranks(len(labels), random_seed)
     # Config validation checks this only for data sets whose size it knows.
     if problem := fraction_problem(fraction, np.unique(labels, return_counts=True)[1], class_balanced):
         raise StageInputError(f"config key selection.fractions: {problem}")
-    order = selection_order(ranks, labels, class_balanced, keep)[: subset_size(fraction, len(labels))]
+    order = selection_order(ranks, labels, class_balanced, keep, scores)[: subset_size(fraction, len(labels))]
+    coverage_info = {}
+    if coverage is not None:
+        coverage_info = _coverage_metadata(coverage, ranks, labels, scores, order, class_balanced, fraction, keep)
     subset = pd.DataFrame({"index": order.astype(np.int64), "label": labels[order]})
     description = diagnostics.describe_subset(
         order, labels, fraction=fraction, class_balanced=class_balanced, keep=keep, runs=runs, correct_mean=correct_mean
@@ -124,6 +176,7 @@ def select_subset(
             "class_balanced": class_balanced,
             # Only another policy is recorded: SVP's default subsets stay as they were.
             **({} if keep == HARDEST else {"keep": keep}),
+            **coverage_info,
             "n_total": len(labels),
             "diagnostics": diagnostics.metadata(description, warning),
         },

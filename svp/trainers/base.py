@@ -58,7 +58,7 @@ TORCH = Trainer(
     title="the torch training loop",
     settings=(
         "lr_schedule", "batch_size", "momentum", "weight_decay", "nesterov", "eval_batch_size", "eval_every",
-        "mixed_precision",
+        "mixed_precision", "length",
     ),
     text_settings=("text_length",),  # characters a character-level model reads
     checkpoint_keys=frozenset({"state_dict", "in_channels"}),
@@ -72,7 +72,7 @@ TORCH = Trainer(
 FASTTEXT = Trainer(
     name="fasttext",
     title="fastText",
-    settings=("lr_schedule", "fasttext"),
+    settings=("lr_schedule", "fasttext", "length"),
     checkpoint_keys=frozenset({"fasttext_model"}),
     own_defaults={"lr_schedule": [{"epochs": 5, "lr": 0.05}], "fasttext": {}},
     one_lr_piece=True,

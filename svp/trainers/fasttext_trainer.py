@@ -15,6 +15,8 @@ gives the same model every time; more threads train faster but not reproducibly.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import ctypes
 import tempfile
 import time
@@ -48,6 +50,9 @@ class FastTextSettings:
     min_count: int = OPTION_DEFAULTS["min_count"]
     bucket: int = OPTION_DEFAULTS["bucket"]  # hash buckets for the word n-grams
     threads: int = OPTION_DEFAULTS["threads"]  # 1: deterministic for a seed
+    # epochs: passes over the subset; steps: as many updates (one per example) as the full
+    # data's epochs, i.e. epochs x N / n passes, rounded (fastText runs whole epochs).
+    length: str = "epochs"
 
     @classmethod
     def from_training(cls, training: dict) -> "FastTextSettings":
@@ -59,11 +64,21 @@ class FastTextSettings:
                 f"to 0 over the epochs), got {len(schedule)} pieces"
             )
         options = dict(training.get("fasttext") or {})
-        known = {f.name for f in fields(cls)} - {"epochs", "lr"}
+        known = {f.name for f in fields(cls)} - {"epochs", "lr", "length"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"unknown fastText setting(s) {unknown}; known: {sorted(known)}")
-        return cls(epochs=int(schedule[0]["epochs"]), lr=float(schedule[0]["lr"]), **options)
+        length = training.get("length", "epochs")
+        if length not in ("epochs", "steps"):
+            raise ConfigError(f"training setting 'length': {length!r} is not one of epochs, steps")
+        return cls(epochs=int(schedule[0]["epochs"]), lr=float(schedule[0]["lr"]), length=length, **options)
+
+    def run_epochs(self, n_full: int, n_train: int) -> int:
+        """The epochs fastText runs on ``n_train`` of ``n_full`` examples: ``epochs``, or with
+        ``length`` steps as many updates as on all of them (rounded, at least ``epochs``)."""
+        if self.length != "steps" or n_train >= n_full:
+            return self.epochs
+        return max(self.epochs, math.floor(self.epochs * n_full / n_train + 0.5))
 
 
 @contextlib.contextmanager
@@ -179,9 +194,12 @@ def fit(job: TrainingJob) -> FittedModel:
     order = np.random.default_rng(job.seed).permutation(job.train_index)
     texts, labels = x_train.strings(order), y_train[order]
     job.workdir.mkdir(parents=True, exist_ok=True)
+    epochs = settings.run_epochs(len(y_train), len(order))
+    stretched = "" if epochs == settings.epochs else f" (as many updates as {settings.epochs} on all the data)"
+    settings = dataclasses.replace(settings, epochs=epochs)
     print(
         f"training {job.model_name} (dim {settings.dim}, word n-grams {settings.word_ngrams}, {settings.threads} "
-        f"thread(s)) on {len(order):,} of {len(y_train):,} examples for {settings.epochs} epochs, seed {job.seed}",
+        f"thread(s)) on {len(order):,} of {len(y_train):,} examples for {settings.epochs} epochs{stretched}, seed {job.seed}",
         flush=True,
     )
     model, seconds = train(texts, labels, settings, job.seed, job.workdir)
@@ -194,6 +212,7 @@ def fit(job: TrainingJob) -> FittedModel:
         {
             "epoch": settings.epochs,
             "lr": settings.lr,
+            "steps": settings.epochs * len(order),  # fastText updates once per example
             "train_loss": fitted["loss"],
             "train_accuracy": fitted["accuracy"],
             "epoch_seconds": seconds,

@@ -20,7 +20,9 @@ from svp.errors import StageInputError
 from svp.models import networks
 from svp.trainers.base import REMAKE_CHECKPOINT, FittedModel, Predictions, ScoringJob, TrainingJob, first_sentence
 from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY, ForgettingTracker
-from svp.training.loop import ImageData, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train
+from svp.training.loop import (
+    EPOCHS, ImageData, StepPlan, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train,
+)
 
 
 def settings(training: dict) -> TrainingSettings:
@@ -37,9 +39,13 @@ def fit(job: TrainingJob) -> FittedModel:
     train_index = torch.from_numpy(job.train_index).to(device)
     torch.manual_seed(job.seed)  # the model's initial weights
     model = _in_layout(networks.create_model(job.model_name, job.manifest["num_classes"], train_data.in_channels), train_data)
+    plan = StepPlan.of(settings, len(train_data), len(train_index))
+    length = f"{settings.epochs} epochs" if settings.length == EPOCHS else (
+        f"{plan.total_steps:,} steps (the full data's {settings.epochs} epochs; {plan.passes} passes over the subset)"
+    )
     print(
         f"training {job.model_name} ({networks.count_parameters(model):,} parameters) on {len(train_index):,} "
-        f"of {len(train_data):,} examples for {settings.epochs} epochs on {device}, seed {job.seed}",
+        f"of {len(train_data):,} examples for {length} on {device}, seed {job.seed}",
         flush=True,
     )
     # A state saved by a killed run resumes only if it was saved for this very run.
@@ -60,7 +66,8 @@ def fit(job: TrainingJob) -> FittedModel:
     weights = {
         "in_channels": train_data.in_channels,
         "state_dict": {k: v.cpu().contiguous() for k, v in model.state_dict().items()},
-        FORGETTING_KEY: {**forgetting.state_dict(), "epochs": settings.epochs},
+        # Passes over the training index: each example's presentations (the epochs, unless steps stretched them).
+        FORGETTING_KEY: {**forgetting.state_dict(), "epochs": len(history)},
     }
     # Wall time of the run without the optional per-epoch test evaluations, which only
     # draw the learning curve and would blur the comparison between subset sizes.

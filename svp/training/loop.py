@@ -36,6 +36,12 @@ from svp.schema import DEFAULT_LENGTH, VOCAB_SIZE
 from svp.errors import ConfigError
 
 
+# Training lengths (the `length` setting): on a subset, each lr_schedule epoch is one pass
+# over the subset, or as many optimizer steps as one pass over the whole training set.
+EPOCHS = "epochs"
+STEPS = "steps"
+LENGTHS = (EPOCHS, STEPS)
+
 # The config schema's defaults (svp/config.schema.yaml): `svp train` given only some
 # settings trains as the workflow would with a config giving the same ones.
 SCHEMA_DEFAULTS = training_schema_defaults()
@@ -55,6 +61,9 @@ class TrainingSettings:
     eval_every: int = SCHEMA_DEFAULTS["eval_every"]  # epochs between test-set evaluations for the learning curve; 0: final only
     mixed_precision: bool = SCHEMA_DEFAULTS["mixed_precision"]  # bfloat16 autocast, on CUDA only
     text_length: int = DEFAULT_LENGTH  # characters per text, for character-level text models
+    # What an epoch of lr_schedule counts on a subset: a pass over it (epochs, SVP's protocol),
+    # or as many steps as a pass over the whole training set (steps: the full-data run's steps).
+    length: str = EPOCHS
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingSettings":
@@ -117,7 +126,54 @@ def _checked_setting(name: str, value):
         if not isinstance(value, bool):
             raise ConfigError(f"training setting {name!r}: {value!r} is not true or false")
         return value
+    if name == "length":
+        if value not in LENGTHS:
+            raise ConfigError(f"training setting 'length': {value!r} is not one of {', '.join(LENGTHS)}")
+        return value
     return _checked_schedule(value)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How many optimizer steps a run takes, and the learning rate of each.
+
+    ``steps_per_epoch`` is what one lr_schedule epoch counts: a pass over the training
+    index (``length: epochs``), or a pass over the whole training set (``length:
+    steps``), which makes a subset run take the full-data run's steps with the schedule
+    stretched to match: each piece ends at the step where the full-data run's ends.
+    Training passes over the subset, reshuffled each time, until ``total_steps``; the last
+    pass may stop part way.
+    """
+
+    total_steps: int
+    batches_per_pass: int
+    boundaries: tuple[int, ...]  # the step at which each lr_schedule piece ends
+    rates: tuple[float, ...]
+
+    @classmethod
+    def of(cls, settings: "TrainingSettings", n_full: int, n_train: int) -> "StepPlan":
+        if n_train < 1:
+            raise ValueError("training needs at least one example")
+        batches_per_pass = math.ceil(n_train / settings.batch_size)
+        steps_per_epoch = math.ceil(n_full / settings.batch_size) if settings.length == STEPS else batches_per_pass
+        ends = np.cumsum([int(piece["epochs"]) for piece in settings.lr_schedule]) * steps_per_epoch
+        rates = tuple(float(piece["lr"]) for piece in settings.lr_schedule)
+        return cls(int(ends[-1]), batches_per_pass, tuple(int(end) for end in ends), rates)
+
+    @property
+    def passes(self) -> int:
+        return math.ceil(self.total_steps / self.batches_per_pass)
+
+    def lr_at_step(self, step: int) -> float:
+        """The learning rate of the 0-based ``step``."""
+        for end, rate in zip(self.boundaries, self.rates):
+            if step < end:
+                return rate
+        raise IndexError(f"step {step} is past the run's {self.total_steps} steps")
+
+    def batches_in_pass(self, done: int) -> int:
+        """Batches of the 0-based pass ``done``: all of the subset's, or the steps left."""
+        return min(self.batches_per_pass, self.total_steps - done * self.batches_per_pass)
 
 
 def _checked_schedule(schedule) -> list[dict]:
@@ -362,9 +418,12 @@ def train(
 ) -> list[dict]:
     """Train ``model`` in place on ``train_data[train_index]``; return one history row per epoch.
 
-    Each row has the epoch's learning rate, training loss and accuracy (on the augmented
-    batches) and, every ``eval_every`` epochs and after the last (only then for 0), the
-    test metrics for the learning curve.
+    An epoch is a pass over ``train_index``; with ``settings.length`` steps a subset run
+    takes as many passes as the full-data run's steps need (``StepPlan``), the last maybe
+    partial. Each row has the pass's learning rate (at its start), the optimizer steps
+    taken so far, training loss and accuracy (on the augmented batches of the pass) and,
+    every ``eval_every`` epochs and after the last (only then for 0), the test metrics
+    for the learning curve.
     The test set never influences training. With ``resume_path`` the training state is
     saved there after every epoch, and a state saved by an earlier, killed run with the
     same ``fingerprint`` (settings) is resumed. ``augment`` is the manifest's (empty for
@@ -376,7 +435,7 @@ def train(
     augmenting = bool(augment.get("crop_padding") or augment.get("flip"))
     generator = torch.Generator(device=device).manual_seed(seed)
     optimizer, step = sgd(model, settings)
-    batches_per_epoch = math.ceil(len(train_index) / settings.batch_size)
+    plan = StepPlan.of(settings, len(train_data), len(train_index))
     history = []
     state = load_training_state(resume_path, fingerprint or {}, log) if resume_path else None
     if state is not None and forgetting is not None and FORGETTING_KEY not in state:
@@ -386,11 +445,13 @@ def train(
         history = restore_training_state(state, model, optimizer, generator)
         if forgetting is not None:
             forgetting.load_state_dict(state[FORGETTING_KEY])
-        log(f"resuming from {resume_path} after epoch {len(history)} of {settings.epochs}")
+        log(f"resuming from {resume_path} after epoch {len(history)} of {plan.passes}")
     _remember_interrupts()
-    epochs = progress(range(len(history), settings.epochs), "epochs", total=settings.epochs, initial=len(history))
+    epochs = progress(range(len(history), plan.passes), "epochs", total=plan.passes, initial=len(history))
     for epoch in epochs:
-        lr = settings.lr_at(epoch)
+        first_step = epoch * plan.batches_per_pass
+        batches = plan.batches_in_pass(epoch)
+        lr = start_lr = plan.lr_at_step(first_step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
@@ -398,7 +459,13 @@ def train(
         shuffled = train_index[torch.randperm(len(train_index), generator=generator, device=device)]
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        for batch in progress(range(batches_per_epoch), f"epoch {epoch + 1}", leave=False):
+        seen = 0
+        for batch in progress(range(batches), f"epoch {epoch + 1}", leave=False):
+            rate = plan.lr_at_step(first_step + batch)
+            if rate != lr:  # only a stretched schedule changes the rate within a pass
+                lr = rate
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
             index = shuffled[batch * settings.batch_size : (batch + 1) * settings.batch_size]
             if augmenting:
                 inputs, labels = train_data.augmented_batch(index, augment, generator)
@@ -414,23 +481,25 @@ def train(
             loss_sum += loss.detach() * len(index)
             hits = logits.argmax(1) == labels
             correct += hits.sum()
+            seen += len(index)
             if forgetting is not None:
                 forgetting.update(index, hits)
             if _interrupt_requests:  # a Ctrl-C that a finaliser swallowed
                 raise KeyboardInterrupt
         row = {
             "epoch": epoch + 1,
-            "lr": lr,
-            "train_loss": loss_sum.item() / len(train_index),
-            "train_accuracy": 100.0 * correct.item() / len(train_index),
+            "lr": start_lr,
+            "steps": first_step + batches,
+            "train_loss": loss_sum.item() / seen,
+            "train_accuracy": 100.0 * correct.item() / seen,
             "epoch_seconds": time.perf_counter() - started,
         }
-        last_epoch = epoch + 1 == settings.epochs
+        last_epoch = epoch + 1 == plan.passes
         periodic = settings.eval_every and (epoch + 1) % settings.eval_every == 0
         if test_data is not None and (periodic or last_epoch):  # eval_every 0: the final epoch only
             row.update(evaluate(model, test_data, settings))
         history.append(row)
-        log(_epoch_line(row, settings.epochs))
+        log(_epoch_line(row, plan.passes))
         if resume_path:
             save_training_state(
                 resume_path, model=model, optimizer=optimizer, generator=generator, history=history,
