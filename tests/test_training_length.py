@@ -11,7 +11,7 @@ import torch
 from svp import plan
 from svp.config import validate_config
 from svp.errors import ConfigError
-from svp.models.fasttext_classifier import FastTextSettings
+from svp.trainers.fasttext_trainer import FastTextSettings
 from svp.models.networks import create_model
 from svp.report.summary import summarize
 from svp.training import loop

@@ -103,8 +103,8 @@ def test_every_run_reports_its_validation_error(tmp_path):
     assert 0.0 <= metrics["validation_error"] <= 100.0
     assert json.loads((tmp_path / "run/metrics.json").read_text())["validation_error"] == metrics["validation_error"]
     # Recomputed from the saved model on the held-out split.
-    from svp.models.trainers import ScoringJob
-    from svp.training import torch_trainer
+    from svp.trainers.base import ScoringJob
+    from svp.trainers import torch_trainer
     from svp.stages import read_model_checkpoint
 
     x, y = data.load_validation(tmp_path / "data")

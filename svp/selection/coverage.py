@@ -51,7 +51,7 @@ class Coverage:
 
     @property
     def name(self) -> str:
-        from svp.config import format_fraction
+        from svp.schema import format_fraction
 
         # A seed of 0 (the default) is left out of the name, as the default keep policy is.
         seed = f"seed{self.seed}" if self.seed else ""
