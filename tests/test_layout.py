@@ -156,3 +156,31 @@ def test_the_readme_layout_names_every_package_and_module():
             assert f"{module}.py" in block, f"README's Layout does not name {path.name}"
         else:
             assert re.search(rf"\b{module}\b", block), f"README's Layout does not name {name}"
+
+
+ROOT = SVP.parent
+CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7})( |$)", re.MULTILINE)
+
+
+def tracked_text_files() -> list[Path]:
+    import subprocess
+
+    listing = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    suffixes = {".py", ".md", ".yaml", ".yml", ".smk", ".rst", ".toml", ".sh", ".txt", ""}
+    return [ROOT / name for name in listing.stdout.splitlines() if Path(name).suffix in suffixes and (ROOT / name).is_file()]
+
+
+def test_no_merge_conflict_marker_is_left_in_a_tracked_file():
+    # A README once kept a bare "=======" from a merge, and the config row it stood for was lost.
+    left = [
+        f"{path.relative_to(ROOT)}:{text[: match.start()].count(chr(10)) + 1}"
+        for path in tracked_text_files()
+        if (text := path.read_text(errors="replace"))
+        for match in CONFLICT_MARKER.finditer(text)
+    ]
+    assert not left, f"merge conflict markers left in: {', '.join(left)}"
+
+
+def test_the_conflict_marker_check_finds_a_bare_separator():
+    assert CONFLICT_MARKER.search("| a |\n=======\n| b |\n")
+    assert not CONFLICT_MARKER.search("Title\n=========\n")
