@@ -7,7 +7,9 @@
 #   bash bench/gpu.sh            # on a GPU machine (BENCHMARKS.md, "GPU")
 #   bash bench/gpu.sh --smoke    # a CPU check of the same code paths: 128 images, one epoch
 #
-# Options: --data DIR, --budget SECONDS, --skip-throughput, --skip-grid, --smoke.
+# Options: --data DIR, --budget SECONDS, --skip-throughput, --skip-grid, --smoke,
+# --grid-config FILE (another config over the CIFAR-10 npz copy, e.g.
+# config/cifar10-cpu-grid.yaml; default config/cifar10-gpu-fast.yaml).
 # Variables: SVP_DATA (the CIFAR-10 npz folder; default ../shared/data/cifar10 beside the
 # checkout), OUT (tables and logs; default /tmp/svp-gpu), SVP_GPU_WORK (the grid's work
 # folder, results/ inside; default /tmp/svp-gpu-work), TIME_BUDGET (seconds for the whole
@@ -15,7 +17,9 @@
 # the throughput part; default 100), THROUGHPUT_BUDGET (at most this many seconds for the
 # throughput part; default 150), SVP_WHEELS (a folder of wheels to install svp's
 # dependencies from, offline; default .whl), SVP_PYTHON (use this Python, make no
-# environment). Parts that would not fit the budget are skipped with a message.
+# environment), GRID_GPU_JOBS (GPU jobs Snakemake runs at once, sharing one GPU when the
+# machine has one; default 1). The grid's results, less models and data, come back as
+# $OUT/grid-results.tar.gz. Parts that would not fit the budget are skipped with a message.
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,14 +28,16 @@ RUN_THROUGHPUT=1
 RUN_GRID=1
 DATA=${SVP_DATA:-$REPO/../shared/data/cifar10}
 BUDGET=${TIME_BUDGET:-}
+GRID_CONFIG=$REPO/config/cifar10-gpu-fast.yaml
 while [ $# -gt 0 ]; do
     case $1 in
         --smoke) SMOKE=1 ;;
         --data) DATA=$2; shift ;;
+        --grid-config) GRID_CONFIG=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift ;;
         --budget) BUDGET=$2; shift ;;
         --skip-throughput) RUN_THROUGHPUT=0 ;;
         --skip-grid) RUN_GRID=0 ;;
-        -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "bench/gpu.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -155,7 +161,7 @@ else
     begin grid
     rm -rf "$WORK"  # a fresh grid: leftover results would make Snakemake skip jobs
     mkdir -p "$WORK"
-    args=(config --data "$DATA" --config-out "$WORK/config.yaml")
+    args=(config --data "$DATA" --config-out "$WORK/config.yaml" --grid-config "$GRID_CONFIG")
     [ $SMOKE = 1 ] && args+=(--smoke)
     "$PY" "$REPO/bench/gpu_grid.py" "${args[@]}" || exit 1
     experiment=$("$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["experiment"])' "$WORK/config.yaml")
@@ -166,7 +172,7 @@ else
     echo "snakemake, at most $allowed s; its log: $OUT/snakemake.log"
     grid_start=$SECONDS
     timeout --kill-after=20 "$allowed" "$PY" -m snakemake "${targets[@]}" --snakefile "$REPO/Snakefile" \
-        --directory "$WORK" --cores "$cores" --resources gpu=1 --configfile "$WORK/config.yaml" \
+        --directory "$WORK" --cores "$cores" --resources gpu="${GRID_GPU_JOBS:-1}" --configfile "$WORK/config.yaml" \
         >"$OUT/snakemake.log" 2>&1
     status=$?
     grid_seconds=$((SECONDS - grid_start))
@@ -176,6 +182,9 @@ else
     fi
     "$PY" "$REPO/bench/gpu_grid.py" report --workdir "$WORK" --config "$WORK/config.yaml" --out "$OUT" \
         --wall-seconds "$grid_seconds"
+    # Everything but models and data: the metrics, histories, scores, subsets and tables.
+    tar -czf "$OUT/grid-results.tar.gz" -C "$WORK" --exclude='*.pt' --exclude='*.npz' --exclude='*.bin' \
+        "results/$experiment" 2>/dev/null
     if [ $status = 0 ]; then finish "done, $grid_seconds s end to end"; else finish "stopped (exit $status)"; fi
 fi
 

@@ -1,6 +1,7 @@
 """The GPU grid of ``bench/gpu.sh``: write its config, then print what it measured.
 
-``config``: ``config/cifar10-gpu-fast.yaml`` with the data set's files under ``--data``
+``config``: ``config/cifar10-gpu-fast.yaml`` (or the CIFAR-10 config ``--grid-config``
+names, e.g. ``config/cifar10-cpu-grid.yaml``) with the data set's files under ``--data``
 (absolute paths, since Snakemake runs in a work folder of its own), written to
 ``--config-out``. With ``--smoke`` the grid is shrunk to a seconds-long CPU check of the
 same code path: the first ``--smoke-train`` training and ``--smoke-test`` test images
@@ -41,8 +42,10 @@ def check_data(folder: Path) -> None:
         )
 
 
-def write_config(data: Path, config_out: Path, smoke: bool, smoke_train: int, smoke_test: int) -> dict:
-    config = yaml.safe_load(CONFIG.read_text())
+def write_config(
+    data: Path, config_out: Path, smoke: bool, smoke_train: int, smoke_test: int, source: Path = CONFIG
+) -> dict:
+    config = yaml.safe_load(source.read_text())
     data = data.resolve()
     check_data(data)
     dataset = config["dataset"]
@@ -142,6 +145,7 @@ def main() -> None:
     write = commands.add_parser("config", help="write the grid's config")
     write.add_argument("--data", type=Path, required=True)
     write.add_argument("--config-out", type=Path, required=True)
+    write.add_argument("--grid-config", type=Path, default=CONFIG, help="a config over the CIFAR-10 npz copy")
     write.add_argument("--smoke", action="store_true")
     write.add_argument("--smoke-train", type=int, default=128)
     write.add_argument("--smoke-test", type=int, default=64)
@@ -152,7 +156,9 @@ def main() -> None:
     show.add_argument("--wall-seconds", type=float, default=None)
     args = parser.parse_args()
     if args.command == "config":
-        config = write_config(args.data, args.config_out, args.smoke, args.smoke_train, args.smoke_test)
+        config = write_config(
+            args.data, args.config_out, args.smoke, args.smoke_train, args.smoke_test, args.grid_config
+        )
         targets = ", ".join(f"{name} ({run['model']}, seeds {run['seeds']})" for name, run in config["targets"].items())
         proxies = ", ".join(f"{name} ({run['model']}, seeds {run['seeds']})" for name, run in config["proxies"].items())
         print(f"grid {config['experiment']}: proxies {proxies}; targets {targets}; fractions {config['selection']['fractions']}")
