@@ -1,7 +1,9 @@
 """Device assignment for several GPU jobs at once, tested without a GPU."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +61,31 @@ def test_one_gpu_or_none_needs_no_choice(tmp_path):
         environment = {}
         assert assign_gpu(environment, n_devices=n_devices, lock_dir=tmp_path) is None
         assert "CUDA_VISIBLE_DEVICES" not in environment
+
+
+def _planned_threads(tmp_path, gpu_jobs: int | None) -> set[int]:
+    """Threads the dry run gives train_proxy jobs with --cores 8 on a machine showing two GPUs."""
+    repo = Path(__file__).resolve().parents[1]
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    (fake / "nvidia-smi").write_text('#!/bin/sh\necho "GPU 0: test"\necho "GPU 1: test"\n')
+    (fake / "nvidia-smi").chmod(0o755)
+    resources = ["--resources", f"gpu={gpu_jobs}"] if gpu_jobs else []
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    dry = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--dry-run", "--snakefile", str(repo / "Snakefile"), "--directory",
+         str(tmp_path / "work"), "--cores", "8", *resources, "--configfile", str(repo / "config/config.yaml")],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    threads = set()
+    for block in dry.stdout.split("\nrule ")[1:]:
+        if block.startswith("train_proxy:"):
+            threads |= {int(line.split(":")[1]) for line in block.splitlines() if line.strip().startswith("threads:")}
+    return threads
+
+
+def test_gpu_jobs_share_the_cores_so_several_run_at_once(tmp_path):
+    # A GPU job holding all 8 cores would let Snakemake start no other, whatever gpu=N says.
+    assert _planned_threads(tmp_path, 4) == {2}
+    assert _planned_threads(tmp_path, 1) == {8}
+    assert _planned_threads(tmp_path, None) == {8}

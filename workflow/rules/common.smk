@@ -54,13 +54,19 @@ def jobs_use_gpus():
 
 
 def torch_threads(wildcards):
-    """A torch job's threads: all the cores beside a GPU; one on a machine without GPUs.
+    """A torch job's threads: the cores shared among the GPU jobs; one without GPUs.
 
+    With GPUs, `--resources gpu=N` runs N jobs at once, so each gets cores / N threads:
+    a job holding all the cores would let Snakemake start no other beside it, whatever N.
     Without GPUs, one thread per job lets `--cores N` train N (small) models at once,
     which beats N threads on one model and overlaps the jobs' start-up (importing torch).
     `--set-threads train_target=4` gives a rule more.
     """
-    return workflow.cores if jobs_use_gpus() else 1
+    if not jobs_use_gpus():
+        return 1
+    gpu_jobs = workflow.global_resources.get("gpu")
+    gpu_jobs = getattr(gpu_jobs, "value", gpu_jobs)  # Snakemake 9 wraps it in a Resource
+    return max(1, workflow.cores // gpu_jobs) if isinstance(gpu_jobs, int) and gpu_jobs > 0 else workflow.cores
 
 
 def torch_gpus(wildcards):
