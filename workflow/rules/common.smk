@@ -65,8 +65,14 @@ def torch_threads(wildcards):
     if not jobs_use_gpus():
         return 1
     gpu_jobs = workflow.global_resources.get("gpu")
-    gpu_jobs = getattr(gpu_jobs, "value", gpu_jobs)  # Snakemake 9 wraps it in a Resource
-    return max(1, workflow.cores // gpu_jobs) if isinstance(gpu_jobs, int) and gpu_jobs > 0 else workflow.cores
+    gpu_jobs = getattr(
+        gpu_jobs, "value", gpu_jobs
+    )  # Snakemake 9 wraps it in a Resource
+    return (
+        max(1, workflow.cores // gpu_jobs)
+        if isinstance(gpu_jobs, int) and gpu_jobs > 0
+        else workflow.cores
+    )
 
 
 def torch_gpus(wildcards):
