@@ -37,6 +37,10 @@ use rule score_method as score_target_method with:
 rule tabulate_runs:
     input:
         targets=all_target_metrics() + all_budget_metrics(),
+        # read beside each metrics.json, for the runs' final training accuracy
+        histories=workflow_inputs.history_files(
+            all_target_metrics() + all_budget_metrics()
+        ),
         proxies=all_proxy_metrics(),
         scores=all_score_files() + all_method_score_files(),
     output:
