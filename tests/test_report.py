@@ -262,8 +262,12 @@ def test_snakemake_report_holds_every_table_and_figure(tmp_path):
     assert "| proxy error % |" in (results / "report/results.md").read_text()
     for name in ("results.html", "results.csv", "runs.csv", "error_vs_fraction.png", "time_vs_fraction.png",
                  "error_vs_time.png", "learning_curves.png", "entropy.png", "entropy.csv", "subsets.html",
-                 "class_composition.png"):
+                 "class_composition.png", "verdict.html", "verdict.csv"):
         assert name in page, name
+    # No validation split here: the verdict, first in the report, says how to get one and guesses nothing.
+    assert '"0. Verdict"' in page and "This run held out no validation split" in page
+    verdict = (results / "report/verdict.txt").read_text()
+    assert verdict.startswith("No verdict: it chooses by the error on a validation split") and "validation: 0.1" in verdict
 
 
 def test_one_renderer_writes_every_table():

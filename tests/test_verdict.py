@@ -270,3 +270,36 @@ def test_runs_without_validation_error_on_data_with_a_split_are_one_line(prepare
     assert "6 target run(s) have no validation error (the first: resnet20, cnn-entropy, fraction 0.5, seed 0)" in error
     assert error.endswith("rerun them (the train_target rule)")
     assert not (tmp_path / "verdict.txt").exists()
+
+
+@pytest.mark.workflow
+def test_the_default_run_ends_with_the_verdict_before_the_summary(tmp_path):
+    """`make run`'s workflow on config/config.yaml (digits, 10 % held out): the verdict is
+    written, leads what the run prints, and says something for every fraction below 1."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
+               "--cores", "2", "--resources", "gpu=1", "--configfile", str(repo / "config/config.yaml")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo)})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    report = tmp_path / "results/digits/report"
+    text = (report / "verdict.txt").read_text()
+    examples = json.loads((tmp_path / "results/digits/data/manifest.json").read_text())["n_validation"]
+    assert text.startswith(f"Verdict, chosen by validation error ({examples:,} held-out examples; the test set is not read):")
+    # Printed after the jobs, before the summary table.
+    assert output.index(text.strip()) < output.index("error % (mean +- std)")
+    table = pd.read_csv(report / "verdict.csv")
+    assert table["fraction"].tolist() == [0.5, 0.7] and set(table["choice"]) <= {"cnn-entropy", "random"}
+    runs = pd.read_csv(report / "runs.csv")
+    for row in table.itertuples():
+        chosen = runs[(runs["selection"] == row.choice) & (runs["fraction"] == row.fraction)]
+        assert row.validation_error == pytest.approx(chosen["validation_error"].mean(), abs=1e-4)
+        assert row.advice.startswith(("keep", "use random, or keep more")) and f"at {row.fraction:g}: {row.choice}" in text
+    assert runs["train_accuracy"].between(0, 100).all()
+    assert "the choice is also the test set's best at" in text
+    assert (tmp_path / "results/digits/logs/write_verdict.log").read_text().strip() == text.strip()
