@@ -49,4 +49,5 @@ rule all:
         rules.plot_learning_curves.output,
         correlation_files(),
         subset_report_files(),
+        verdict_files(),
         active_learning_files(),

@@ -142,6 +142,16 @@ def test_run_table_has_each_runs_end_to_end_cost(experiment, tmp_path):
         overhead = (2.0 + 3.0) + (0.25 + 0.5) if facts["selection"] == "cnn-entropy" else 0.0
         assert row["total_seconds"].item() == pytest.approx(overhead + facts["seconds"])
         assert row["test_error"].item() == facts["test_error"]
+        # The final epoch's training accuracy, from the history.csv beside metrics.json (the verdict reads it).
+        assert row["train_accuracy"].item() == pytest.approx(pd.read_csv(Path(path).with_name("history.csv"))["train_accuracy"].iloc[-1])
+    # A run whose history.csv is gone keeps its row; its training accuracy is unknown.
+    Path(experiment["targets"][0]).with_name("history.csv").rename(tmp_path / "kept.csv")
+    try:
+        again = write_run_table(target_metrics=experiment["targets"], proxy_metrics=experiment["proxies"],
+                                score_files=experiment["scores"], out=tmp_path / "runs2.csv")
+    finally:
+        (tmp_path / "kept.csv").rename(Path(experiment["targets"][0]).with_name("history.csv"))
+    assert again["train_accuracy"].isna().sum() == 1
 
 
 def test_error_cells_read_like_the_paper():
@@ -252,8 +262,12 @@ def test_snakemake_report_holds_every_table_and_figure(tmp_path):
     assert "| proxy error % |" in (results / "report/results.md").read_text()
     for name in ("results.html", "results.csv", "runs.csv", "error_vs_fraction.png", "time_vs_fraction.png",
                  "error_vs_time.png", "learning_curves.png", "entropy.png", "entropy.csv", "subsets.html",
-                 "class_composition.png"):
+                 "class_composition.png", "verdict.html", "verdict.csv"):
         assert name in page, name
+    # No validation split here: the verdict, first in the report, says how to get one and guesses nothing.
+    assert '"0. Verdict"' in page and "This run held out no validation split" in page
+    verdict = (results / "report/verdict.txt").read_text()
+    assert verdict.startswith("No verdict: it chooses by the error on a validation split") and "validation: 0.1" in verdict
 
 
 def test_one_renderer_writes_every_table():

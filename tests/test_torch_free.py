@@ -36,7 +36,7 @@ def test_validating_and_planning_a_config_imports_no_torch(shipped_config):  # e
 
 @pytest.mark.parametrize(
     "module",
-    ["svp.cli", "svp.models.specs", "svp.selection.subsets", "svp.report.summary", "svp.report.tables", "svp.report.cli", "svp.models", "svp.data", "svp.training.gpus", "svp.selection.diagnostics", "svp.active.pools", "svp.active.job_inputs", "svp.report.active"],
+    ["svp.cli", "svp.models.specs", "svp.selection.subsets", "svp.report.summary", "svp.report.tables", "svp.report.verdict", "svp.report.cli", "svp.models", "svp.data", "svp.training.gpus", "svp.selection.diagnostics", "svp.active.pools", "svp.active.job_inputs", "svp.report.active"],
 )
 def test_stages_without_a_model_import_no_torch(module):
     assert "torch" not in heavy_modules(f"import {module}")

@@ -125,6 +125,8 @@ def test_one_stage_reruns_alone(finished_run):
         "tabulate_runs", "tabulate_results", "plot_summary", "plot_error_vs_time", "plot_learning_curves",
         # and the subsets' diagnostics follow the subsets and ranks
         "tabulate_subsets", "plot_class_composition",
+        # and the verdict follows the runs and the subsets
+        "write_verdict",
     }
 
 

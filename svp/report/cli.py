@@ -4,7 +4,8 @@ Sub-commands: ``runs`` (every target run with its end-to-end cost), ``tables`` (
 paper-form results table), ``summary-figures`` (error and time against fraction),
 ``learning-curves``, ``error-vs-time``, ``correlate`` (the paper's Figure 3), ``subsets``
 (what each subset holds: class composition, proxy agreement and error; warnings),
-``class-composition`` (its figure), ``subset-warnings`` (print the warnings again), and
+``class-composition`` (its figure), ``subset-warnings`` (print the warnings again),
+``verdict`` (which selection to trust at each fraction, chosen by validation error), and
 for active learning ``active-tables`` (every round; error against labelled budget,
 selection time and speed-up) and ``active-figures``.
 """
@@ -70,6 +71,17 @@ def add_report_commands(svp_commands: argparse._SubParsersAction) -> None:
     subsets.add_argument("--markdown", required=True)
     subsets.add_argument("--html", required=True)
     subsets.set_defaults(func=_subsets)
+
+    verdict = commands.add_parser("verdict", help="which selection to trust at each fraction, chosen by validation error")
+    verdict.add_argument("--runs", required=True, help="the runs table (see `runs`)")
+    verdict.add_argument("--data", required=True, help="prepared data folder (its manifest says whether a validation split was held out)")
+    verdict.add_argument("--subsets", help="the subsets table (see `subsets`): class skew, examples the proxies get wrong")
+    verdict.add_argument("--proxies", nargs="*", default=[], help="proxy metrics.json files (the proxies' validation error)")
+    verdict.add_argument("--csv", required=True)
+    verdict.add_argument("--markdown", required=True)
+    verdict.add_argument("--html", required=True)
+    verdict.add_argument("--text", required=True, help="the verdict as the end of a run prints it")
+    verdict.set_defaults(func=_verdict)
 
     composition = commands.add_parser("class-composition", help="figure of each subset's class composition")
     composition.add_argument("--subsets", required=True, help="the subsets table (see `subsets`)")
@@ -160,6 +172,21 @@ def _subsets(args: argparse.Namespace) -> None:
         csv_out=args.csv,
         markdown_out=args.markdown,
         html_out=args.html,
+    )
+
+
+def _verdict(args: argparse.Namespace) -> None:
+    from svp.report.verdict import write_verdict
+
+    write_verdict(
+        runs_file=args.runs,
+        data_dir=args.data,
+        subsets_file=args.subsets,
+        proxy_metrics=args.proxies,
+        csv_out=args.csv,
+        markdown_out=args.markdown,
+        html_out=args.html,
+        text_out=args.text,
     )
 
 

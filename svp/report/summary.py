@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from svp import stage_files
+from svp.errors import StageInputError
 from svp.io import atomic_path
 from svp.plan import BUDGET, FULL, RANDOM
 from svp.selection.methods import METHODS
@@ -51,6 +52,7 @@ RUN_COLUMNS = [
     "steps",
     "test_error",
     "validation_error",
+    "train_accuracy",
     "proxy_seconds",
     "scoring_seconds",
     "target_seconds",
@@ -70,8 +72,9 @@ def end_to_end_runs(target_runs: pd.DataFrame, proxy_runs: pd.DataFrame, scoring
     method = scoring_runs["method"].astype(object).fillna("") if "method" in scoring_runs else pd.Series("", index=scoring_runs.index)
     scoring_cost = scoring_runs[method == ""].groupby("proxy")["scoring_seconds"].sum()
     method_cost = scoring_runs[method != ""].groupby([scoring_runs["proxy"], method])["scoring_seconds"].sum()
-    # Without a validation split (dataset.validation) the validation_error column stays empty.
-    runs = target_runs.reindex(columns=RUN_COLUMNS[: RUN_COLUMNS.index("validation_error") + 1])
+    # Without a validation split (dataset.validation) the validation_error column stays empty,
+    # and train_accuracy (the final epoch's, from history.csv) where the runs' histories were not read.
+    runs = target_runs.reindex(columns=RUN_COLUMNS[: RUN_COLUMNS.index("train_accuracy") + 1])
     runs = runs.assign(
         proxy=runs["proxy"].astype(object).fillna(""), metric=runs["metric"].astype(object).fillna(""),
         target_seconds=target_runs["seconds"],
@@ -137,6 +140,22 @@ def load_runs(metric_files: list[str | Path], role: str) -> pd.DataFrame:
     """
     runs = pd.DataFrame([stage_files.read_run_metrics(path, role) for path in metric_files])
     return runs.reindex(columns=["proxy", "seed", "seconds"]) if role == "proxy" else runs
+
+
+def final_train_accuracy(metrics_file: str | Path) -> float:
+    """The last epoch's training accuracy (percent) in the history.csv beside a run's
+    metrics.json: how well the run fitted what it trained on. NaN where the run wrote no
+    history or no accuracy."""
+    history_file = Path(metrics_file).with_name("history.csv")
+    if not history_file.is_file():
+        return float("nan")
+    try:
+        history = pd.read_csv(history_file)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise StageInputError(f"{history_file}: not a readable history ({error}); rerun the training that wrote it") from None
+    if "train_accuracy" not in history or history.empty:
+        return float("nan")
+    return float(history["train_accuracy"].iloc[-1])
 
 
 def write_summary(summary: pd.DataFrame, path: str | Path) -> None:

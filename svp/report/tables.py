@@ -25,7 +25,7 @@ from svp.errors import StageInputError
 from svp.io import atomic_path
 from svp.plan import BUDGET, RANDOM
 from svp.report.render import html_page, html_sections, markdown_sections
-from svp.report.summary import end_to_end_runs, load_runs, load_scoring
+from svp.report.summary import end_to_end_runs, final_train_accuracy, load_runs, load_scoring
 
 BUDGET_DESCRIPTION = "none: full data, fewer epochs"
 RANDOM_DESCRIPTION = "none: random subset"
@@ -228,12 +228,11 @@ def write_results_tables(
 def write_run_table(
     *, target_metrics: list[str | Path], proxy_metrics: list[str | Path], score_files: list[str | Path], out: str | Path
 ) -> pd.DataFrame:
-    """Every target run with its test error and end-to-end cost (``summary.RUN_COLUMNS``)."""
-    runs = end_to_end_runs(
-        load_runs(target_metrics, "target"),
-        load_runs(proxy_metrics, "proxy"),
-        load_scoring(score_files),
-    )
+    """Every target run with its test error, end-to-end cost and final training accuracy
+    (``summary.RUN_COLUMNS``; the history.csv beside each metrics.json)."""
+    targets = load_runs(target_metrics, "target")
+    targets["train_accuracy"] = [final_train_accuracy(path) for path in target_metrics]
+    runs = end_to_end_runs(targets, load_runs(proxy_metrics, "proxy"), load_scoring(score_files))
     with atomic_path(out) as tmp:
         runs.to_csv(tmp, index=False, float_format="%.6g")
     return runs

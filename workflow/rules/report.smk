@@ -1,6 +1,7 @@
-# What the results mean: the paper-form results table, figures of error, time and
-# learning curves, the correlation between example orders (the paper's Figure 3), and
-# what each subset holds (class composition, proxy agreement and error, warnings).
+# What the results mean: the verdict (which selection to trust, by validation error), the
+# paper-form results table, figures of error, time and learning curves, the correlation
+# between example orders (the paper's Figure 3), and what each subset holds (class
+# composition, proxy agreement and error, warnings).
 # Every output marked report(...) goes into `snakemake --report report.html`, with the
 # caption of the same name in workflow/report/.
 
@@ -37,6 +38,10 @@ use rule score_method as score_target_method with:
 rule tabulate_runs:
     input:
         targets=all_target_metrics() + all_budget_metrics(),
+        # read beside each metrics.json, for the runs' final training accuracy
+        histories=workflow_inputs.history_files(
+            all_target_metrics() + all_budget_metrics()
+        ),
         proxies=all_proxy_metrics(),
         scores=all_score_files() + all_method_score_files(),
     output:
@@ -214,6 +219,38 @@ rule tabulate_subsets:
         "svp report subsets --data {params.data_dir:q} --subsets {input.subsets:q} --ranks {input.ranks:q}"
         " --scores {input.scores:q} --proxies {input.proxies:q} --csv {output.csv:q}"
         " --markdown {output.markdown:q} --html {output.html:q} > {log:q} 2>&1"
+
+
+rule write_verdict:
+    input:
+        runs=rules.tabulate_runs.output.runs,
+        subsets=rules.tabulate_subsets.output.csv,
+        proxies=all_proxy_metrics(),
+        manifest=rules.prepare_data.output.manifest,
+    output:
+        csv=report(
+            f"{REPORT}/verdict.csv",
+            caption="../report/verdict.rst",
+            category="0. Verdict",
+            labels={"table": "verdict (CSV)"},
+        ),
+        markdown=f"{REPORT}/verdict.md",
+        html=report(
+            f"{REPORT}/verdict.html",
+            caption="../report/verdict.rst",
+            category="0. Verdict",
+            labels={"table": "verdict"},
+        ),
+        text=f"{REPORT}/verdict.txt",
+    log:
+        f"{RESULTS}/logs/write_verdict.log",
+    params:
+        data_dir=data_dir,
+        svp_version=SVP_VERSION,
+    shell:
+        "svp report verdict --runs {input.runs:q} --data {params.data_dir:q} --subsets {input.subsets:q}"
+        " --proxies {input.proxies:q} --csv {output.csv:q} --markdown {output.markdown:q}"
+        " --html {output.html:q} --text {output.text:q} > {log:q} 2>&1"
 
 
 rule plot_class_composition:

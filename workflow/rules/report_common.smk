@@ -81,5 +81,13 @@ def subset_report_files():
     return [*rules.tabulate_subsets.output, rules.plot_class_composition.output.figure]
 
 
+def verdict_files():
+    """The verdict, wherever targets train on subsets (without a validation split it says
+    how to get one); none otherwise."""
+    if not all_subset_files():
+        return []
+    return list(rules.write_verdict.output)
+
+
 def report_command():
     return workflow_inputs.report_command(RESULTS, workflow.config_settings.configfiles)

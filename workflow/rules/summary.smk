@@ -25,6 +25,9 @@ rule summarize:
 
 
 onsuccess:
+    # The verdict leads: what the run decided, from the validation split alone.
+    if verdict_files() and os.path.exists(rules.write_verdict.output.text):
+        shell("cat {rules.write_verdict.output.text:q}")
     if os.path.exists(rules.summarize.output.summary):
         shell("svp show-summary {rules.summarize.output.summary:q}")
     if os.path.exists(rules.tabulate_subsets.output.csv):
