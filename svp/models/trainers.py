@@ -74,7 +74,7 @@ TORCH = Trainer(
     implementation="svp.training.torch_trainer",
     settings=(
         "lr_schedule", "batch_size", "momentum", "weight_decay", "nesterov", "eval_batch_size", "eval_every",
-        "mixed_precision",
+        "mixed_precision", "weights",
     ),
     text_settings=("text_length",),  # characters a character-level model reads
     checkpoint_keys=frozenset({"state_dict", "in_channels"}),

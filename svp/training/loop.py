@@ -54,6 +54,7 @@ class TrainingSettings:
     eval_every: int = SCHEMA_DEFAULTS["eval_every"]  # epochs between test-set evaluations for the learning curve; 0: final only
     mixed_precision: bool = SCHEMA_DEFAULTS["mixed_precision"]  # bfloat16 autocast, on CUDA only
     text_length: int = DEFAULT_LENGTH  # characters per text, for character-level text models
+    weights: str | None = None  # start from these weights: torchvision's by name, or a local checkpoint's path
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingSettings":
@@ -112,6 +113,10 @@ def _checked_setting(name: str, value):
         return _whole_number(name, value, WHOLE_SETTINGS[name])
     if name in NUMBER_SETTINGS:
         return _number(name, value, below=NUMBER_SETTINGS[name])
+    if name == "weights":
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"training setting 'weights': {value!r} is not torchvision weights' name or a checkpoint's path")
+        return value
     if name in FLAG_SETTINGS:
         if not isinstance(value, bool):
             raise ConfigError(f"training setting {name!r}: {value!r} is not true or false")

@@ -17,7 +17,8 @@ import torch
 
 from svp.data.encoding import DEFAULT_LENGTH, VOCAB_SIZE
 from svp.errors import StageInputError
-from svp.models import networks
+from svp.models import networks, torchvision_models
+from svp.models.specs import is_torchvision_model
 from svp.models.trainers import REMAKE_CHECKPOINT, FittedModel, Predictions, ScoringJob, TrainingJob, first_sentence
 from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY, ForgettingTracker
 from svp.training.loop import ImageData, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train
@@ -36,7 +37,10 @@ def fit(job: TrainingJob) -> FittedModel:
     test_data = model_inputs(*job.test, job.manifest, device, settings.text_length)
     train_index = torch.from_numpy(job.train_index).to(device)
     torch.manual_seed(job.seed)  # the model's initial weights
-    model = _in_layout(networks.create_model(job.model_name, job.manifest["num_classes"], train_data.in_channels), train_data)
+    model = networks.create_model(job.model_name, job.manifest["num_classes"], train_data.in_channels, settings.weights)
+    if is_torchvision_model(job.model_name):  # before any epoch: a size it cannot read would fail in the first step
+        torchvision_models.check_input(model, job.model_name, job.manifest["image_shape"])
+    model = _in_layout(model, train_data)
     print(
         f"training {job.model_name} ({networks.count_parameters(model):,} parameters) on {len(train_index):,} "
         f"of {len(train_data):,} examples for {settings.epochs} epochs on {device}, seed {job.seed}",
@@ -131,7 +135,7 @@ def torch_model(checkpoint: dict, path) -> torch.nn.Module:
     model = networks.create_model(checkpoint["model_name"], checkpoint["num_classes"], checkpoint["in_channels"])
     try:
         model.load_state_dict(checkpoint["state_dict"])
-    except (RuntimeError, TypeError, AttributeError) as error:  # keys or shapes that are not this model's
+    except (RuntimeError, TypeError, AttributeError, KeyError) as error:  # keys or shapes that are not this model's
         raise StageInputError(
             f"{path}: its weights do not fit model {checkpoint['model_name']!r} ({first_sentence(error)}); {REMAKE_CHECKPOINT}"
         ) from None
