@@ -2,7 +2,9 @@
 
 The whole data set is held as one uint8 tensor on the training device (the GPU when
 there is one): images as (N, C, H, W) pixels stored channels-last (:class:`ImageData`),
-texts as (N, length) character codes (:class:`TextData`). A subset is an index tensor, batches are gathered
+texts as (N, length) character codes (:class:`TextData`). Images too large for that are
+read from disk by DataLoader workers instead (``svp.training.disk_data``); the loop asks
+either for its batches (``training_batches``, ``inference_batches``) and is the same. A subset is an index tensor, batches are gathered
 by index, and image augmentation (random crop with zero padding, horizontal flip) is
 applied to the whole batch at once; texts are not augmented. Optimisation follows the
 SVP authors' CIFAR code: SGD with momentum and weight decay and a piecewise-constant
@@ -199,6 +201,15 @@ class ImageData:
         images = augment_batch(self.pixels(index), augment["crop_padding"], augment["flip"], generator)
         return self.normalise(images), self.labels.index_select(0, index)
 
+    def training_batches(self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator):
+        """(index, inputs, labels) of each batch of ``order``, augmented unless ``augment`` is None."""
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            yield (index, *(self.batch(index) if augment is None else self.augmented_batch(index, augment, generator)))
+
+    def inference_batches(self, batch_size: int):
+        return _inference_batches(self, batch_size)
+
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) pixels to float, less the channel mean, over the channel std.
 
@@ -244,6 +255,15 @@ class TextData:
         """Character codes (int64, for an embedding) and labels of the examples in ``index``."""
         return _rows(self.characters, index).long(), _rows(self.labels, index)
 
+    def training_batches(self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator):
+        """(index, inputs, labels) of each batch of ``order``; texts are not augmented."""
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            yield (index, *self.batch(index))
+
+    def inference_batches(self, batch_size: int):
+        return _inference_batches(self, batch_size)
+
     @property
     def in_channels(self) -> int:
         return VOCAB_SIZE
@@ -251,6 +271,12 @@ class TextData:
     @property
     def device(self) -> torch.device:
         return self.characters.device
+
+
+def _inference_batches(data, batch_size: int):
+    """(inputs, labels) of every example, in order, un-augmented: views of the data, not copies."""
+    for start in range(0, len(data), batch_size):
+        yield data.batch(slice(start, start + batch_size))
 
 
 def _rows(tensor: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
@@ -313,8 +339,7 @@ def predict_logits(
     device = data.device
     outputs = []
     with autocast(device, mixed_precision):
-        for start in range(0, len(data), batch_size):
-            inputs, _ = data.batch(slice(start, start + batch_size))  # a view of the pixels, not a copy
+        for inputs, _ in data.inference_batches(batch_size):
             outputs.append(model(inputs).float())
     # Copied to the CPU once: a copy per batch would stall a GPU at every batch.
     return torch.cat(outputs).cpu() if outputs else torch.empty(0)
@@ -402,12 +427,9 @@ def train(
         shuffled = train_index[torch.randperm(len(train_index), generator=generator, device=device)]
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        for batch in progress(range(batches_per_epoch), f"epoch {epoch + 1}", leave=False):
-            index = shuffled[batch * settings.batch_size : (batch + 1) * settings.batch_size]
-            if augmenting:
-                inputs, labels = train_data.augmented_batch(index, augment, generator)
-            else:
-                inputs, labels = train_data.batch(index)
+        # In memory, gathered from the device's copy; from disk, decoded by DataLoader workers (svp.training.disk_data).
+        batches = train_data.training_batches(shuffled, settings.batch_size, augment if augmenting else None, generator)
+        for index, inputs, labels in progress(batches, f"epoch {epoch + 1}", total=batches_per_epoch, leave=False):
             with autocast(device, settings.mixed_precision):
                 logits = model(inputs)
                 loss = F.cross_entropy(logits.float(), labels)

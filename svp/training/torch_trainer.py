@@ -127,6 +127,10 @@ def model_inputs(x, y, manifest: dict, device: torch.device, text_length: int = 
     """One prepared split as a torch model reads it, on ``device``."""
     if manifest.get("modality", "image") == "text":
         return TextData.from_texts(x, y, text_length, device)
+    if manifest.get("storage") == "disk":  # files read as the model goes (svp.data.disk)
+        from svp.training.disk_data import DiskImageData
+
+        return DiskImageData.from_split(x, y, manifest, device)
     return ImageData.from_arrays(x, y, manifest["mean"], manifest["std"], device)
 
 
@@ -145,7 +149,7 @@ def torch_model(checkpoint: dict, path) -> torch.nn.Module:
 def _in_layout(model: torch.nn.Module, inputs: ImageData | TextData) -> torch.nn.Module:
     """``model`` on the inputs' device; image models channels-last, the layout of their batches."""
     model = model.to(inputs.device)
-    return model.to(memory_format=torch.channels_last) if isinstance(inputs, ImageData) else model
+    return model if isinstance(inputs, TextData) else model.to(memory_format=torch.channels_last)
 
 
 # glibc's mallopt parameters, and the size under which freed memory stays in the process.
