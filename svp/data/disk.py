@@ -114,6 +114,17 @@ def list_split(folder: Path, option: str = "path") -> tuple[list[str], list[tupl
     return classes, samples
 
 
+def count_images(folder: Path) -> int:
+    """Image files in ``folder``'s class folders, counted without checking anything (to choose where to hold them)."""
+    try:
+        return sum(
+            1 for entry in os.scandir(folder) if entry.is_dir()
+            for image in os.scandir(entry.path) if image.name.lower().endswith(IMAGE_EXTENSIONS)
+        )
+    except OSError:  # the builder that reads the folder says what is wrong with it
+        return 0
+
+
 def listing_digest(paths) -> str:
     """sha256 of a split's sorted relative paths: the checksum of the list."""
     digest = hashlib.sha256()

@@ -468,7 +468,7 @@ def _image_folder_storage(options: Mapping, root: Path) -> str:
     if storage not in ("auto", "memory", "disk"):
         raise DataError(f"config key {config_key('storage')}: expected auto, memory or disk, got {storage!r}")
     if storage == "auto":
-        files = sum(len(disk.list_split(root / split)[1]) for split in ("train", "test"))
+        files = sum(disk.count_images(root / split) for split in ("train", "test"))
         side = int_option(options, "image_size", None, minimum=1) or disk.DEFAULT_IMAGE_SIZE
         storage = "disk" if files * side * side * options.get("channels", 3) > AUTO_MEMORY_BYTES else "memory"
         print(f"image_folder: {files:,} images at {side}x{side} read from {storage} (dataset.storage: auto)", flush=True)
