@@ -25,13 +25,16 @@ def wnid(label: int) -> str:
     return f"n{1_000_000 + label * 7_919:08d}"
 
 
-def _pixels(rng: np.random.Generator, label: int, classes: int, width: int, height: int) -> np.ndarray:
-    """(height, width, 3) uint8: the class's colour and stripes, plus noise; drawn small and scaled up (cheap)."""
+def _pixels(rng: np.random.Generator, label: int, width: int, height: int, grain: np.ndarray) -> np.ndarray:
+    """(height, width, 3) uint8: the class's colour and stripes under noise, drawn small and scaled up
+    (cheap), plus fine grain cut from ``grain`` at a random place, so the JPEGs weigh about what
+    photographs of their size do (smooth images would compress to a tenth)."""
     hue = np.array([np.sin(label * 2.1), np.sin(label * 2.1 + 2.1), np.sin(label * 2.1 + 4.2)]) * 80 + 128
     stripes = (np.arange(16)[:, None] * (1 + label % 5) // 4 % 2) * (40 if (label // 5) % 2 else -40)
     small = hue[None, None, :] + stripes[:, :, None] + rng.normal(0, 35, (16, 16, 3))
     image = Image.fromarray(np.clip(small, 0, 255).astype(np.uint8)).resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(image)
+    top, left = rng.integers(0, grain.shape[0] - height + 1), rng.integers(0, grain.shape[1] - width + 1)
+    return np.clip(np.asarray(image, dtype=np.int16) + grain[top : top + height, left : left + width], 0, 255).astype(np.uint8)
 
 
 def _encode(pixels: np.ndarray, kind: str, quality: int) -> bytes:
@@ -57,6 +60,7 @@ def make_tree(
 ) -> dict:
     """Write the tree under ``root`` (train/ and val/); return counts of what was written."""
     rng = np.random.default_rng(seed)
+    grain = rng.normal(0, 12, (max_side + 64, max_side + 64, 3)).astype(np.int16)
     root = Path(root)
     counts = {"train": 0, "val": 0, "gray": 0, "cmyk": 0, "png": 0, "bytes": 0}
     val_number = 0
@@ -71,7 +75,7 @@ def make_tree(
                 height = int(np.clip(side / np.sqrt(aspect), 16, max_side))
                 draw = rng.random()
                 kind = "png" if (label == 0 and i == 1) else "gray" if draw < 0.05 else "cmyk" if draw < 0.07 else "rgb"
-                content = _encode(_pixels(rng, label, classes, width, height), kind, quality)
+                content = _encode(_pixels(rng, label, width, height, grain), kind, quality)
                 if split == "train":
                     name = f"{wnid(label)}_{i}.JPEG"
                 else:
