@@ -101,12 +101,13 @@ class DiskImageData:
         return images.float().div_(255).sub_(self.mean).div_(self.std)
 
     def training_batches(self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator):
-        """(index, inputs, labels) of each batch of ``order`` (indices), in order, augmented unless ``augment`` is None."""
+        """(index, inputs, labels) of each batch of ``order`` (indices), in order, always random-resized
+        crops (flipped where the data set flips): ``augment``, the in-memory path's crop and flip, is not read."""
         # One draw per epoch from the run's generator seeds the workers' crops and flips.
         seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
         indices = order.cpu().tolist()
         batches = [indices[start : start + batch_size] for start in range(0, len(indices), batch_size)]
-        yield from self._batches(batches, train=augment is not None, seed=seed)
+        yield from self._batches(batches, train=True, seed=seed)
 
     def inference_batches(self, batch_size: int):
         """(inputs, labels) of every example, in order, un-augmented."""
