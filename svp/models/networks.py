@@ -54,6 +54,7 @@ from svp.models.specs import (  # noqa: F401
     training_defaults,
 )
 from svp.data.encoding import VOCAB_SIZE
+from svp.errors import ConfigError
 from svp.models.trainers import TORCH
 from svp.models.vdcnn import VDCNN
 
@@ -98,7 +99,7 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, weights: str
     else:
         model = _create_registered(name, num_classes, in_channels)
         if weights is not None and local is None:
-            raise ValueError(
+            raise ConfigError(
                 f"weights {weights!r}: named weights are torchvision's, for torchvision/<name> models; for {name!r} "
                 "give the path of a local checkpoint"
             )

@@ -4,8 +4,8 @@ The whole data set is held as one uint8 tensor on the training device (the GPU w
 there is one): images as (N, C, H, W) pixels stored channels-last (:class:`ImageData`),
 texts as (N, length) character codes (:class:`TextData`). Images too large for that are
 read from disk by DataLoader workers instead (``svp.training.disk_data``); the loop asks
-either for its batches (``training_batches``, ``inference_batches``) and is the same. A subset is an index tensor, batches are gathered
-by index, and image augmentation (random crop with zero padding, horizontal flip) is
+either for its batches (``training_batches``, ``inference_batches``) and is the same.
+In memory a subset is an index tensor, batches are gathered by index, and image augmentation (random crop with zero padding, horizontal flip) is
 applied to the whole batch at once; texts are not augmented. Optimisation follows the
 SVP authors' CIFAR code: SGD with momentum and weight decay and a piecewise-constant
 learning rate, one value per epoch.
