@@ -162,7 +162,7 @@ def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
     data = DATASETS[name]({key: value for key, value in options.items() if key != VALIDATION_KEY})
     modality = getattr(data, "modality", "image")
     held = hold_out_validation(data, share, modality) if share is not None else None
-    if modality == "text":
+    if hasattr(data, "split_arrays"):  # texts, and images read from disk (svp.data.disk): lists, not pixels
         data.validate(name)
         arrays = data.split_arrays()
         fields = data.manifest_fields(arrays)  # from the training split only: nothing of validation leaks
@@ -373,6 +373,22 @@ def _read_split(path: Path, sha256: str | None, modality: str = "image") -> tupl
     return x, y
 
 
+def _read_disk_split(path: Path, manifest: dict, split: str):
+    """(svp.data.disk.DiskSplit, labels) of a data set read from disk, its list checked against its sha256."""
+    from svp.data.disk import read_split
+
+    if not path.is_file():
+        raise DataError(f"{path}: missing; {PREPARE_HINT}")
+    if file_digest(path) != manifest["checksums"][path.name]:
+        raise DataError(f"{path}: its sha256 differs from the one in {MANIFEST_FILE} (corrupt or replaced); {PREPARE_HINT}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: unreadable ({error}); {PREPARE_HINT}") from None
+    return read_split(arrays, manifest, split, path, PREPARE_HINT)
+
+
 def load_prepared(
     out_dir: str | os.PathLike,
 ) -> tuple[tuple[Any, np.ndarray], tuple[Any, np.ndarray], dict]:
@@ -390,6 +406,11 @@ def load_prepared(
         raise DataError(f"{out / MANIFEST_FILE}: {what} missing; the file was edited or damaged; {PREPARE_HINT}")
     splits = []
     for split, name in SPLIT_FILES.items():
+        if manifest.get("storage") == "disk":  # the file list; the images stay where they are
+            x, y = _read_disk_split(out / name, manifest, split)
+            _check_split_against_manifest(manifest, out / MANIFEST_FILE, split, x, y)
+            splits.append((x, y))
+            continue
         x, y = _read_split(out / name, manifest["checksums"][name], modality)
         _check_split_against_manifest(manifest, out / MANIFEST_FILE, split, x, y)
         splits.append((x, y))

@@ -54,14 +54,37 @@ def declare_model(name: str, spec: ModelSpec | None = None) -> ModelSpec:
 
 
 def list_models() -> list[str]:
-    """Registered model names, sorted."""
+    """Registered model names, sorted (``torchvision/<name>`` models come on top of these)."""
     return sorted(MODEL_SPECS)
 
 
+# Any classifier of torchvision.models, by name: `torchvision/resnet50`. They are image
+# models trained by the torch loop with the schema's defaults; whether torchvision has the
+# name is checked by svp.models.torchvision_models (which imports torchvision) when a
+# config or a job names one, not here.
+TORCHVISION_PREFIX = "torchvision/"
+TORCHVISION_SPEC = ModelSpec()
+
+
+def is_torchvision_model(name) -> bool:
+    """``name`` has the form ``torchvision/<name>`` (whether torchvision has it is not checked)."""
+    return isinstance(name, str) and name.startswith(TORCHVISION_PREFIX) and len(name) > len(TORCHVISION_PREFIX)
+
+
+def is_model(name) -> bool:
+    """``name`` is a registered model or a ``torchvision/<name>`` model."""
+    return name in MODEL_SPECS or is_torchvision_model(name)
+
+
 def model_spec(name: str) -> ModelSpec:
-    """The spec of the registered model ``name``."""
+    """The spec of the registered model ``name``, or of a ``torchvision/<name>`` model."""
+    if is_torchvision_model(name) and name not in MODEL_SPECS:
+        return TORCHVISION_SPEC
     if name not in MODEL_SPECS:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+        raise ValueError(
+            f"unknown model {name!r}; registered models: {', '.join(list_models())}, or {TORCHVISION_PREFIX}<name> "
+            "for a torchvision.models classifier"
+        )
     return MODEL_SPECS[name]
 
 

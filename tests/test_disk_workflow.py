@@ -1,0 +1,43 @@
+"""The whole DAG through Snakemake on images read from disk: a tiny synthetic ImageNet-layout
+tree, an svp proxy and a torchvision target, subsets, the summary and the report."""
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from test_workflow import snakemake
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from imagenet_tree import make_tree  # noqa: E402
+
+pytestmark = pytest.mark.workflow
+
+SHORT = {"batch_size": 16, "lr_schedule": [{"epochs": 1, "lr": 0.05}], "eval_batch_size": 64}
+
+
+def test_the_dag_runs_on_imagenet_read_from_disk(tmp_path, monkeypatch):
+    make_tree(tmp_path / "imagenet", classes=3, train_per_class=12, val_per_class=3, min_side=24, max_side=64)
+    config = {
+        "experiment": "tiny",
+        "dataset": {"name": "imagenet", "path": str(tmp_path / "imagenet"), "image_size": 16},
+        "proxies": {"cnn": {"model": "small_cnn", "training": SHORT}},
+        "targets": {"r18": {"model": "torchvision/resnet18", "training": SHORT}},
+        "selection": {"metrics": ["entropy", "kcenter"], "fractions": [0.5, 1.0]},
+        "scoring": {"batch_size": 64},
+    }
+    monkeypatch.setenv("SVP_LOADER_WORKERS", "1")
+    snakemake(tmp_path, config=config)
+    results = tmp_path / "results/tiny"
+    assert json.loads((results / "data/manifest.json").read_text())["storage"] == "disk"
+    summary = pd.read_csv(results / "summary.csv")
+    assert set(summary["selection"]) == {"cnn-entropy", "cnn-kcenter", "random", "full"}
+    assert summary["error_mean"].between(0, 100).all()
+    for selection in ("cnn-entropy", "cnn-kcenter", "random"):
+        metrics = json.loads((results / f"targets/r18/{selection}/0.5/seed0/metrics.json").read_text())
+        assert metrics["n_train"] == 18 and metrics["model"] == "torchvision/resnet18"
+    report = results / "report"
+    for name in ("results.md", "runs.csv", "subsets.md", "error_vs_fraction.png", "learning_curves.png", "class_composition.png"):
+        assert (report / name).stat().st_size > 0, name
