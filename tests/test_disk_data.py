@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from svp.data import load_labels, load_prepared, prepare_dataset
+from svp.data import load_labels, load_prepared, load_validation, prepare_dataset
 from svp.errors import DataError, StageInputError
 from svp.stages import score_run, train_run
 from svp.training import disk_data
@@ -205,3 +205,95 @@ def test_image_folder_picks_memory_or_disk_and_the_config_can_force_either(copy,
     assert prepare_dataset({**options, "storage": "disk"}, tmp_path / "disk")["storage"] == "disk"
     with pytest.raises(DataError, match="only for images read from disk"):
         prepare_dataset({**options, "storage": "memory", "skip_bad_images": True}, tmp_path / "memory")
+
+
+# --------------------------------------------------------------------------- with a validation split
+
+
+@pytest.fixture(scope="module")
+def prepared_with_validation(tree, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared_validation")
+    prepare_dataset({"name": "imagenet", "path": str(tree), "image_size": 16, "validation": 0.2}, out)
+    return out
+
+
+def test_a_validation_split_of_disk_data_is_a_share_of_the_training_list(tree, prepared, prepared_with_validation):
+    """dataset.validation on images read from disk: 2 of each class's 10 training images listed
+    in validation.npz, out of train.npz, the files left where they are; the test split untouched."""
+    manifest = json.loads((prepared_with_validation / "manifest.json").read_text())
+    assert manifest["n_train"] == 24 and manifest["n_validation"] == 6 and manifest["n_test"] == 9
+    assert manifest["validation"]["share"] == 0.2 and set(manifest["counts"]["validation"].values()) == {2}
+    assert "validation.npz" in manifest["checksums"] and sum(f.stat().st_size for f in prepared_with_validation.iterdir()) < 10_000
+    (x_train, y_train), (x_test, _), _ = load_prepared(prepared_with_validation)
+    x_held, y_held = load_validation(prepared_with_validation)
+    (x_all, y_all), _, _ = load_prepared(prepared)
+    assert x_held.folder == x_train.folder == tree / "train" and x_test.paths == load_prepared(prepared)[1][0].paths
+    assert not set(x_held.paths) & set(x_train.paths) and set(x_held.paths) | set(x_train.paths) == set(x_all.paths)
+    # Labels and sizes travel with their paths.
+    row = {path: (label, tuple(size)) for path, label, size in zip(x_all.paths, y_all, x_all.sizes)}
+    for x, y in ((x_train, y_train), (x_held, y_held)):
+        assert [row[path] for path in x.paths] == [(label, tuple(size)) for label, size in zip(y, x.sizes)]
+    assert list(load_labels(prepared_with_validation)) == list(y_train)  # what a random selection draws from
+
+
+def test_an_image_folders_statistics_come_from_its_training_images_only(copy, tmp_path):
+    from svp.data.disk import _channel_statistics
+
+    (copy / "val").rename(copy / "test")
+    options = {"name": "image_folder", "path": str(copy), "image_size": 16, "storage": "disk"}
+    manifest = prepare_dataset({**options, "validation": 0.3}, tmp_path / "out")
+    (x_train, _), _, _ = load_prepared(tmp_path / "out")
+    x_held, _ = load_validation(tmp_path / "out")
+    assert len(x_train) == 21 and len(x_held) == 9
+    assert (manifest["mean"], manifest["std"]) == _channel_statistics(copy / "train", x_train.paths, 16)
+    everything = _channel_statistics(copy / "train", sorted(x_train.paths + x_held.paths), 16)
+    assert manifest["mean"] != everything[0]  # the held-out images would have moved it
+
+
+def test_a_run_on_disk_data_reports_its_validation_error_and_never_trains_or_scores_on_it(prepared_with_validation, tmp_path, monkeypatch):
+    from svp.stages import read_model_checkpoint
+    from svp.trainers import torch_trainer
+    from svp.trainers.base import ScoringJob
+
+    monkeypatch.setenv("SVP_LOADER_WORKERS", "0")
+    opened = []
+    original = disk_data.DiskImages.__getitem__
+    monkeypatch.setattr(disk_data.DiskImages, "__getitem__", lambda self, i: opened.append((self.split.paths[i], self.transform)) or original(self, i))
+    training = {"batch_size": 8, "lr_schedule": [{"epochs": 2, "lr": 0.05}], "eval_every": 0}
+    metrics = train_run(
+        model_name="small_cnn", training=training, seed=0, data_dir=prepared_with_validation, model_out=tmp_path / "model.pt",
+        history_out=tmp_path / "history.csv", metrics_out=tmp_path / "metrics.json", threads=1,
+    )
+    x_held, y_held = load_validation(prepared_with_validation)
+    (x_train, _), _, manifest = load_prepared(prepared_with_validation)
+    trained = {path for path, transform in opened if "RandomResizedCrop" in repr(transform)}
+    evaluated = [path for path, transform in opened if "CenterCrop" in repr(transform)]
+    assert trained == set(x_train.paths) and not trained & set(x_held.paths)
+    assert metrics["n_train"] == 24 and 0.0 <= metrics["validation_error"] <= 100.0
+    assert set(x_held.paths) <= set(evaluated)  # evaluated once, un-augmented, for its error
+    job = ScoringJob(checkpoint=read_model_checkpoint(tmp_path / "model.pt"), checkpoint_path=tmp_path / "model.pt",
+                     train=(x_held, y_held), manifest=manifest, data_dir=prepared_with_validation, batch_size=4, workdir=tmp_path)
+    predictions = torch_trainer.predict(job)
+    assert metrics["validation_error"] == pytest.approx(100.0 * np.mean(predictions.outputs.argmax(1) != y_held))
+    scores = score_run(checkpoint=tmp_path / "model.pt", data_dir=prepared_with_validation, scores_out=tmp_path / "s.parquet", threads=1)
+    assert len(scores) == 24  # the training list only: never scored, so never selected
+
+
+def test_a_change_to_the_training_folder_is_told_against_both_lists(prepared_with_validation, tree, tmp_path):
+    """A held-out file deleted is named as gone (not silently ignored), and the validation list's
+    files are not taken for added ones, whichever split is read."""
+    copied = tmp_path / "tree"
+    shutil.copytree(tree, copied)
+    out = tmp_path / "out"
+    prepare_dataset({"name": "imagenet", "path": str(copied), "image_size": 16, "validation": 0.2}, out)
+    held = load_validation(out)[0].paths[0]
+    (copied / "train" / held).unlink()
+    for read in (load_prepared, load_validation):
+        with pytest.raises(DataError) as error:
+            read(out)
+        assert f"1 file(s) gone ({held})" in str(error.value) and "added" not in str(error.value)
+
+
+def test_a_validation_share_leaving_a_class_empty_is_refused_naming_the_key(tree, tmp_path):
+    with pytest.raises(DataError, match=r"config key dataset.validation: 0.95 leaves class 'n0100000\d'"):
+        prepare_dataset({"name": "imagenet", "path": str(tree), "image_size": 16, "validation": 0.95}, tmp_path / "out")

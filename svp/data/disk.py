@@ -7,6 +7,12 @@ of those files is the checksum of the list, and each split's listing is checked 
 the folder again whenever a job reads it: a file deleted or a class folder added since
 preparation stops the job naming them, before any image is read.
 
+With ``dataset.validation`` the validation split (``svp.data.validation``) is a share of
+the training list, written as ``validation.npz`` in the same form: its images stay in the
+training folder, but no job trains on, scores or selects them; each run's error on them
+is its ``validation_error``. An image_folder's channel statistics are estimated from the
+training list once that share is out.
+
 Jobs then decode the images as they train or score (``svp.training.disk_data``: a
 map-style dataset read by DataLoader workers), so a 30 % subset reads 30 % of the files.
 Training takes a random-resized crop and a flip; scoring and evaluation resize and take
@@ -29,7 +35,7 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -206,6 +212,12 @@ def unpack_paths(blob: np.ndarray, ends: np.ndarray) -> list[str]:
     return [data[s:e].decode("utf-8") for s, e in zip(starts.tolist(), ends.tolist())]
 
 
+def list_arrays(paths: list[str], y: np.ndarray, sizes: np.ndarray) -> dict:
+    """A split's list as its .npz holds it: labels, the packed paths and each image's (width, height)."""
+    blob, ends = pack_paths(paths)
+    return {"y": y, "path_bytes": blob, "path_ends": ends, "sizes": sizes}
+
+
 @dataclass
 class PreparedDisk:
     """A data set read from disk, as its builder returns it: the lists, not the pixels."""
@@ -220,8 +232,8 @@ class PreparedDisk:
     listings: dict  # split -> listing_digest of every image file found (skipped ones too)
     skipped: dict  # split -> [(relative path, problem)]
     image_size: int
-    mean: list[float]
-    std: list[float]
+    mean: list[float] | None  # None: estimated from the training images once the validation split is out
+    std: list[float] | None
     flip: bool
     source: str
     modes: dict = field(default_factory=dict)
@@ -244,14 +256,21 @@ class PreparedDisk:
                 raise DataError(f"data set {name!r}: no readable image in {self.root / self.split_folders[split]}")
         check_classes(name, self.classes, self.y_train, self.y_test)
 
+    def hold_out(self, train: np.ndarray, held: np.ndarray) -> dict:
+        """Take the training rows ``held`` out as the validation split (``svp.data.validation``),
+        keeping ``train``; return the split's list {"paths", "y", "sizes"}: a share of the
+        training folder's images, which stay where they are."""
+        paths, y, sizes = self.paths["train"], self.y["train"], self.sizes["train"]
+        validation = {"paths": [paths[i] for i in held], "y": y[held], "sizes": sizes[held]}
+        self.paths["train"], self.y["train"], self.sizes["train"] = [paths[i] for i in train], y[train], sizes[train]
+        return validation
+
     def split_arrays(self) -> dict:
-        arrays = {}
-        for split in ("train", "test"):
-            blob, ends = pack_paths(self.paths[split])
-            arrays[split] = {"y": self.y[split], "path_bytes": blob, "path_ends": ends, "sizes": self.sizes[split]}
-        return arrays
+        return {split: list_arrays(self.paths[split], self.y[split], self.sizes[split]) for split in ("train", "test")}
 
     def manifest_fields(self, arrays) -> dict:
+        if self.mean is None:  # from the training list as it is now: no validation image counts
+            self.mean, self.std = _channel_statistics(self.root / self.split_folders["train"], self.paths["train"], self.image_size)
         return {
             "storage": "disk",
             "root": str(self.root),
@@ -290,7 +309,9 @@ def prepare_disk(
     name: str, options: Mapping, root: Path, split_folders: dict, mean=None, std=None
 ) -> PreparedDisk:
     """List and check both splits of ``root`` (``split_folders``: split -> folder), reading headers only
-    (every pixel with ``check_images: decode``); channel statistics from ``mean``/``std`` or a sample."""
+    (every pixel with ``check_images: decode``); channel statistics from ``mean``/``std``, or, without
+    them, from a sample of the training images when the manifest is written (after the validation
+    split, if any, is taken out)."""
     size = int_option(options, "image_size", DEFAULT_IMAGE_SIZE, minimum=8)
     if size > MAX_IMAGE_SIDE:
         raise DataError(f"config key {config_key('image_size')}: {size} is above {MAX_IMAGE_SIDE}, the largest image side svp reads")
@@ -325,8 +346,6 @@ def prepare_disk(
         for i in keep:
             modes[rows[i][2]] = modes.get(rows[i][2], 0) + 1
             formats[rows[i][3]] = formats.get(rows[i][3], 0) + 1
-    if mean is None:
-        mean, std = _channel_statistics(root / split_folders["train"], prepared["paths"]["train"], size)
     return PreparedDisk(
         name=name, root=root, split_folders=dict(split_folders), classes=classes, image_size=size, mean=mean, std=std,
         flip=flip, modes=modes, formats=formats, **prepared,
@@ -376,21 +395,45 @@ class DiskSplit:
         return (len(self.paths), self.image_size, self.image_size, 3)
 
 
-def read_split(arrays: Mapping, manifest: dict, split: str, npz_path: Path, hint: str) -> tuple[DiskSplit, np.ndarray]:
-    """(DiskSplit, labels) of a split's .npz, after checking its folder's listing is the one prepared."""
+# The split whose folder each prepared split's images are in: the validation split
+# (svp.data.validation) is a share of the training folder's.
+FOLDER_OF = {"train": "train", "test": "test", "validation": "train"}
+
+
+def paths_of(arrays: Mapping, npz_path: Path, hint: str) -> list[str]:
+    """The relative paths a split's .npz lists."""
     try:
-        y, blob, ends, sizes = (arrays[key] for key in ("y", "path_bytes", "path_ends", "sizes"))
-        paths = unpack_paths(blob, ends)
+        return unpack_paths(arrays["path_bytes"], arrays["path_ends"])
     except (KeyError, UnicodeDecodeError, ValueError) as error:
         raise DataError(f"{npz_path}: not a disk data set's file list ({error}); {hint}") from None
-    folder = Path(manifest["root"]) / manifest["split_folders"][split]
-    check_listing(folder, paths, manifest, split)
+
+
+def read_split(
+    arrays: Mapping, manifest: dict, split: str, npz_path: Path, hint: str, also_listed: Callable[[], list[str]] | None = None
+) -> tuple[DiskSplit, np.ndarray]:
+    """(DiskSplit, labels) of a split's .npz (``train``, ``test`` or ``validation``), after checking its
+    folder's listing is the one prepared. ``also_listed`` gives the paths of the other split prepared
+    from the same folder (training and validation), read only to tell what changed in it."""
+    paths = paths_of(arrays, npz_path, hint)
+    try:
+        y, sizes = arrays["y"], arrays["sizes"]
+    except KeyError as error:
+        raise DataError(f"{npz_path}: not a disk data set's file list ({error}); {hint}") from None
+    folder_split = FOLDER_OF[split]
+    folder = Path(manifest["root"]) / manifest["split_folders"][folder_split]
+    check_listing(folder, paths, manifest, folder_split, also_listed)
     size = manifest["image_shape"][0]
     return DiskSplit(folder, paths, sizes, size, int(manifest.get("resize", round(size * RESIZE_RATIO)))), y
 
 
-def check_listing(folder: Path, paths: list[str], manifest: dict, split: str) -> None:
-    """The folder still holds the files it held when prepared: none gone, none added (names only, no reads)."""
+def check_listing(
+    folder: Path, paths: list[str], manifest: dict, split: str, also_listed: Callable[[], list[str]] | None = None
+) -> None:
+    """The folder still holds the files it held when prepared: none gone, none added (names only, no reads).
+
+    ``split`` names the folder's listing in the manifest; ``also_listed``, the paths prepared
+    from it besides ``paths`` (the validation split's, held out of the training folder).
+    """
     if not folder.is_dir():
         raise DataError(f"{folder}: the images of the prepared data set are gone (moved or deleted); restore them, or {REPREPARE}")
     found = []
@@ -400,7 +443,7 @@ def check_listing(folder: Path, paths: list[str], manifest: dict, split: str) ->
     if listing_digest(found) == manifest["listings"][split]:
         return
     skipped = {row.split(": ", 1)[0] for row in manifest.get("skipped", {}).get(split, [])}
-    before, now = set(paths) | skipped, set(found)
+    before, now = set(paths) | skipped | set(also_listed() if also_listed else ()), set(found)
     gone, added = sorted(before - now), sorted(now - before)
     classes = set(manifest["classes"])
     new_classes = sorted({path.split("/", 1)[0] for path in added} - classes)

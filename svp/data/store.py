@@ -373,20 +373,32 @@ def _read_split(path: Path, sha256: str | None, modality: str = "image") -> tupl
     return x, y
 
 
-def _read_disk_split(path: Path, manifest: dict, split: str):
-    """(svp.data.disk.DiskSplit, labels) of a data set read from disk, its list checked against its sha256."""
-    from svp.data.disk import read_split
-
+def _disk_list(path: Path, manifest: dict) -> dict:
+    """The arrays of a disk data set's split list, checked against its sha256 in the manifest."""
     if not path.is_file():
         raise DataError(f"{path}: missing; {PREPARE_HINT}")
     if file_digest(path) != manifest["checksums"][path.name]:
         raise DataError(f"{path}: its sha256 differs from the one in {MANIFEST_FILE} (corrupt or replaced); {PREPARE_HINT}")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+            return {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{path}: unreadable ({error}); {PREPARE_HINT}") from None
-    return read_split(arrays, manifest, split, path, PREPARE_HINT)
+
+
+def _read_disk_split(out: Path, manifest: dict, split: str):
+    """(svp.data.disk.DiskSplit, labels) of a split of a data set read from disk: its list, checked
+    against its sha256, and its folder's listing against the manifest's."""
+    from svp.data.disk import paths_of, read_split
+
+    path = out / (VALIDATION_FILE if split == "validation" else SPLIT_FILES[split])
+    # Training and validation lists share the training folder: what changed in it is told against both.
+    other = {"train": "validation", "validation": "train"}.get(split) if "validation" in manifest else None
+    also_listed = None
+    if other is not None:
+        other_path = out / (VALIDATION_FILE if other == "validation" else SPLIT_FILES[other])
+        also_listed = lambda: paths_of(_disk_list(other_path, manifest), other_path, PREPARE_HINT)  # noqa: E731
+    return read_split(_disk_list(path, manifest), manifest, split, path, PREPARE_HINT, also_listed)
 
 
 def load_prepared(
@@ -407,7 +419,7 @@ def load_prepared(
     splits = []
     for split, name in SPLIT_FILES.items():
         if manifest.get("storage") == "disk":  # the file list; the images stay where they are
-            x, y = _read_disk_split(out / name, manifest, split)
+            x, y = _read_disk_split(out, manifest, split)
             _check_split_against_manifest(manifest, out / MANIFEST_FILE, split, x, y)
             splits.append((x, y))
             continue
@@ -418,6 +430,10 @@ def load_prepared(
 
 
 def _validation_arrays(held: dict, modality: str) -> dict[str, np.ndarray]:
+    if "paths" in held:  # images read from disk: the list of the held-out files (svp.data.disk)
+        from svp.data.disk import list_arrays
+
+        return list_arrays(held["paths"], held["y"], held["sizes"])
     if modality == "text":
         from svp.data.encoding import TextArray
 
@@ -434,7 +450,10 @@ def load_validation(out_dir: str | os.PathLike) -> tuple[Any, np.ndarray] | None
         return None
     if VALIDATION_FILE not in manifest["checksums"]:
         raise DataError(f"{out / MANIFEST_FILE}: checksum of {VALIDATION_FILE} missing; the file was edited or damaged; {PREPARE_HINT}")
-    x, y = _read_split(out / VALIDATION_FILE, manifest["checksums"][VALIDATION_FILE], manifest.get("modality", "image"))
+    if manifest.get("storage") == "disk":  # a share of the training folder's images, listed
+        x, y = _read_disk_split(out, manifest, "validation")
+    else:
+        x, y = _read_split(out / VALIDATION_FILE, manifest["checksums"][VALIDATION_FILE], manifest.get("modality", "image"))
     if "counts" in manifest and "validation" in manifest["counts"]:
         found = np.bincount(y, minlength=manifest["num_classes"]).tolist()
         if found != list(manifest["counts"]["validation"].values()):
