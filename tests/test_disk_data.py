@@ -297,3 +297,50 @@ def test_a_change_to_the_training_folder_is_told_against_both_lists(prepared_wit
 def test_a_validation_share_leaving_a_class_empty_is_refused_naming_the_key(tree, tmp_path):
     with pytest.raises(DataError, match=r"config key dataset.validation: 0.95 leaves class 'n0100000\d'"):
         prepare_dataset({"name": "imagenet", "path": str(tree), "image_size": 16, "validation": 0.95}, tmp_path / "out")
+
+
+def test_steps_on_disk_data_take_the_full_runs_steps_and_read_only_the_last_partial_passs_files(prepared, tmp_path, monkeypatch):
+    """training.length: steps on images read from disk: a subset of 18 of the 30 training images,
+    batches of 8, trains for the full data's 4 x 2 = 8 steps: passes of 3, 3 and 2 batches, the
+    last one opening the 16 files it trains on, not all 18; the rate stretched per step."""
+    import pandas as pd
+
+    from svp.training import loop
+
+    monkeypatch.setenv("SVP_LOADER_WORKERS", "0")
+    opened = []
+    original = disk_data.DiskImages.__getitem__
+    monkeypatch.setattr(disk_data.DiskImages, "__getitem__", _recorder(original, opened))
+    rates = []
+    real_sgd = loop.sgd
+
+    def recording_sgd(model, settings):
+        optimizer, step = real_sgd(model, settings)
+        return optimizer, lambda: (rates.append(optimizer.param_groups[0]["lr"]), step())
+
+    monkeypatch.setattr(loop, "sgd", recording_sgd)
+    subset = tmp_path / "subset.parquet"
+    labels = load_labels(prepared)
+    pd.DataFrame({"index": np.arange(18), "label": labels[:18]}).to_parquet(subset)
+    training = {"batch_size": 8, "lr_schedule": [{"epochs": 1, "lr": 0.1}, {"epochs": 1, "lr": 0.01}], "eval_every": 0, "length": "steps"}
+    metrics = train_run(
+        model_name="small_cnn", training=training, seed=0, data_dir=prepared, subset=subset, model_out=tmp_path / "model.pt",
+        history_out=tmp_path / "history.csv", metrics_out=tmp_path / "metrics.json", threads=1,
+    )
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert metrics["steps"] == 8 and metrics["training_length"] == "steps" and list(history["steps"]) == [3, 6, 8]
+    assert rates == [0.1] * 4 + [0.01] * 4  # the full run's first epoch ends at step 4, here within the second pass
+    passes = [opened[:18], opened[18:36], opened[36:]]
+    assert len(opened) == 52 and all(set(p) <= set(range(18)) for p in passes)
+    assert len(set(passes[0])) == 18 and len(set(passes[2])) == 16
+
+
+def _recorder(original, opened):
+    """DiskImages.__getitem__ that records the training reads (random-resized crops) it serves."""
+
+    def getitem(self, index):
+        if any(type(step).__name__ == "RandomResizedCrop" for step in self.transform.transforms):
+            opened.append(index)
+        return original(self, index)
+
+    return getitem
