@@ -115,7 +115,7 @@ CASES = {
     ),
     "dataset key the data set does not read, prepare": (
         lambda t: _prepare(t, {"name": "digits", "image_size": 16, "path": "/nonexistent"}),
-        ["config key 'dataset.image_size': data set 'digits' does not use it (only image_folder do); remove it. "
+        ["config key 'dataset.image_size': data set 'digits' does not use it (only image_folder, imagenet do); remove it. "
          "Keys 'digits' reads: test_fraction, crop_padding, flip"],
     ),
     "missing config file": (lambda t: ["check-config", str(t / "nope.yaml")], ["config file not found:", "nope.yaml"]),
