@@ -292,15 +292,15 @@ def _check_weights(config: dict) -> None:
                 f"torchvision/<name> models take; for {run['model']!r} give the path of a local checkpoint"
             )
         if specs.is_torchvision_model(run["model"]):
-            from svp.models import torchvision_models
+            from svp.models import torchvision_names
 
             try:
-                torchvision_models.architecture(run["model"])
+                torchvision_names.architecture(run["model"])
             except ConfigError as error:
                 raise ConfigError(f"config key '{key}.model': {error}") from None
             try:
                 if named:
-                    torchvision_models.weights_enum(run["model"], weights)
+                    torchvision_names.weights_enum(run["model"], weights)
             except ConfigError as error:
                 raise ConfigError(f"config key '{key}.training.weights': {error}") from None
         if weights and not named:

@@ -184,5 +184,5 @@ def test_a_model_that_cannot_take_the_data_sets_images_is_refused_naming_the_run
         "svp check-config: error: config key 'targets.big.model': model 'resnet9' takes images of at least 9x9 pixels "
         "(its strides and pools shrink smaller ones to nothing), but the data's images are 8x8; choose a model that "
         f"takes them ({', '.join(m for m in specs.list_models() if specs.model_spec(m).modality == 'image' and m != 'resnet9')}), "
-        "or larger images (dataset.image_size for image_folder) (data set 'digits')\n"
+        "or larger images (dataset.image_size for image_folder and imagenet) (data set 'digits')\n"
     )

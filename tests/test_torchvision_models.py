@@ -12,7 +12,7 @@ import yaml
 from svp.config import ConfigError, validate_config
 from svp.data import prepare_dataset
 from svp.errors import StageInputError
-from svp.models import torchvision_models
+from svp.models import torchvision_models, torchvision_names
 from svp.models.networks import create_model
 from svp.stages import score_method_run, score_run, train_run
 from svp.training.per_example import penultimate_embeddings
@@ -77,7 +77,7 @@ def test_a_checkpoint_of_another_architecture_is_refused_naming_the_file_and_key
 def test_torchvision_weights_by_name_come_from_the_hub_cache_with_the_head_replaced(tmp_path, monkeypatch):
     """torchvision's own loading path, offline: the file sits in the hub cache where a download would put it."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    entry = torchvision_models.weights_enum("torchvision/resnet18", "IMAGENET1K_V1")
+    entry = torchvision_names.weights_enum("torchvision/resnet18", "IMAGENET1K_V1")
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     saved = _save_resnet18(cache / entry.url.rsplit("/", 1)[-1])
@@ -108,9 +108,9 @@ def test_an_input_the_model_cannot_read_is_refused_before_training():
         create_model("torchvision/resnet18", 3, in_channels=1)
 
 
-def _config(**run):
+def _config(dataset=None, **run):
     return {
-        "experiment": "tv", "dataset": {"name": "digits"}, "proxies": {"p": {"model": "small_cnn"}},
+        "experiment": "tv", "dataset": dataset or {"name": "cifar10"}, "proxies": {"p": {"model": "small_cnn"}},
         "targets": {"t": run},
     }
 
@@ -170,3 +170,64 @@ def test_a_torchvision_proxy_from_a_local_checkpoint_trains_scores_and_embeds(co
     )
     assert sorted(pd.read_parquet(tmp_path / "kc.parquet")["kcenter"].rank(method="first")) == list(range(1, 37))
     assert len(kcenter) == 36
+
+
+# --------------------------------------------------------------------------- the input a torchvision model meets
+
+
+@pytest.mark.parametrize(
+    "dataset, model, message",
+    [
+        ({"name": "cifar10"}, "torchvision/inception_v3", "config key 'targets.t.model': model 'torchvision/inception_v3' takes images of at least 75x75 pixels (the smallest input torchvision documents for it), but the data's images are 32x32"),
+        ({"name": "imagenet", "path": "/nowhere", "image_size": 64}, "torchvision/inception_v3", "takes images of at least 75x75 pixels (the smallest input torchvision documents for it), but the data's images are 64x64"),
+        ({"name": "image_folder", "path": "FOLDER", "storage": "disk"}, "torchvision/vit_b_16", None),  # 224 by default: fits
+        ({"name": "image_folder", "path": "FOLDER", "storage": "disk", "image_size": 128}, "torchvision/vit_b_16", "'torchvision/vit_b_16' takes images of at least 224x224 pixels"),
+        ({"name": "digits"}, "torchvision/resnet50", "config key 'targets.t.model': model 'torchvision/resnet50' reads colour (RGB, 3-channel) images, but the data's images have 1 channel(s); prepare the data in colour"),
+    ],
+)
+def test_check_config_tries_a_torchvision_model_against_the_images_it_will_meet(dataset, model, message, tmp_path):
+    """specs.input_problem, every model's one check against its input, knows torchvision's least
+    sizes and colour: where the images' size is known from the config (the data sets that
+    declare it, imagenet's and a disk image_folder's image_size, 224 by default), before any job."""
+    if dataset.get("path") == "FOLDER":
+        for split in ("train", "test"):
+            (tmp_path / split).mkdir()
+        dataset = {**dataset, "path": str(tmp_path)}
+    if message is None:
+        validate_config(_config(dataset, model=model))
+        return
+    with pytest.raises(ConfigError) as error:
+        validate_config(_config(dataset, model=model))
+    assert message in str(error.value)
+
+
+def test_the_train_stage_refuses_images_smaller_than_torchvision_documents_before_reading_them(colour_data, tmp_path, monkeypatch):
+    """The same check where the size is known once prepared (an npz data set of 16x16 images):
+    a ConfigError naming the data and the size, before the training split is read or a network built."""
+    from svp import data
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the data was read before the model was checked against it")
+
+    monkeypatch.setattr(data, "load_prepared", unread)
+    with pytest.raises(ConfigError, match=r"prepared: model 'torchvision/inception_v3' takes images of at least 75x75 pixels \(the smallest input torchvision documents for it\), but the data's images are 16x16"):
+        train_run(
+            model_name="torchvision/inception_v3", training=TRAINING, seed=0, data_dir=colour_data / "prepared",
+            model_out=tmp_path / "model.pt", history_out=tmp_path / "history.csv", metrics_out=tmp_path / "metrics.json", threads=1,
+        )
+
+
+def test_a_torchvision_model_takes_torchs_seeds_and_refuses_larger_ones(colour_data, tmp_path):
+    """Trainer.max_seed holds for torchvision models as for svp's torch models: a seed above
+    fastText's 32-bit limit trains (and draws its weights from it), one above 2^64 - 1 is refused."""
+    seed = 2**64 - 1
+    outputs = {"model_out": tmp_path / "model.pt", "history_out": tmp_path / "history.csv", "metrics_out": tmp_path / "metrics.json"}
+    metrics = train_run(
+        model_name="torchvision/resnet18", training=TRAINING, seed=seed, data_dir=colour_data / "prepared", threads=1, **outputs
+    )
+    assert metrics["seed"] == seed and np.isfinite(metrics["test_error"])
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["seed"] == seed
+    with pytest.raises(ConfigError, match=r"seed 18446744073709551616 is above 18446744073709551615, the largest seed the torch training loop takes \(model 'torchvision/resnet18'\)"):
+        train_run(
+            model_name="torchvision/resnet18", training=TRAINING, seed=2**64, data_dir=colour_data / "prepared", threads=1, **outputs
+        )

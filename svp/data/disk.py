@@ -489,7 +489,15 @@ def imagenet_layout_problem(root: Path) -> str | None:
 
 # The folder is checked when the data is prepared (seconds), not when the config is: a
 # config naming the images of another machine (the cluster's) still validates and plans here.
-@register_dataset("imagenet", keys=DISK_KEYS, required=("path",))
+def disk_image_shape(dataset: Mapping) -> tuple[int, int, int] | None:
+    """The input a model meets, known from the config: ``image_size`` (default 224) square, colour."""
+    size = dataset.get("image_size", DEFAULT_IMAGE_SIZE)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:  # refused by the builder
+        return None
+    return (size, size, 3)
+
+
+@register_dataset("imagenet", keys=DISK_KEYS, required=("path",), image_shape=disk_image_shape)
 def build_imagenet(options: dict) -> PreparedDisk:
     """ILSVRC2012 as torchvision's ImageNet prepares it (train/<wnid>/, val/<wnid>/), read from disk; no download."""
     root = Path(str(required_option(options, "path", "the folder holding train/ and val/"))).expanduser().resolve()

@@ -450,7 +450,12 @@ def _stack_images(images: list[np.ndarray], paths: list[str]) -> np.ndarray:
 
 
 def _image_folder_shape(dataset: Mapping) -> tuple[int, int, int] | None:
-    """Known where every image is resized: ``image_size`` square, ``channels`` deep (3 by default)."""
+    """Known where every image is resized: ``image_size`` square, ``channels`` deep (3 by default);
+    read from disk (``storage: disk``), crops of ``image_size``, 224 by default (svp.data.disk)."""
+    if dataset.get("storage") == "disk":
+        from svp.data.disk import disk_image_shape
+
+        return disk_image_shape(dataset)
     size = dataset.get("image_size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:  # absent, or refused by the builder
         return None

@@ -7,6 +7,8 @@
   with a CIFAR stem, plain CNNs; ``resnet9`` and ``vdcnn`` hold the larger families;
 - ``torchvision_models``: any torchvision.models classifier by name (``torchvision/resnet50``),
   with torchvision's weights by name, checked against the input it meets;
+- ``torchvision_names``: which names torchvision has, their weights and the least input
+  size torchvision documents, asked without importing torch until a question needs it;
 - ``pretrained``: starting a model from a local checkpoint's weights, the head replaced
   when the classes differ.
 

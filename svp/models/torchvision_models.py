@@ -10,19 +10,21 @@ run's seed.
 
 Before a step is taken the model is checked against the input it meets: torchvision's
 classifiers read RGB images, and some need a least size (Inception 75 px, ViT exactly
-224): one forward pass of a two-image batch at the data's size says whether it can.
+224): one forward pass of a two-image batch at the data's size says whether it can. The
+least size torchvision documents is checked earlier, with every model's, where the data's
+image size is first known (``svp.models.specs.input_problem``: config validation, or the
+train and score stages); the names and weights are ``svp.models.torchvision_names``'.
 """
 
 from __future__ import annotations
 
-import difflib
 import warnings
 
 import torch
 from torch import nn
 
-from svp.errors import ConfigError, StageInputError
-from svp.models.specs import TORCHVISION_PREFIX, is_torchvision_model
+from svp.errors import StageInputError
+from svp.models.torchvision_names import architecture, smallest_input, weights_enum
 from svp.trainers.base import first_sentence
 
 # Builders whose defaults return auxiliary outputs in training mode (a tuple, not logits)
@@ -31,43 +33,6 @@ BUILDER_OPTIONS = {
     "googlenet": {"aux_logits": False, "init_weights": True},
     "inception_v3": {"aux_logits": False, "init_weights": True},
 }
-
-
-def classifier_names() -> list[str]:
-    """The classifiers torchvision.models has (not detection, segmentation or video models)."""
-    from torchvision import models
-
-    return models.list_models(module=models)
-
-
-def architecture(name: str) -> str:
-    """``resnet50`` of ``torchvision/resnet50``, after checking that torchvision has it."""
-    if not is_torchvision_model(name):
-        raise ConfigError(f"{name!r} is not a torchvision model name; write {TORCHVISION_PREFIX}<name>, e.g. torchvision/resnet50")
-    arch = name[len(TORCHVISION_PREFIX):]
-    names = classifier_names()
-    if arch not in names:
-        close = difflib.get_close_matches(arch, names, n=3)
-        hint = f"did you mean {' or '.join(TORCHVISION_PREFIX + c for c in close)}?" if close else f"its classifiers: {', '.join(names)}"
-        raise ConfigError(f"model {name!r}: torchvision.models has no classifier {arch!r}; {hint}")
-    return arch
-
-
-def weights_enum(name: str, weights: str):
-    """torchvision's weights entry that ``weights`` names for model ``name``: ``ResNet18_Weights.IMAGENET1K_V1``,
-    ``IMAGENET1K_V1`` or ``DEFAULT``; a ConfigError listing the model's own otherwise."""
-    from torchvision import models
-
-    arch = architecture(name)
-    enum = models.get_model_weights(arch)
-    member = weights.split(".", 1)[1] if weights.startswith(f"{enum.__name__}.") else weights
-    if "." in member or member not in enum.__members__:
-        available = ", ".join(f"{enum.__name__}.{m}" for m in enum.__members__)
-        raise ConfigError(
-            f"weights {weights!r} are not torchvision weights of {name!r}; its weights: {available}; or give the "
-            "path of a local checkpoint file"
-        )
-    return enum[member]
 
 
 def create(name: str, num_classes: int, in_channels: int = 3, weights: str | None = None) -> nn.Module:
@@ -121,14 +86,6 @@ def replace_head(model: nn.Module, num_classes: int) -> None:
         parent[int(child)] = new
     else:
         setattr(parent, child, new)
-
-
-def smallest_input(name: str) -> tuple[int, int]:
-    """(height, width) of the smallest image the model reads, as torchvision's weights document it."""
-    from torchvision import models
-
-    enum = models.get_model_weights(architecture(name))
-    return tuple(enum.DEFAULT.meta.get("min_size", (1, 1)))
 
 
 @torch.no_grad()
