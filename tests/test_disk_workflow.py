@@ -1,5 +1,6 @@
 """The whole DAG through Snakemake on images read from disk: a tiny synthetic ImageNet-layout
-tree, an svp proxy and a torchvision target, subsets, the summary and the report."""
+tree with a validation split, an svp proxy and a torchvision target, subsets, the summary
+and the report."""
 
 import json
 import sys
@@ -22,7 +23,8 @@ def test_the_dag_runs_on_imagenet_read_from_disk(tmp_path, monkeypatch):
     make_tree(tmp_path / "imagenet", classes=3, train_per_class=12, val_per_class=3, min_side=24, max_side=64)
     config = {
         "experiment": "tiny",
-        "dataset": {"name": "imagenet", "path": str(tmp_path / "imagenet"), "image_size": 16},
+        # 3 of each class's 12 training images held out: 27 to score and select from.
+        "dataset": {"name": "imagenet", "path": str(tmp_path / "imagenet"), "image_size": 16, "validation": 0.25},
         "proxies": {"cnn": {"model": "small_cnn", "training": SHORT}},
         "targets": {"r18": {"model": "torchvision/resnet18", "training": SHORT}},
         "selection": {"metrics": ["entropy", "kcenter"], "fractions": [0.5, 1.0]},
@@ -31,13 +33,16 @@ def test_the_dag_runs_on_imagenet_read_from_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("SVP_LOADER_WORKERS", "1")
     snakemake(tmp_path, config=config)
     results = tmp_path / "results/tiny"
-    assert json.loads((results / "data/manifest.json").read_text())["storage"] == "disk"
+    manifest = json.loads((results / "data/manifest.json").read_text())
+    assert manifest["storage"] == "disk" and (manifest["n_train"], manifest["n_validation"]) == (27, 9)
+    assert len(pd.read_parquet(results / "scores/cnn/seed0.parquet")) == 27  # the held-out images are never scored
     summary = pd.read_csv(results / "summary.csv")
     assert set(summary["selection"]) == {"cnn-entropy", "cnn-kcenter", "random", "full"}
-    assert summary["error_mean"].between(0, 100).all()
+    assert summary["error_mean"].between(0, 100).all() and summary["validation_error_mean"].between(0, 100).all()
     for selection in ("cnn-entropy", "cnn-kcenter", "random"):
         metrics = json.loads((results / f"targets/r18/{selection}/0.5/seed0/metrics.json").read_text())
-        assert metrics["n_train"] == 18 and metrics["model"] == "torchvision/resnet18"
+        assert metrics["n_train"] == 14 and metrics["model"] == "torchvision/resnet18"
+        assert 0 <= metrics["validation_error"] <= 100
     report = results / "report"
     for name in ("results.md", "runs.csv", "subsets.md", "error_vs_fraction.png", "learning_curves.png", "class_composition.png"):
         assert (report / name).stat().st_size > 0, name
