@@ -344,3 +344,23 @@ def _recorder(original, opened):
         return original(self, index)
 
     return getitem
+
+
+@pytest.mark.parametrize("key", ["root", "split_folders", "listings"])
+def test_a_disk_manifest_edited_is_refused_naming_the_file_not_a_key_error(prepared_with_validation, tmp_path, key):
+    out = tmp_path / "out"
+    shutil.copytree(prepared_with_validation, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest.pop(key)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    for read in (load_prepared, load_validation):
+        with pytest.raises(DataError, match=rf"manifest.json: the top level: '{key}' is a required property. The file was edited or damaged"):
+            read(out)
+
+
+def test_a_missing_validation_list_is_named(prepared_with_validation, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(prepared_with_validation, out)
+    (out / "validation.npz").unlink()
+    with pytest.raises(DataError, match=r"validation.npz: missing; rerun the prepare step"):
+        load_validation(out)

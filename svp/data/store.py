@@ -219,6 +219,10 @@ def _split_counts(classes: int) -> dict:
     return {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}, "maxProperties": classes}
 
 
+def _disk_folders(value: dict) -> dict:
+    return {"type": "object", "required": ["train", "test"], "properties": {"train": value, "test": value}}
+
+
 # What prepare_dataset writes. Checked on every read: a manifest edited by hand (fewer
 # classes, another shape, a mean of 1000) would otherwise fail deep inside training
 # ("Target 7 is out of bounds") or train silently to chance.
@@ -254,6 +258,19 @@ MANIFEST_SCHEMA = {
     # Images need their shape, normalisation and augmentation; texts have none.
     "if": {"properties": {"modality": {"const": "text"}}, "required": ["modality"]},
     "else": {"required": ["image_shape", "augment", "mean", "std"]},
+    # Images read from disk (svp.data.disk): where they are, and each split folder's listing.
+    "dependentSchemas": {
+        "storage": {
+            "properties": {
+                "storage": {"const": "disk"},
+                "root": {"type": "string", "minLength": 1},
+                "split_folders": _disk_folders({"type": "string", "minLength": 1}),
+                "listings": _disk_folders({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+                "resize": {"type": "integer", "minimum": 1},
+            },
+            "required": ["root", "split_folders", "listings"],
+        }
+    },
 }
 
 
@@ -375,6 +392,8 @@ def _read_split(path: Path, sha256: str | None, modality: str = "image") -> tupl
 
 def _disk_list(path: Path, manifest: dict) -> dict:
     """The arrays of a disk data set's split list, checked against its sha256 in the manifest."""
+    if path.name not in manifest["checksums"]:
+        raise DataError(f"{path.parent / MANIFEST_FILE}: checksum of {path.name} missing; the file was edited or damaged; {PREPARE_HINT}")
     if not path.is_file():
         raise DataError(f"{path}: missing; {PREPARE_HINT}")
     if file_digest(path) != manifest["checksums"][path.name]:
