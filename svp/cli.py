@@ -173,9 +173,11 @@ def _check_config(args: argparse.Namespace) -> None:
 
 
 def _list_models(args: argparse.Namespace) -> None:
-    from svp.models.specs import list_models
+    from svp.models.specs import TORCHVISION_PREFIX, list_models
 
     print("\n".join(list_models()))
+    # On stderr, so that stdout stays one name a line; listing torchvision's would load torch.
+    print(f"and {TORCHVISION_PREFIX}<name>: any torchvision.models classifier, e.g. {TORCHVISION_PREFIX}resnet50", file=sys.stderr)
 
 
 def _list_datasets(args: argparse.Namespace) -> None:

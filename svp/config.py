@@ -205,6 +205,7 @@ def validate_config(config: dict) -> dict:
     # Now that the model names are known good: the models' own training defaults first.
     resolved = _resolve(validator, _with_model_training_defaults(config))
     _check_models_fit(resolved, config)
+    _check_weights(resolved)
     _check_selection_methods(resolved)
     _check_dataset_inputs(resolved["dataset"])
     _check_inputs_fit(resolved)
@@ -277,6 +278,43 @@ def _check_models_fit(config: dict, given: dict) -> None:
         run["training"] = {option: value for option, value in training.items() if option in spec.settings}
 
 
+def _check_weights(config: dict) -> None:
+    """torchvision models exist and their named weights too; a checkpoint's path names a file.
+
+    Only a config naming a torchvision model loads torchvision (about a second) to check it.
+    """
+    for key, run in _runs(config):
+        weights = run["training"].get("weights")
+        named = bool(weights) and not _is_checkpoint_path(weights)  # torchvision weights by name
+        if named and not specs.is_torchvision_model(run["model"]):
+            raise ConfigError(
+                f"config key '{key}.training.weights': {weights!r} names torchvision weights, which only "
+                f"torchvision/<name> models take; for {run['model']!r} give the path of a local checkpoint"
+            )
+        if specs.is_torchvision_model(run["model"]):
+            from svp.models import torchvision_names
+
+            try:
+                torchvision_names.architecture(run["model"])
+            except ConfigError as error:
+                raise ConfigError(f"config key '{key}.model': {error}") from None
+            try:
+                if named:
+                    torchvision_names.weights_enum(run["model"], weights)
+            except ConfigError as error:
+                raise ConfigError(f"config key '{key}.training.weights': {error}") from None
+        if weights and not named:
+            from svp.models.pretrained import check_path
+
+            check_path(weights, f"config key '{key}.training.weights'")
+
+
+def _is_checkpoint_path(weights: str) -> bool:
+    from svp.models.pretrained import is_path
+
+    return is_path(weights)
+
+
 def _check_selection_methods(config: dict) -> None:
     """Each selection method is one every proxy's trainer provides for: what it needs
     (svp.selection.methods) among what the trainer's models give (fastText trains in one
@@ -313,10 +351,11 @@ def _check_registered_names(config: dict) -> None:
         raise ConfigError(f"config key 'dataset.name': unknown data set {name!r}; allowed values: {data.list_datasets()}")
     for role in ("proxies", "targets"):
         for run_name, run in config[role].items():
-            if run["model"] not in specs.list_models():
+            if not specs.is_model(run["model"]):
                 raise ConfigError(
                     f"config key '{role}.{run_name}.model': unknown model {run['model']!r}; "
-                    f"allowed values: {specs.list_models()}"
+                    f"allowed values: {specs.list_models()}, or {specs.TORCHVISION_PREFIX}<name> for a "
+                    "torchvision.models classifier (e.g. torchvision/resnet50)"
                 )
 
 

@@ -46,8 +46,11 @@ def set_threads(threads: int | None) -> None:
 
 def check_modality(model_name: str, manifest: dict, data_dir: str | Path) -> specs.ModelSpec:
     """The model's spec, after checking that it reads the kind of data prepared in ``data_dir``."""
-    if model_name not in specs.list_models():
-        raise ConfigError(f"unknown model {model_name!r}; registered models (`svp models`): {', '.join(specs.list_models())}")
+    if not specs.is_model(model_name):
+        raise ConfigError(
+            f"unknown model {model_name!r}; registered models (`svp models`): {', '.join(specs.list_models())}, "
+            f"or {specs.TORCHVISION_PREFIX}<name> for a torchvision.models classifier"
+        )
     spec = specs.model_spec(model_name)
     modality = manifest.get("modality", "image")
     if spec.modality != modality:
@@ -92,7 +95,7 @@ def read_model_checkpoint(path: str | Path) -> dict:
     if not isinstance(checkpoint, dict):
         raise StageInputError(f"{path}: not a model checkpoint written by `svp train`; {REMAKE_CHECKPOINT}")
     # The model's trainer's keys; for a model unknown here (named in the message that follows), any trainer's.
-    known = checkpoint.get("model_name") in specs.MODEL_SPECS
+    known = specs.is_model(checkpoint.get("model_name"))
     trainers = [specs.model_spec(checkpoint["model_name"]).trainer] if known else TRAINERS
     if not CHECKPOINT_KEYS <= set(checkpoint) or not any(t.checkpoint_keys <= set(checkpoint) for t in trainers):
         # resume.pt, the state of a training still under way, is the likeliest mix-up.

@@ -43,6 +43,7 @@ def test_registry_lists_every_data_set():
         "fashionmnist",
         "npz",
         "image_folder",
+        "imagenet",
         "digits",
         "amazon_polarity",
         "amazon_full",
@@ -58,7 +59,7 @@ def test_svp_datasets_prints_every_registered_data_set(capsys):
 
 def test_unknown_name_names_the_config_key_and_the_choices(tmp_path):
     with pytest.raises(DataError) as error:
-        prepare_dataset({"name": "imagenet"}, tmp_path)
+        prepare_dataset({"name": "imagenet22k"}, tmp_path)
     assert "dataset.name" in str(error.value) and "cifar10" in str(error.value)
     with pytest.raises(DataError, match="dataset.name"):
         prepare_dataset({}, tmp_path)

@@ -115,7 +115,7 @@ CASES = {
     ),
     "dataset key the data set does not read, prepare": (
         lambda t: _prepare(t, {"name": "digits", "image_size": 16, "path": "/nonexistent"}),
-        ["config key 'dataset.image_size': data set 'digits' does not use it (only image_folder do); remove it. "
+        ["config key 'dataset.image_size': data set 'digits' does not use it (only image_folder, imagenet do); remove it. "
          "Keys 'digits' reads: test_fraction, crop_padding, flip"],
     ),
     "missing config file": (lambda t: ["check-config", str(t / "nope.yaml")], ["config file not found:", "nope.yaml"]),
@@ -184,5 +184,5 @@ def test_a_model_that_cannot_take_the_data_sets_images_is_refused_naming_the_run
         "svp check-config: error: config key 'targets.big.model': model 'resnet9' takes images of at least 9x9 pixels "
         "(its strides and pools shrink smaller ones to nothing), but the data's images are 8x8; choose a model that "
         f"takes them ({', '.join(m for m in specs.list_models() if specs.model_spec(m).modality == 'image' and m != 'resnet9')}), "
-        "or larger images (dataset.image_size for image_folder) (data set 'digits')\n"
+        "or larger images (dataset.image_size for image_folder and imagenet) (data set 'digits')\n"
     )

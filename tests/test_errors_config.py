@@ -133,7 +133,7 @@ CASES = {
     "no metric": (lambda t: _written(t, **{"selection.metrics": []}), ["config key 'selection.metrics': [] should be non-empty"]),
     "key for another data set": (
         lambda t: _written(t, **{"dataset.image_size": 32}),
-        ["config key 'dataset.image_size': data set 'digits' does not use it (only image_folder do); remove it",
+        ["config key 'dataset.image_size': data set 'digits' does not use it (only image_folder, imagenet do); remove it",
          "Keys 'digits' reads: test_fraction, crop_padding, flip"],
     ),
     "duplicate key": (

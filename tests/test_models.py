@@ -78,7 +78,9 @@ def test_registry_lists_every_expected_model() -> None:
 
 def test_svp_models_prints_every_registered_model(capsys) -> None:
     assert main(["models"]) == 0
-    assert set(capsys.readouterr().out.splitlines()) == EXPECTED_MODELS
+    printed = capsys.readouterr()
+    assert set(printed.out.splitlines()) == EXPECTED_MODELS
+    assert "torchvision/<name>: any torchvision.models classifier" in printed.err
 
 
 @pytest.mark.parametrize("name", LIGHT_MODELS)

@@ -252,7 +252,7 @@ def check_config(config: dict, n_examples: int | None) -> None:
     embedding = [strategy for strategy in active["strategies"] if strategy in EMBEDDING_STRATEGIES]
     for selector in active["selectors"]:
         model = selector_spec(config, selector)["model"]
-        trainer = specs.model_spec(model).trainer if model in specs.list_models() else None  # an unknown model is refused elsewhere
+        trainer = specs.model_spec(model).trainer if specs.is_model(model) else None  # an unknown model is refused elsewhere
         for strategy in embedding:
             if trainer is not None and not selection_method(strategy).supported_by(trainer):
                 raise ConfigError(

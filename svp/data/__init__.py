@@ -4,6 +4,8 @@
   the option and raw-file helpers builders share;
 - ``images`` and ``text``: the builders (digits, npz, image_folder, torchvision's;
   text_csv and the Amazon reviews), each registered under its name;
+- ``disk``: image data sets read from disk as they train (imagenet, a large image_folder),
+  prepared into lists of files, labels and sizes;
 - ``encoding``: packed texts and how models read them (characters, fastText words);
 - ``store``: writing a prepared folder and reading it back, checked against its manifest;
 - ``validation``: the seeded, class-stratified validation split (``dataset.validation``)
@@ -14,7 +16,7 @@ message names the config key or file (and the row) and the fix. Labels are class
 numbers: every class needs a training example, and there must be at least two.
 """
 
-from svp.data import images, text  # noqa: F401  (each registers its data sets)
+from svp.data import disk, images, text  # noqa: F401  (each registers its data sets)
 from svp.data.registry import (
     DATASETS,
     MAX_CLASSES,

@@ -450,7 +450,12 @@ def _stack_images(images: list[np.ndarray], paths: list[str]) -> np.ndarray:
 
 
 def _image_folder_shape(dataset: Mapping) -> tuple[int, int, int] | None:
-    """Known where every image is resized: ``image_size`` square, ``channels`` deep (3 by default)."""
+    """Known where every image is resized: ``image_size`` square, ``channels`` deep (3 by default);
+    read from disk (``storage: disk``), crops of ``image_size``, 224 by default (svp.data.disk)."""
+    if dataset.get("storage") == "disk":
+        from svp.data.disk import disk_image_shape
+
+        return disk_image_shape(dataset)
     size = dataset.get("image_size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:  # absent, or refused by the builder
         return None
@@ -466,17 +471,53 @@ def _check_image_folder_config(dataset: Mapping) -> None:
             )
 
 
+# Decoded pixels above which `storage: auto` reads an image_folder from disk rather than
+# holding it in memory (and on the GPU): CIFAR-10's 50,000 32x32 images are 150 MB.
+AUTO_MEMORY_BYTES = 4 << 30
+
+
+def _image_folder_storage(options: Mapping, root: Path) -> str:
+    """``memory`` or ``disk``: as ``dataset.storage`` says, or by the decoded size for ``auto``."""
+    from svp.data.disk import DEFAULT_IMAGE_SIZE, count_images
+
+    storage = options.get("storage", "auto")
+    if storage not in ("auto", "memory", "disk"):
+        raise DataError(f"config key {config_key('storage')}: expected auto, memory or disk, got {storage!r}")
+    if storage == "auto":
+        files = sum(count_images(root / split) for split in ("train", "test"))
+        side = int_option(options, "image_size", None, minimum=1) or DEFAULT_IMAGE_SIZE
+        storage = "disk" if files * side * side * options.get("channels", 3) > AUTO_MEMORY_BYTES else "memory"
+        print(f"image_folder: {files:,} images at {side}x{side} read from {storage} (dataset.storage: auto)", flush=True)
+    if storage == "memory":
+        for key in ("check_images", "skip_bad_images"):
+            if key in options:
+                raise DataError(
+                    f"config key {config_key(key)}: only for images read from disk (dataset.storage: disk); in memory "
+                    "every image is decoded while preparing, and a bad one stops it"
+                )
+    elif options.get("channels", 3) != 3:
+        raise DataError(f"config key {config_key('channels')}: images read from disk are colour (3 channels); remove the key")
+    return storage
+
+
 @register_dataset(
     "image_folder",
-    keys=("path", "image_size", "channels", *AUGMENT_KEYS),
+    keys=("path", "image_size", "channels", "storage", "check_images", "skip_bad_images", *AUGMENT_KEYS),
     required=("path",),
     check=_check_image_folder_config,
     image_shape=_image_folder_shape,
 )
 def build_image_folder(options: dict) -> PreparedData:
-    """Image files in ``<path>/train/<class>/*`` and ``<path>/test/<class>/*`` (torchvision ImageFolder layout)."""
+    """Image files in ``<path>/train/<class>/*`` and ``<path>/test/<class>/*`` (torchvision ImageFolder layout):
+    decoded into memory, or, too large for it (``dataset.storage``), listed and read from disk (svp.data.disk)."""
     path = required_option(options, "path", "a folder with train/<class>/ and test/<class>/")
     root = Path(path).expanduser().resolve()
+    if _image_folder_storage(options, root) == "disk":
+        from svp.data.disk import prepare_disk
+
+        if "crop_padding" in options:
+            raise DataError(f"config key {config_key('crop_padding')}: images read from disk are augmented by random-resized crops; remove the key")
+        return prepare_disk("image_folder", options, root, {"train": "train", "test": "test"})
     size = int_option(options, "image_size", None, minimum=1)
     if size is not None and size > MAX_IMAGE_SIDE:
         raise DataError(

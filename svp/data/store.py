@@ -162,7 +162,7 @@ def prepare_dataset(options: Mapping, out_dir: str | os.PathLike) -> dict:
     data = DATASETS[name]({key: value for key, value in options.items() if key != VALIDATION_KEY})
     modality = getattr(data, "modality", "image")
     held = hold_out_validation(data, share, modality) if share is not None else None
-    if modality == "text":
+    if hasattr(data, "split_arrays"):  # texts, and images read from disk (svp.data.disk): lists, not pixels
         data.validate(name)
         arrays = data.split_arrays()
         fields = data.manifest_fields(arrays)  # from the training split only: nothing of validation leaks
@@ -219,6 +219,10 @@ def _split_counts(classes: int) -> dict:
     return {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}, "maxProperties": classes}
 
 
+def _disk_folders(value: dict) -> dict:
+    return {"type": "object", "required": ["train", "test"], "properties": {"train": value, "test": value}}
+
+
 # What prepare_dataset writes. Checked on every read: a manifest edited by hand (fewer
 # classes, another shape, a mean of 1000) would otherwise fail deep inside training
 # ("Target 7 is out of bounds") or train silently to chance.
@@ -254,6 +258,19 @@ MANIFEST_SCHEMA = {
     # Images need their shape, normalisation and augmentation; texts have none.
     "if": {"properties": {"modality": {"const": "text"}}, "required": ["modality"]},
     "else": {"required": ["image_shape", "augment", "mean", "std"]},
+    # Images read from disk (svp.data.disk): where they are, and each split folder's listing.
+    "dependentSchemas": {
+        "storage": {
+            "properties": {
+                "storage": {"const": "disk"},
+                "root": {"type": "string", "minLength": 1},
+                "split_folders": _disk_folders({"type": "string", "minLength": 1}),
+                "listings": _disk_folders({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+                "resize": {"type": "integer", "minimum": 1},
+            },
+            "required": ["root", "split_folders", "listings"],
+        }
+    },
 }
 
 
@@ -373,6 +390,36 @@ def _read_split(path: Path, sha256: str | None, modality: str = "image") -> tupl
     return x, y
 
 
+def _disk_list(path: Path, manifest: dict) -> dict:
+    """The arrays of a disk data set's split list, checked against its sha256 in the manifest."""
+    if path.name not in manifest["checksums"]:
+        raise DataError(f"{path.parent / MANIFEST_FILE}: checksum of {path.name} missing; the file was edited or damaged; {PREPARE_HINT}")
+    if not path.is_file():
+        raise DataError(f"{path}: missing; {PREPARE_HINT}")
+    if file_digest(path) != manifest["checksums"][path.name]:
+        raise DataError(f"{path}: its sha256 differs from the one in {MANIFEST_FILE} (corrupt or replaced); {PREPARE_HINT}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: unreadable ({error}); {PREPARE_HINT}") from None
+
+
+def _read_disk_split(out: Path, manifest: dict, split: str):
+    """(svp.data.disk.DiskSplit, labels) of a split of a data set read from disk: its list, checked
+    against its sha256, and its folder's listing against the manifest's."""
+    from svp.data.disk import paths_of, read_split
+
+    path = out / (VALIDATION_FILE if split == "validation" else SPLIT_FILES[split])
+    # Training and validation lists share the training folder: what changed in it is told against both.
+    other = {"train": "validation", "validation": "train"}.get(split) if "validation" in manifest else None
+    also_listed = None
+    if other is not None:
+        other_path = out / (VALIDATION_FILE if other == "validation" else SPLIT_FILES[other])
+        also_listed = lambda: paths_of(_disk_list(other_path, manifest), other_path, PREPARE_HINT)  # noqa: E731
+    return read_split(_disk_list(path, manifest), manifest, split, path, PREPARE_HINT, also_listed)
+
+
 def load_prepared(
     out_dir: str | os.PathLike,
 ) -> tuple[tuple[Any, np.ndarray], tuple[Any, np.ndarray], dict]:
@@ -390,6 +437,11 @@ def load_prepared(
         raise DataError(f"{out / MANIFEST_FILE}: {what} missing; the file was edited or damaged; {PREPARE_HINT}")
     splits = []
     for split, name in SPLIT_FILES.items():
+        if manifest.get("storage") == "disk":  # the file list; the images stay where they are
+            x, y = _read_disk_split(out, manifest, split)
+            _check_split_against_manifest(manifest, out / MANIFEST_FILE, split, x, y)
+            splits.append((x, y))
+            continue
         x, y = _read_split(out / name, manifest["checksums"][name], modality)
         _check_split_against_manifest(manifest, out / MANIFEST_FILE, split, x, y)
         splits.append((x, y))
@@ -397,6 +449,10 @@ def load_prepared(
 
 
 def _validation_arrays(held: dict, modality: str) -> dict[str, np.ndarray]:
+    if "paths" in held:  # images read from disk: the list of the held-out files (svp.data.disk)
+        from svp.data.disk import list_arrays
+
+        return list_arrays(held["paths"], held["y"], held["sizes"])
     if modality == "text":
         from svp.data.encoding import TextArray
 
@@ -413,7 +469,10 @@ def load_validation(out_dir: str | os.PathLike) -> tuple[Any, np.ndarray] | None
         return None
     if VALIDATION_FILE not in manifest["checksums"]:
         raise DataError(f"{out / MANIFEST_FILE}: checksum of {VALIDATION_FILE} missing; the file was edited or damaged; {PREPARE_HINT}")
-    x, y = _read_split(out / VALIDATION_FILE, manifest["checksums"][VALIDATION_FILE], manifest.get("modality", "image"))
+    if manifest.get("storage") == "disk":  # a share of the training folder's images, listed
+        x, y = _read_disk_split(out, manifest, "validation")
+    else:
+        x, y = _read_split(out / VALIDATION_FILE, manifest["checksums"][VALIDATION_FILE], manifest.get("modality", "image"))
     if "counts" in manifest and "validation" in manifest["counts"]:
         found = np.bincount(y, minlength=manifest["num_classes"]).tolist()
         if found != list(manifest["counts"]["validation"].values()):

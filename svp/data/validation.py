@@ -77,8 +77,11 @@ def approximate_training_size(examples: int, classes: int, share: float | None) 
 
 def hold_out(data, share: float, modality: str) -> dict[str, np.ndarray] | dict[str, list]:
     """Take the validation split out of ``data``'s training split (changed in place); return
-    it as {"x": ..., "y": ...} (images) or {"texts": ..., "y": ...} (texts)."""
+    it as {"x": ..., "y": ...} (images), {"texts": ..., "y": ...} (texts) or, for images
+    read from disk (``svp.data.disk``), their list {"paths": ..., "y": ..., "sizes": ...}."""
     train, held = split(data.y_train, share, list(data.classes))
+    if hasattr(data, "hold_out"):  # images read from disk: a share of the file list, no pixels
+        return data.hold_out(train, held)
     y = data.y_train
     if modality == "text":
         texts = data.train_texts

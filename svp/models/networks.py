@@ -48,10 +48,12 @@ from svp.models.specs import (  # noqa: F401
     VDCNN_DEPTHS,
     ModelSpec,
     declare_model,
+    is_torchvision_model,
     list_models,
     model_spec,
     training_defaults,
 )
+from svp.errors import ConfigError
 from svp.schema import VOCAB_SIZE
 from svp.trainers.base import TORCH
 from svp.models.vdcnn import VDCNN
@@ -83,8 +85,31 @@ def register_model(
     return decorator
 
 
-def create_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
-    """Build the registered model ``name`` with fresh (seed-dependent) weights."""
+def create_model(name: str, num_classes: int, in_channels: int = 3, weights: str | None = None) -> nn.Module:
+    """Build the registered model ``name``, or torchvision's ``torchvision/<name>``, with fresh
+    (seed-dependent) weights, or with ``weights``: torchvision weights by name (torchvision
+    models), or the path of a local checkpoint (any model; svp.models.pretrained)."""
+    from svp.models import pretrained
+
+    local = weights if weights is not None and pretrained.is_path(weights) else None
+    if is_torchvision_model(name) and name not in MODELS:
+        from svp.models import torchvision_models
+
+        model = torchvision_models.create(name, num_classes, in_channels, None if local else weights)
+    else:
+        model = _create_registered(name, num_classes, in_channels)
+        if weights is not None and local is None:
+            raise ConfigError(
+                f"weights {weights!r}: named weights are torchvision's, for torchvision/<name> models; for {name!r} "
+                "give the path of a local checkpoint"
+            )
+    if local is not None:
+        linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+        pretrained.load_weights(model, local, name, linears[-1] if linears else None)
+    return model
+
+
+def _create_registered(name: str, num_classes: int, in_channels: int) -> nn.Module:
     if name in MODEL_SPECS and model_spec(name).trainer is not TORCH:
         raise ValueError(f"model {name!r} is not a torch module; {model_spec(name).trainer.title} trains it")
     if name not in MODELS:

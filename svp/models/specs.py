@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from svp.models.torchvision_names import TORCHVISION_PREFIX, is_torchvision_model
 from svp.schema import DEFAULT_LENGTH
 from svp.trainers.base import FASTTEXT, TORCH, Trainer
 
@@ -54,34 +55,72 @@ def declare_model(name: str, spec: ModelSpec | None = None) -> ModelSpec:
 
 
 def list_models() -> list[str]:
-    """Registered model names, sorted."""
+    """Registered model names, sorted (``torchvision/<name>`` models come on top of these)."""
     return sorted(MODEL_SPECS)
 
 
+# Any classifier of torchvision.models, by name: `torchvision/resnet50`. They are image
+# models trained by the torch loop with the schema's defaults; whether torchvision has the
+# name, and the smallest image it takes, are asked of torchvision (svp.models.torchvision_names)
+# when a config or a job names one, not here.
+TORCHVISION_SPEC = ModelSpec()
+
+
+def is_model(name) -> bool:
+    """``name`` is a registered model or a ``torchvision/<name>`` model."""
+    return name in MODEL_SPECS or is_torchvision_model(name)
+
+
 def model_spec(name: str) -> ModelSpec:
-    """The spec of the registered model ``name``."""
+    """The spec of the registered model ``name``, or of a ``torchvision/<name>`` model."""
+    if is_torchvision_model(name) and name not in MODEL_SPECS:
+        return TORCHVISION_SPEC
     if name not in MODEL_SPECS:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+        raise ValueError(
+            f"unknown model {name!r}; registered models: {', '.join(list_models())}, or {TORCHVISION_PREFIX}<name> "
+            "for a torchvision.models classifier"
+        )
     return MODEL_SPECS[name]
 
 
 def input_problem(name: str, image_shape) -> str | None:
-    """Why the registered model ``name`` cannot take images of ``image_shape`` (height, width,
-    ...), or None: the one check of a model against its input, asked by config validation
-    where the data's shape is known and by the train and score stages from the prepared data."""
+    """Why the model ``name`` cannot take images of ``image_shape`` (height, width, ...), or
+    None: the one check of a model against its input, asked by config validation where the
+    data's shape is known and by the train and score stages from the prepared data. A
+    ``torchvision/<name>`` model takes colour images of the least size torchvision documents
+    (asking loads torchvision); whether it reads that exact size is tried before training
+    (``svp.models.torchvision_models.check_input``)."""
     spec = model_spec(name)
     if spec.modality != "image" or image_shape is None:
         return None
     height, width = int(image_shape[0]), int(image_shape[1])
+    torchvision = is_torchvision_model(name) and name not in MODEL_SPECS
+    if torchvision and len(image_shape) > 2 and int(image_shape[2]) != 3:
+        return (
+            f"model {name!r} reads colour (RGB, 3-channel) images, but the data's images have {int(image_shape[2])} "
+            "channel(s); prepare the data in colour (image_folder: dataset.channels: 3) or choose an svp model (`svp models`)"
+        )
     side = min(height, width)
-    if side >= spec.min_image_side:
+    least = min_image_side(name)
+    if side >= least:
         return None
     fitting = [m for m in list_models() if model_spec(m).modality == "image" and model_spec(m).min_image_side <= side]
+    why = "the smallest input torchvision documents for it" if torchvision else "its strides and pools shrink smaller ones to nothing"
     return (
-        f"model {name!r} takes images of at least {spec.min_image_side}x{spec.min_image_side} pixels (its strides and "
-        f"pools shrink smaller ones to nothing), but the data's images are {height}x{width}; choose a model that "
-        f"takes them ({', '.join(fitting) or 'none'}), or larger images (dataset.image_size for image_folder)"
+        f"model {name!r} takes images of at least {least}x{least} pixels ({why}), but the data's images are "
+        f"{height}x{width}; choose a model that takes them ({', '.join(fitting) or 'none'}), or larger images "
+        "(dataset.image_size for image_folder and imagenet)"
     )
+
+
+def min_image_side(name: str) -> int:
+    """The smallest image side model ``name`` takes: its spec's, or, for a ``torchvision/<name>``
+    model, the least size torchvision documents (which loads torchvision: only such names do)."""
+    if is_torchvision_model(name) and name not in MODEL_SPECS:
+        from svp.models.torchvision_names import smallest_input
+
+        return max(smallest_input(name))
+    return model_spec(name).min_image_side
 
 
 def training_defaults(name: str) -> dict:

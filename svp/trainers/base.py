@@ -58,7 +58,7 @@ TORCH = Trainer(
     title="the torch training loop",
     settings=(
         "lr_schedule", "batch_size", "momentum", "weight_decay", "nesterov", "eval_batch_size", "eval_every",
-        "mixed_precision", "length",
+        "mixed_precision", "length", "weights",
     ),
     text_settings=("text_length",),  # characters a character-level model reads
     checkpoint_keys=frozenset({"state_dict", "in_channels"}),

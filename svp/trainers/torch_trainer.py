@@ -17,7 +17,8 @@ import torch
 
 from svp.schema import DEFAULT_LENGTH, VOCAB_SIZE
 from svp.errors import StageInputError
-from svp.models import networks
+from svp.models import networks, torchvision_models
+from svp.models.specs import is_torchvision_model
 from svp.trainers.base import REMAKE_CHECKPOINT, FittedModel, Predictions, ScoringJob, TrainingJob, first_sentence
 from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY, ForgettingTracker
 from svp.training.loop import (
@@ -38,7 +39,10 @@ def fit(job: TrainingJob) -> FittedModel:
     test_data = model_inputs(*job.test, job.manifest, device, settings.text_length)
     train_index = torch.from_numpy(job.train_index).to(device)
     torch.manual_seed(job.seed)  # the model's initial weights
-    model = _in_layout(networks.create_model(job.model_name, job.manifest["num_classes"], train_data.in_channels), train_data)
+    model = networks.create_model(job.model_name, job.manifest["num_classes"], train_data.in_channels, settings.weights)
+    if is_torchvision_model(job.model_name):  # before any epoch: a size it cannot read would fail in the first step
+        torchvision_models.check_input(model, job.model_name, job.manifest["image_shape"])
+    model = _in_layout(model, train_data)
     plan = StepPlan.of(settings, len(train_data), len(train_index))
     length = f"{settings.epochs} epochs" if settings.length == EPOCHS else (
         f"{plan.total_steps:,} steps (the full data's {settings.epochs} epochs; {plan.passes} passes over the subset)"
@@ -130,6 +134,10 @@ def model_inputs(x, y, manifest: dict, device: torch.device, text_length: int = 
     """One prepared split as a torch model reads it, on ``device``."""
     if manifest.get("modality", "image") == "text":
         return TextData.from_texts(x, y, text_length, device)
+    if manifest.get("storage") == "disk":  # files read as the model goes (svp.data.disk)
+        from svp.training.disk_data import DiskImageData
+
+        return DiskImageData.from_split(x, y, manifest, device)
     return ImageData.from_arrays(x, y, manifest["mean"], manifest["std"], device)
 
 
@@ -138,7 +146,7 @@ def torch_model(checkpoint: dict, path) -> torch.nn.Module:
     model = networks.create_model(checkpoint["model_name"], checkpoint["num_classes"], checkpoint["in_channels"])
     try:
         model.load_state_dict(checkpoint["state_dict"])
-    except (RuntimeError, TypeError, AttributeError) as error:  # keys or shapes that are not this model's
+    except (RuntimeError, TypeError, AttributeError, KeyError) as error:  # keys or shapes that are not this model's
         raise StageInputError(
             f"{path}: its weights do not fit model {checkpoint['model_name']!r} ({first_sentence(error)}); {REMAKE_CHECKPOINT}"
         ) from None
@@ -148,7 +156,7 @@ def torch_model(checkpoint: dict, path) -> torch.nn.Module:
 def _in_layout(model: torch.nn.Module, inputs: ImageData | TextData) -> torch.nn.Module:
     """``model`` on the inputs' device; image models channels-last, the layout of their batches."""
     model = model.to(inputs.device)
-    return model.to(memory_format=torch.channels_last) if isinstance(inputs, ImageData) else model
+    return model if isinstance(inputs, TextData) else model.to(memory_format=torch.channels_last)
 
 
 # glibc's mallopt parameters, and the size under which freed memory stays in the process.

@@ -2,8 +2,10 @@
 
 The whole data set is held as one uint8 tensor on the training device (the GPU when
 there is one): images as (N, C, H, W) pixels stored channels-last (:class:`ImageData`),
-texts as (N, length) character codes (:class:`TextData`). A subset is an index tensor, batches are gathered
-by index, and image augmentation (random crop with zero padding, horizontal flip) is
+texts as (N, length) character codes (:class:`TextData`). Images too large for that are
+read from disk by DataLoader workers instead (``svp.training.disk_data``); the loop asks
+either for its batches (``training_batches``, ``inference_batches``) and is the same.
+In memory a subset is an index tensor, batches are gathered by index, and image augmentation (random crop with zero padding, horizontal flip) is
 applied to the whole batch at once; texts are not augmented. Optimisation follows the
 SVP authors' CIFAR code: SGD with momentum and weight decay and a piecewise-constant
 learning rate, one value per epoch.
@@ -64,6 +66,7 @@ class TrainingSettings:
     # What an epoch of lr_schedule counts on a subset: a pass over it (epochs, SVP's protocol),
     # or as many steps as a pass over the whole training set (steps: the full-data run's steps).
     length: str = EPOCHS
+    weights: str | None = None  # start from these weights: torchvision's by name, or a local checkpoint's path
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingSettings":
@@ -122,6 +125,10 @@ def _checked_setting(name: str, value):
         return _whole_number(name, value, WHOLE_SETTINGS[name])
     if name in NUMBER_SETTINGS:
         return _number(name, value, below=NUMBER_SETTINGS[name])
+    if name == "weights":
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"training setting 'weights': {value!r} is not torchvision weights' name or a checkpoint's path")
+        return value
     if name in FLAG_SETTINGS:
         if not isinstance(value, bool):
             raise ConfigError(f"training setting {name!r}: {value!r} is not true or false")
@@ -251,6 +258,15 @@ class ImageData:
         images = augment_batch(self.pixels(index), augment["crop_padding"], augment["flip"], generator)
         return self.normalise(images), self.labels.index_select(0, index)
 
+    def training_batches(self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator):
+        """(index, inputs, labels) of each batch of ``order``, augmented unless ``augment`` is None."""
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            yield (index, *(self.batch(index) if augment is None else self.augmented_batch(index, augment, generator)))
+
+    def inference_batches(self, batch_size: int):
+        return _inference_batches(self, batch_size)
+
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) pixels to float, less the channel mean, over the channel std.
 
@@ -296,6 +312,15 @@ class TextData:
         """Character codes (int64, for an embedding) and labels of the examples in ``index``."""
         return _rows(self.characters, index).long(), _rows(self.labels, index)
 
+    def training_batches(self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator):
+        """(index, inputs, labels) of each batch of ``order``; texts are not augmented."""
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            yield (index, *self.batch(index))
+
+    def inference_batches(self, batch_size: int):
+        return _inference_batches(self, batch_size)
+
     @property
     def in_channels(self) -> int:
         return VOCAB_SIZE
@@ -303,6 +328,12 @@ class TextData:
     @property
     def device(self) -> torch.device:
         return self.characters.device
+
+
+def _inference_batches(data, batch_size: int):
+    """(inputs, labels) of every example, in order, un-augmented: views of the data, not copies."""
+    for start in range(0, len(data), batch_size):
+        yield data.batch(slice(start, start + batch_size))
 
 
 def _rows(tensor: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
@@ -365,8 +396,7 @@ def predict_logits(
     device = data.device
     outputs = []
     with autocast(device, mixed_precision):
-        for start in range(0, len(data), batch_size):
-            inputs, _ = data.batch(slice(start, start + batch_size))  # a view of the pixels, not a copy
+        for inputs, _ in data.inference_batches(batch_size):
             outputs.append(model(inputs).float())
     # Copied to the CPU once: a copy per batch would stall a GPU at every batch.
     return torch.cat(outputs).cpu() if outputs else torch.empty(0)
@@ -460,17 +490,17 @@ def train(
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        for batch in progress(range(batches), f"epoch {epoch + 1}", leave=False):
+        # A stretched schedule's last pass may stop part way: only its batches are asked for
+        # (read from disk, only their files are opened).
+        order = shuffled[: batches * settings.batch_size]
+        # In memory, gathered from the device's copy; from disk, decoded by DataLoader workers (svp.training.disk_data).
+        pass_batches = train_data.training_batches(order, settings.batch_size, augment if augmenting else None, generator)
+        for batch, (index, inputs, labels) in enumerate(progress(pass_batches, f"epoch {epoch + 1}", total=batches, leave=False)):
             rate = plan.lr_at_step(first_step + batch)
             if rate != lr:  # only a stretched schedule changes the rate within a pass
                 lr = rate
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-            index = shuffled[batch * settings.batch_size : (batch + 1) * settings.batch_size]
-            if augmenting:
-                inputs, labels = train_data.augmented_batch(index, augment, generator)
-            else:
-                inputs, labels = train_data.batch(index)
             with autocast(device, settings.mixed_precision):
                 logits = model(inputs)
                 loss = F.cross_entropy(logits.float(), labels)

@@ -40,8 +40,7 @@ def gradient_norms(model: torch.nn.Module, data: ImageData | TextData, batch_siz
 
     per_example = vmap(grad(loss), in_dims=(None, 0, 0))
     norms = []
-    for start in range(0, len(data), batch_size):
-        inputs, labels = data.batch(slice(start, start + batch_size))
+    for inputs, labels in data.inference_batches(batch_size):
         gradients = per_example(parameters, inputs, labels)
         squared = sum(g.flatten(1).pow(2).sum(dim=1) for g in gradients.values())
         norms.append(squared.sqrt())
@@ -63,8 +62,7 @@ def penultimate_embeddings(model: torch.nn.Module, data: ImageData | TextData, b
     captured: list[torch.Tensor] = []
     hook = last_linear(model).register_forward_hook(lambda module, args, output: captured.append(args[0].detach().float()))
     try:
-        for start in range(0, len(data), batch_size):
-            inputs, _ = data.batch(slice(start, start + batch_size))
+        for inputs, _ in data.inference_batches(batch_size):
             model(inputs)
     finally:
         hook.remove()

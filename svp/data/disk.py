@@ -1,0 +1,510 @@
+"""Image data sets too large for memory, read from disk: ``imagenet`` and a large ``image_folder``.
+
+Preparing such a data set copies nothing. It lists the images, reads each one's header
+(size, mode, format) in parallel, and writes the list as each split's .npz: the paths
+(relative to the split's folder, UTF-8, packed), labels and sizes. The manifest's sha256
+of those files is the checksum of the list, and each split's listing is checked against
+the folder again whenever a job reads it: a file deleted or a class folder added since
+preparation stops the job naming them, before any image is read.
+
+With ``dataset.validation`` the validation split (``svp.data.validation``) is a share of
+the training list, written as ``validation.npz`` in the same form: its images stay in the
+training folder, but no job trains on, scores or selects them; each run's error on them
+is its ``validation_error``. An image_folder's channel statistics are estimated from the
+training list once that share is out.
+
+Jobs then decode the images as they train or score (``svp.training.disk_data``: a
+map-style dataset read by DataLoader workers), so a 30 % subset reads 30 % of the files.
+Training takes a random-resized crop and a flip; scoring and evaluation resize and take
+the centre crop, un-augmented; both at ``dataset.image_size`` (default 224).
+
+Bad files are found at preparation: a file Pillow cannot identify, or one whose header
+claims more than 8192x8192 pixels, always; a truncated or corrupt JPEG only when
+``dataset.check_images: decode`` decodes every image (a second pass over the data).
+Each stops preparation naming the files, or, with ``dataset.skip_bad_images: true``, is
+left out, counted in the manifest and listed in the log. Grayscale, CMYK and palette
+images, and PNGs named .JPEG (ImageNet has one), are read and converted to RGB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from svp.data.registry import (
+    MAX_CLASSES,
+    MAX_IMAGE_PIXELS,
+    MAX_IMAGE_SIDE,
+    bool_option,
+    check_classes,
+    config_key,
+    int_option,
+    is_dir,
+    register_dataset,
+    required_option,
+)
+from svp.errors import ConfigError, DataError
+
+# torchvision's ImageFolder's extensions: the files a class folder's images may end with.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+DEFAULT_IMAGE_SIZE = 224
+# Evaluation resizes the shorter side to image_size x 256 / 224, then takes the centre
+# crop: the ratio torchvision's ImageNet models are evaluated with.
+RESIZE_RATIO = 256 / 224
+# ImageNet's channel mean and std (torchvision's pretrained weights expect them).
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+# Images sampled (evenly over the training list) to estimate an image_folder's channel statistics.
+STATISTICS_SAMPLE = 500
+WNID = re.compile(r"^n\d{8}$")
+SHOWN = 5  # files named in a message
+REPREPARE = "rerun the prepare step (`snakemake --forcerun prepare_data ...`, or `svp prepare`)"
+IMAGENET_LAYOUT = (
+    "ILSVRC2012 as torchvision's ImageNet prepares it: <path>/train/<wnid>/*.JPEG and <path>/val/<wnid>/*.JPEG, "
+    "one folder per class named by its WordNet id (n01440764, ...). Extract ILSVRC2012_img_train.tar (and each "
+    "class's tar inside it) into train/; sort the 50,000 validation images into val/<wnid>/ with "
+    "torchvision.datasets.ImageNet(path, split='val') (it reads ILSVRC2012_devkit_t12.tar.gz beside them) or "
+    "the usual valprep.sh"
+)
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def list_split(folder: Path, option: str = "path") -> tuple[list[str], list[tuple[str, int]]]:
+    """(classes, [(path relative to ``folder``, label)]) of a folder of class folders, sorted.
+
+    As torchvision's ImageFolder, but a class folder without an image, a folder inside a
+    class folder, or a link leading out of ``folder`` is refused rather than skipped or followed.
+    """
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"config key {config_key(option)}: {folder} is not a folder; it must hold one folder of images per class") from None
+    classes = [e.name for e in entries if e.is_dir()]
+    if not classes:
+        raise DataError(f"config key {config_key(option)}: {folder} holds no class folder; it must hold one folder of images per class")
+    if len(classes) > MAX_CLASSES:
+        raise DataError(f"{folder}: {len(classes):,} class folders, more than the {MAX_CLASSES:,} svp accepts")
+    real = folder.resolve()
+    samples: list[tuple[str, int]] = []
+    for label, name in enumerate(classes):
+        found = 0
+        for entry in sorted(os.scandir(folder / name), key=lambda e: e.name):
+            if entry.is_dir():
+                raise DataError(
+                    f"{entry.path}: a folder inside the class folder {folder / name}; its images would silently join "
+                    "that class. Images must sit directly in their class folder: move them up, or delete the folder"
+                )
+            if not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(real):
+                raise DataError(
+                    f"{entry.path}: a symbolic link that leads outside {folder}; it would pull other files into this "
+                    "split: replace it with a copy of the file, or remove it"
+                )
+            samples.append((f"{name}/{entry.name}", label))
+            found += 1
+        if not found:
+            raise DataError(
+                f"{folder / name}: an empty class folder (no file ending in {', '.join(IMAGE_EXTENSIONS)}); a class "
+                "needs images to be learnt: add its images, or remove the folder"
+            )
+    return classes, samples
+
+
+def count_images(folder: Path) -> int:
+    """Image files in ``folder``'s class folders, counted without checking anything (to choose where to hold them)."""
+    try:
+        return sum(
+            1 for entry in os.scandir(folder) if entry.is_dir()
+            for image in os.scandir(entry.path) if image.name.lower().endswith(IMAGE_EXTENSIONS)
+        )
+    except OSError:  # the builder that reads the folder says what is wrong with it
+        return 0
+
+
+def listing_digest(paths) -> str:
+    """sha256 of a split's sorted relative paths: the checksum of the list."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.encode("utf-8") + b"\0")
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def inspect_image(path: str, decode: bool) -> tuple[int, int, str, str, str | None]:
+    """(width, height, mode, format, problem) of one file; ``problem`` is None when it can be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    return width, height, image.mode, str(image.format), (
+                        f"its header claims {width}x{height} pixels; svp reads images of at most "
+                        f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}"
+                    )
+                if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+                    return width, height, image.mode, str(image.format), f"16-bit or floating-point pixels (mode {image.mode})"
+                if decode:
+                    image.load()
+                return width, height, image.mode, str(image.format), None
+    except UnidentifiedImageError:
+        return 0, 0, "", "", "not an image Pillow can read (unknown format, empty or corrupt)"
+    except Image.DecompressionBombError:
+        return 0, 0, "", "", "Pillow refuses it as a possible decompression bomb"
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        return 0, 0, "", "", f"cannot be decoded ({str(error).strip() or type(error).__name__}): truncated or corrupt"
+
+
+def _inspect_chunk(args) -> list[tuple]:
+    folder, paths, decode = args
+    return [inspect_image(os.path.join(folder, path), decode) for path in paths]
+
+
+def loader_workers() -> int:
+    """Processes that read images: $SVP_LOADER_WORKERS, else the CPUs this process may use, at most 8."""
+    if os.environ.get("SVP_LOADER_WORKERS", "").strip():
+        try:
+            return max(0, int(os.environ["SVP_LOADER_WORKERS"]))
+        except ValueError:
+            raise ConfigError(f"SVP_LOADER_WORKERS={os.environ['SVP_LOADER_WORKERS']!r} is not a whole number") from None
+    return min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def inspect_split(folder: Path, samples: list[tuple[str, int]], decode: bool) -> list[tuple]:
+    """inspect_image of every sample, in order, over the reader processes."""
+    paths = [path for path, _ in samples]
+    chunk = 512
+    jobs = [(str(folder), paths[start : start + chunk], decode) for start in range(0, len(paths), chunk)]
+    workers = loader_workers()
+    if workers <= 1 or len(jobs) <= 1:
+        return [row for job in jobs for row in _inspect_chunk(job)]
+    with ProcessPoolExecutor(workers) as pool:
+        return [row for rows in pool.map(_inspect_chunk, jobs) for row in rows]
+
+
+# --------------------------------------------------------------------------- the prepared form
+
+
+def pack_paths(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Paths as one UTF-8 byte array and each one's end offset: a few bytes a path, not numpy's 4 a character."""
+    encoded = [path.encode("utf-8") for path in paths]
+    ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), ends
+
+
+def unpack_paths(blob: np.ndarray, ends: np.ndarray) -> list[str]:
+    data = blob.tobytes()
+    starts = np.concatenate([[0], ends[:-1]])
+    return [data[s:e].decode("utf-8") for s, e in zip(starts.tolist(), ends.tolist())]
+
+
+def list_arrays(paths: list[str], y: np.ndarray, sizes: np.ndarray) -> dict:
+    """A split's list as its .npz holds it: labels, the packed paths and each image's (width, height)."""
+    blob, ends = pack_paths(paths)
+    return {"y": y, "path_bytes": blob, "path_ends": ends, "sizes": sizes}
+
+
+@dataclass
+class PreparedDisk:
+    """A data set read from disk, as its builder returns it: the lists, not the pixels."""
+
+    name: str
+    root: Path
+    split_folders: dict  # split -> folder name under root ("train", "val")
+    classes: list[str]
+    paths: dict  # split -> relative paths
+    y: dict  # split -> int64 labels
+    sizes: dict  # split -> int32 (N, 2) width, height
+    listings: dict  # split -> listing_digest of every image file found (skipped ones too)
+    skipped: dict  # split -> [(relative path, problem)]
+    image_size: int
+    mean: list[float] | None  # None: estimated from the training images once the validation split is out
+    std: list[float] | None
+    flip: bool
+    source: str
+    modes: dict = field(default_factory=dict)
+    formats: dict = field(default_factory=dict)
+    modality: str = "image"
+    storage: str = "disk"
+    source_files: dict = field(default_factory=dict)
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.y["train"]
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.y["test"]
+
+    def validate(self, name: str) -> None:
+        for split in ("train", "test"):
+            if not len(self.y[split]):
+                raise DataError(f"data set {name!r}: no readable image in {self.root / self.split_folders[split]}")
+        check_classes(name, self.classes, self.y_train, self.y_test)
+
+    def hold_out(self, train: np.ndarray, held: np.ndarray) -> dict:
+        """Take the training rows ``held`` out as the validation split (``svp.data.validation``),
+        keeping ``train``; return the split's list {"paths", "y", "sizes"}: a share of the
+        training folder's images, which stay where they are."""
+        paths, y, sizes = self.paths["train"], self.y["train"], self.sizes["train"]
+        validation = {"paths": [paths[i] for i in held], "y": y[held], "sizes": sizes[held]}
+        self.paths["train"], self.y["train"], self.sizes["train"] = [paths[i] for i in train], y[train], sizes[train]
+        return validation
+
+    def split_arrays(self) -> dict:
+        return {split: list_arrays(self.paths[split], self.y[split], self.sizes[split]) for split in ("train", "test")}
+
+    def manifest_fields(self, arrays) -> dict:
+        if self.mean is None:  # from the training list as it is now: no validation image counts
+            self.mean, self.std = _channel_statistics(self.root / self.split_folders["train"], self.paths["train"], self.image_size)
+        return {
+            "storage": "disk",
+            "root": str(self.root),
+            "split_folders": dict(self.split_folders),
+            "listings": dict(self.listings),
+            "skipped": {split: [f"{path}: {problem}" for path, problem in rows] for split, rows in self.skipped.items()},
+            "modes": self.modes,
+            "formats": self.formats,
+            "image_shape": [self.image_size, self.image_size, 3],
+            "resize": round(self.image_size * RESIZE_RATIO),
+            "augment": {"crop_padding": 0, "flip": self.flip},
+            "mean": self.mean,
+            "std": self.std,
+        }
+
+
+def _check_split(folder: Path, samples, rows, skip: bool, decode: bool, split: str):
+    """Keep the readable samples; refuse the bad ones, or (``skip``) leave them out, listed."""
+    bad = [(path, row[4]) for (path, _), row in zip(samples, rows) if row[4] is not None]
+    if bad and not skip:
+        shown = "; ".join(f"{folder / path}: {problem}" for path, problem in bad[:SHOWN])
+        more = f" (and {len(bad) - SHOWN:,} more)" if len(bad) > SHOWN else ""
+        raise DataError(
+            f"{len(bad):,} of the {len(samples):,} images in {folder} cannot be read: {shown}{more}. Replace or remove "
+            f"them, or set {config_key('skip_bad_images')}: true to leave them out (counted and listed in the manifest)"
+        )
+    for path, problem in bad:
+        print(f"skipped {folder / path}: {problem}", flush=True)
+    if bad:
+        print(f"skipped {len(bad):,} of {len(samples):,} images of the {split} split ({config_key('skip_bad_images')})", flush=True)
+    keep = [i for i, row in enumerate(rows) if row[4] is None]
+    return keep, bad
+
+
+def prepare_disk(
+    name: str, options: Mapping, root: Path, split_folders: dict, mean=None, std=None
+) -> PreparedDisk:
+    """List and check both splits of ``root`` (``split_folders``: split -> folder), reading headers only
+    (every pixel with ``check_images: decode``); channel statistics from ``mean``/``std``, or, without
+    them, from a sample of the training images when the manifest is written (after the validation
+    split, if any, is taken out)."""
+    size = int_option(options, "image_size", DEFAULT_IMAGE_SIZE, minimum=8)
+    if size > MAX_IMAGE_SIDE:
+        raise DataError(f"config key {config_key('image_size')}: {size} is above {MAX_IMAGE_SIDE}, the largest image side svp reads")
+    check = options.get("check_images", "header")
+    if check not in ("header", "decode"):
+        raise DataError(f"config key {config_key('check_images')}: expected header or decode, got {check!r}")
+    skip = bool_option(options, "skip_bad_images", False)
+    flip = bool_option(options, "flip", True)
+    listed = {split: list_split(root / folder) for split, folder in split_folders.items()}
+    classes = listed["train"][0]
+    if listed["test"][0] != classes:
+        extra = sorted(set(listed["test"][0]) - set(classes))
+        lacking = sorted(set(classes) - set(listed["test"][0]))
+        raise DataError(
+            f"config key {config_key('path')}: {root / split_folders['test']} has other class folders than "
+            f"{root / split_folders['train']} (only in {split_folders['test']}: {extra[:SHOWN]}; only in "
+            f"{split_folders['train']}: {lacking[:SHOWN]}); both splits need the same class folders"
+        )
+    prepared = dict(paths={}, y={}, sizes={}, listings={}, skipped={})
+    modes: dict = {}
+    formats: dict = {}
+    for split, folder in split_folders.items():
+        samples = listed[split][1]
+        print(f"reading the {'pixels' if check == 'decode' else 'headers'} of {len(samples):,} {split} images in {root / folder}", flush=True)
+        rows = inspect_split(root / folder, samples, decode=check == "decode")
+        keep, bad = _check_split(root / folder, samples, rows, skip, check == "decode", split)
+        prepared["paths"][split] = [samples[i][0] for i in keep]
+        prepared["y"][split] = np.array([samples[i][1] for i in keep], dtype=np.int64)
+        prepared["sizes"][split] = np.array([rows[i][:2] for i in keep], dtype=np.int32).reshape(-1, 2)
+        prepared["listings"][split] = listing_digest(path for path, _ in samples)
+        prepared["skipped"][split] = bad
+        for i in keep:
+            modes[rows[i][2]] = modes.get(rows[i][2], 0) + 1
+            formats[rows[i][3]] = formats.get(rows[i][3], 0) + 1
+    return PreparedDisk(
+        name=name, root=root, split_folders=dict(split_folders), classes=classes, image_size=size, mean=mean, std=std,
+        flip=flip, modes=modes, formats=formats, **prepared,
+        source=f"image files in {root} ({', '.join(f'{s}: {f}/' for s, f in split_folders.items())}), read from disk at "
+        f"{size}x{size}; nothing copied",
+    )
+
+
+def _channel_statistics(folder: Path, paths: list[str], size: int) -> tuple[list[float], list[float]]:
+    """Channel mean and std in [0, 1] of up to STATISTICS_SAMPLE training images, evenly spaced, centre-cropped."""
+    from PIL import Image, ImageOps
+
+    picked = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), STATISTICS_SAMPLE)).astype(int))
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    count = 0
+    for index in picked:
+        with Image.open(folder / paths[index]) as image:
+            pixels = np.asarray(ImageOps.fit(image.convert("RGB"), (size, size)), dtype=np.float64).reshape(-1, 3) / 255
+        total += pixels.sum(0)
+        total_sq += np.square(pixels).sum(0)
+        count += len(pixels)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return [float(m) for m in mean], [float(max(s, 1 / 255)) for s in std]
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+@dataclass
+class DiskSplit:
+    """A prepared split's images as files: what ``load_prepared`` returns as ``x`` for disk data."""
+
+    folder: Path
+    paths: list[str]
+    sizes: np.ndarray
+    image_size: int
+    resize: int
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """As an in-memory split's (N, H, W, C): the size the models read."""
+        return (len(self.paths), self.image_size, self.image_size, 3)
+
+
+# The split whose folder each prepared split's images are in: the validation split
+# (svp.data.validation) is a share of the training folder's.
+FOLDER_OF = {"train": "train", "test": "test", "validation": "train"}
+
+
+def paths_of(arrays: Mapping, npz_path: Path, hint: str) -> list[str]:
+    """The relative paths a split's .npz lists."""
+    try:
+        return unpack_paths(arrays["path_bytes"], arrays["path_ends"])
+    except (KeyError, UnicodeDecodeError, ValueError) as error:
+        raise DataError(f"{npz_path}: not a disk data set's file list ({error}); {hint}") from None
+
+
+def read_split(
+    arrays: Mapping, manifest: dict, split: str, npz_path: Path, hint: str, also_listed: Callable[[], list[str]] | None = None
+) -> tuple[DiskSplit, np.ndarray]:
+    """(DiskSplit, labels) of a split's .npz (``train``, ``test`` or ``validation``), after checking its
+    folder's listing is the one prepared. ``also_listed`` gives the paths of the other split prepared
+    from the same folder (training and validation), read only to tell what changed in it."""
+    paths = paths_of(arrays, npz_path, hint)
+    try:
+        y, sizes = arrays["y"], arrays["sizes"]
+    except KeyError as error:
+        raise DataError(f"{npz_path}: not a disk data set's file list ({error}); {hint}") from None
+    folder_split = FOLDER_OF[split]
+    folder = Path(manifest["root"]) / manifest["split_folders"][folder_split]
+    check_listing(folder, paths, manifest, folder_split, also_listed)
+    size = manifest["image_shape"][0]
+    return DiskSplit(folder, paths, sizes, size, int(manifest.get("resize", round(size * RESIZE_RATIO)))), y
+
+
+def check_listing(
+    folder: Path, paths: list[str], manifest: dict, split: str, also_listed: Callable[[], list[str]] | None = None
+) -> None:
+    """The folder still holds the files it held when prepared: none gone, none added (names only, no reads).
+
+    ``split`` names the folder's listing in the manifest; ``also_listed``, the paths prepared
+    from it besides ``paths`` (the validation split's, held out of the training folder).
+    """
+    if not folder.is_dir():
+        raise DataError(f"{folder}: the images of the prepared data set are gone (moved or deleted); restore them, or {REPREPARE}")
+    found = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_dir():
+            found += [f"{entry.name}/{f.name}" for f in os.scandir(entry.path) if f.name.lower().endswith(IMAGE_EXTENSIONS)]
+    if listing_digest(found) == manifest["listings"][split]:
+        return
+    skipped = {row.split(": ", 1)[0] for row in manifest.get("skipped", {}).get(split, [])}
+    before, now = set(paths) | skipped | set(also_listed() if also_listed else ()), set(found)
+    gone, added = sorted(before - now), sorted(now - before)
+    classes = set(manifest["classes"])
+    new_classes = sorted({path.split("/", 1)[0] for path in added} - classes)
+    parts = []
+    if gone:
+        parts.append(f"{len(gone):,} file(s) gone ({', '.join(gone[:SHOWN])})")
+    if new_classes:
+        parts.append(f"class folder(s) added ({', '.join(new_classes[:SHOWN])})")
+    if added:
+        parts.append(f"{len(added):,} file(s) added ({', '.join(added[:SHOWN])})")
+    raise DataError(
+        f"{folder}: the images changed since the data set was prepared: {'; '.join(parts) or 'the listing differs'}. "
+        f"Restore them, or {REPREPARE} (its outputs are remade; the runs after it rerun)"
+    )
+
+
+# --------------------------------------------------------------------------- imagenet
+
+
+DISK_KEYS = ("path", "image_size", "check_images", "skip_bad_images", "flip")
+
+
+def imagenet_layout_problem(root: Path) -> str | None:
+    """Why ``root`` is not the ILSVRC2012 layout, or None."""
+    for folder in ("train", "val"):
+        split = root / folder
+        if not split.is_dir():
+            archives = sorted(p.name for p in root.glob("ILSVRC2012_img_*.tar"))
+            found = f" (found the archives {', '.join(archives)}: extract them)" if archives else ""
+            return f"{split} is missing{found}"
+        entries = list(os.scandir(split))
+        loose = [e.name for e in entries if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)]
+        if loose:
+            return f"{split} holds {len(loose):,} images directly (e.g. {loose[0]}), as the archive has them, not sorted into class folders"
+        tars = [e.name for e in entries if e.name.endswith(".tar")]
+        if tars:
+            return f"{split} holds {len(tars):,} per-class archives (e.g. {tars[0]}): extract each into a folder of its name"
+        odd = sorted(e.name for e in entries if e.is_dir() and not WNID.match(e.name))
+        if odd:
+            return f"{split} has folders not named by a WordNet id: {', '.join(odd[:SHOWN])}"
+    return None
+
+
+# The folder is checked when the data is prepared (seconds), not when the config is: a
+# config naming the images of another machine (the cluster's) still validates and plans here.
+def disk_image_shape(dataset: Mapping) -> tuple[int, int, int] | None:
+    """The input a model meets, known from the config: ``image_size`` (default 224) square, colour."""
+    size = dataset.get("image_size", DEFAULT_IMAGE_SIZE)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:  # refused by the builder
+        return None
+    return (size, size, 3)
+
+
+@register_dataset("imagenet", keys=DISK_KEYS, required=("path",), image_shape=disk_image_shape)
+def build_imagenet(options: dict) -> PreparedDisk:
+    """ILSVRC2012 as torchvision's ImageNet prepares it (train/<wnid>/, val/<wnid>/), read from disk; no download."""
+    root = Path(str(required_option(options, "path", "the folder holding train/ and val/"))).expanduser().resolve()
+    problem = imagenet_layout_problem(root)
+    if problem:
+        raise DataError(
+            f"config key {config_key('path')}: {root} is not laid out as ILSVRC2012: {problem}. svp reads {IMAGENET_LAYOUT}. "
+            "(The archives need an ImageNet account, so svp downloads nothing; another layout is an image_folder.)"
+        )
+    return prepare_disk("imagenet", options, root, {"train": "train", "test": "val"}, IMAGENET_MEAN, IMAGENET_STD)
