@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Iterator
@@ -176,7 +177,9 @@ def launch(argv: list[str], processes: int, threads: int | None) -> None:
     logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (threads or processes) // processes)))
     os.environ[LAUNCHER_VARIABLE] = str(os.getpid())
-    arguments = parse_args(["--standalone", f"--nproc-per-node={processes}", "--module", "svp", *argv])
+    launcher = ["--standalone", f"--nproc-per-node={processes}", "--module", "svp"]
+    print(f"svp train: {processes} processes, one per GPU, started as by `torchrun {shlex.join([*launcher, *argv])}`", flush=True)
+    arguments = parse_args([*launcher, *argv])
     try:
         run(arguments)
     except ChildFailedError as error:
