@@ -46,10 +46,10 @@ def test_a_ranks_shard_batched_is_its_share_of_every_global_batch(n, batch_size,
     shares = []
     for rank in range(world_size):
         ranks = Ranks(rank, world_size)
-        local = ranks.local_batch_size(batch_size)
-        shard = ranks.shard(order)
-        batched = [shard[start : start + local] for start in range(0, len(global_batches) * local, local)]
+        batched = ranks.batches(order, batch_size)  # order[rank::N] in batches of batch_size / N
+        assert torch.equal(torch.cat(batched), ranks.shard(order))
         assert all(torch.equal(b, g[ranks.own()]) for b, g in zip(batched, global_batches, strict=True))
+        assert ranks.batches(order.tolist(), batch_size) == [b.tolist() for b in batched]  # a DataLoader's lists
         shares.append(batched)
     for k, global_batch in enumerate(global_batches):
         assert sorted(torch.cat([share[k] for share in shares]).tolist()) == sorted(global_batch.tolist())

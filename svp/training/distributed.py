@@ -11,7 +11,10 @@ command on this machine; each copy is one *rank*. ``torchrun --standalone
   ``batch_size`` examples: positions rank, rank + N, ... (:meth:`Ranks.own`), batch_size / N
   examples (a batch_size that does not divide by N is refused, naming the setting). Over
   an epoch that is ``order[rank::N]`` (:meth:`Ranks.shard`), DistributedSampler's split:
-  data read from disk by a DataLoader takes those indices, batched by batch_size / N;
+  data read from disk by a DataLoader takes those indices in batches of batch_size / N
+  (:meth:`Ranks.batches`). The loop asks its data for the rank's batches
+  (``training_batches(order, batch_size, augment, generator, ranks)``), so a kind of data
+  needs nothing but indices to be shared out;
 - draws the random crops and flips of the whole global batch and keeps its share, so
   every example is augmented as in the single-process run and every rank's generator
   stays in step with the others' (the next epoch's order is the same everywhere);
@@ -91,6 +94,18 @@ class Ranks:
         batch at a multiple of N (tests/test_distributed.py checks both forms).
         """
         return order[self.own()]
+
+    def batches(self, order, batch_size: int) -> list:
+        """This rank's batches of an epoch's ``order``: its share of each global batch of
+        ``batch_size``, one per global batch, so that every rank takes as many steps.
+
+        What a DataLoader takes as its ``batch_sampler`` (data read from disk). The last is
+        empty where the last global batch holds fewer examples than there are ranks: the
+        data then hands over an empty batch, a step on no examples that keeps the ranks in
+        step (DistributedSampler would repeat examples instead).
+        """
+        shard, size = self.shard(order), self.local_batch_size(batch_size)
+        return [shard[start : start + size] for start in range(0, -(-len(order) // batch_size) * size, size)]
 
     def __str__(self) -> str:
         return f"rank {self.rank} of {self.world_size}"

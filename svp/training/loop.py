@@ -254,6 +254,22 @@ class ImageData:
         images = augment_batch(self.pixels(index), augment["crop_padding"], augment["flip"], generator, drawn, positions)
         return self.normalise(images), self.labels.index_select(0, index)
 
+    def training_batches(
+        self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator,
+        ranks: Ranks = ONE_PROCESS,
+    ):
+        """(index, inputs, labels) of this rank's share of each batch of ``order``, augmented
+        unless ``augment`` is None. The crops and flips are drawn for each whole (global)
+        batch, so every rank draws what one process would and their generators stay in step."""
+        mine = ranks.own()
+        for start in range(0, len(order), batch_size):
+            global_batch = order[start : start + batch_size]
+            index = global_batch[mine]  # all of it for one process
+            if augment is None:
+                yield (index, *self.batch(index))
+            else:
+                yield (index, *self.augmented_batch(index, augment, generator, len(global_batch), mine))
+
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) pixels to float, less the channel mean, over the channel std.
 
@@ -298,6 +314,14 @@ class TextData:
     def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
         """Character codes (int64, for an embedding) and labels of the examples in ``index``."""
         return _rows(self.characters, index).long(), _rows(self.labels, index)
+
+    def training_batches(
+        self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator,
+        ranks: Ranks = ONE_PROCESS,
+    ):
+        """(index, inputs, labels) of this rank's share of each batch of ``order``; texts are not augmented."""
+        for index in ranks.batches(order, batch_size):
+            yield (index, *self.batch(index))
 
     @property
     def in_channels(self) -> int:
@@ -488,23 +512,25 @@ def train(
         correct = torch.zeros((), device=device, dtype=torch.long)
         # Each presentation's outcome, by its position in the order; every rank fills in its own.
         outcomes = torch.zeros(presented, device=device, dtype=torch.uint8) if forgetting is not None else None
-        for batch in progress(range(batches), f"epoch {epoch + 1}", leave=False, disable=not ranks.writes):
+        # The rank's share of each batch of the examples this pass presents: gathered from the
+        # device's copy in memory (each data kind has training_batches: the loop asks, the data answers).
+        rank_batches = train_data.training_batches(
+            shuffled[:presented], settings.batch_size, augment if augmenting else None, generator, ranks
+        )
+        for batch, (index, inputs, labels) in enumerate(
+            progress(rank_batches, f"epoch {epoch + 1}", total=batches, leave=False, disable=not ranks.writes)
+        ):
             rate = plan.lr_at_step(first_step + batch)
             if rate != lr:  # only a stretched schedule changes the rate within a pass
                 lr = rate
                 for group in optimizer.param_groups:
                     group["lr"] = lr
             first = batch * settings.batch_size
-            global_batch = shuffled[first : first + settings.batch_size]
-            index = global_batch[mine]  # all of it for one process
-            if augmenting:
-                inputs, labels = train_data.augmented_batch(index, augment, generator, len(global_batch), mine)
-            else:
-                inputs, labels = train_data.batch(index)
+            global_size = min(settings.batch_size, presented - first)
             # The rank's summed loss over its share of the global batch: DDP averages the
             # gradients over the ranks, which makes them the gradient of the global batch's
             # mean loss even where the shares differ (the last batch). For one process, the mean.
-            share = len(global_batch) / ranks.world_size
+            share = global_size / ranks.world_size
             with autocast(device, settings.mixed_precision):
                 logits = network(inputs)
                 loss = F.cross_entropy(logits.float(), labels, reduction="sum") / share
@@ -516,7 +542,7 @@ def train(
             hits = logits.argmax(1) == labels
             correct += hits.sum()
             if outcomes is not None:
-                outcomes[first : first + len(global_batch)][mine] = hits
+                outcomes[first : first + global_size][mine] = hits
             if _interrupt_requests:  # a Ctrl-C that a finaliser swallowed
                 raise KeyboardInterrupt
         summed(loss_sum, ranks)
