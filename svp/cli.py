@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -99,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model-out", required=True)
     train.add_argument("--history-out", required=True)
     train.add_argument("--metrics-out", required=True)
+    train.add_argument(
+        "--processes", type=_positive_int, default=None,
+        help="train on this many GPUs of this machine, one process each, started by torchrun "
+        "(DistributedDataParallel; default: one process, or as many as torchrun started)",
+    )
     _add_run_options(train)
     train.set_defaults(func=_train, after_interrupt=_after_interrupted_training)
 
@@ -196,23 +202,41 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from svp.training import distributed
     from svp.training.gpus import assign_gpu
 
-    assign_gpu()  # before anything starts CUDA
+    ranks = distributed.from_environment()
+    if args.processes and args.processes > 1 and not ranks.launched:
+        # This process only starts the ranks (svp train again, under torchrun) and waits for them.
+        from svp.stages import check_launch
+
+        check_launch(args.model, args.training, args.processes)
+        distributed.check_devices(args.processes)
+        try:
+            distributed.launch(args.argv, args.processes, args.threads)
+        except distributed.RankFailed as failure:
+            raise distributed.RankFailed(f"{failure}; {_after_interrupted_training(args)}", failure.exit_status) from None
+        return
+    distributed.check_world(ranks, args.processes)
+    if ranks.launched:
+        distributed.die_with_launcher()
+    assign_gpu()  # before anything starts CUDA; each rank claims a GPU of its own
     from svp.stages import train_run
 
-    train_run(
-        model_name=args.model,
-        training=args.training,
-        seed=args.seed,
-        data_dir=args.data,
-        subset=args.subset,
-        model_out=args.model_out,
-        history_out=args.history_out,
-        metrics_out=args.metrics_out,
-        run_info=args.info,
-        threads=args.threads,
-    )
+    with distributed.process_group(ranks):
+        train_run(
+            model_name=args.model,
+            training=args.training,
+            seed=args.seed,
+            data_dir=args.data,
+            subset=args.subset,
+            model_out=args.model_out,
+            history_out=args.history_out,
+            metrics_out=args.metrics_out,
+            run_info=args.info,
+            threads=distributed.threads_per_rank(args.threads, ranks),
+            ranks=ranks,
+        )
 
 
 def _after_interrupted_training(args: argparse.Namespace) -> str:
@@ -308,14 +332,19 @@ def _store_config(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    args.argv = argv  # `svp train --processes N` starts its ranks with the same arguments
     # Only `svp select` has --random-seed; argparse cannot say that it needs --data.
     if getattr(args, "random_seed", None) is not None and not args.data:
         parser.error("--random-seed needs --data (the prepared data folder, for the labels)")
-    # The command's name in its messages: `svp train`, `svp report tables`.
+    # The command's name in its messages: `svp train`, `svp report tables`; a rank of a run on
+    # several GPUs adds which it is: `svp train [rank 1 of 2]`.
     prog = " ".join(
         ["svp", args.command, *filter(None, [getattr(args, "report_command", None), getattr(args, "active_command", None)])]
     )
+    if args.command == "train" and os.environ.get("WORLD_SIZE", "1") != "1" and "RANK" in os.environ:
+        prog += f" [rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}]"
     after_interrupt = getattr(args, "after_interrupt", None)
     return run_command(
         prog, lambda: args.func(args), (lambda: after_interrupt(args)) if after_interrupt else None

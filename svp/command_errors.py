@@ -50,7 +50,8 @@ def run_command(
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return PIPE_CLOSED
     except SvpError as error:
-        return _fail(prog, str(error), USER_ERROR)
+        # A rank of a run on several GPUs that failed: the launcher exits as that rank did.
+        return _fail(prog, str(error), getattr(error, "exit_status", USER_ERROR))
     except EXPECTED_OS_ERRORS as error:
         return _fail(prog, _os_error_message(error), USER_ERROR)
     except MemoryError:

@@ -276,6 +276,25 @@ def _check_models_fit(config: dict, given: dict) -> None:
                 f"rate, decayed linearly to 0), got {len(training['lr_schedule'])}"
             )
         run["training"] = {option: value for option, value in training.items() if option in spec.settings}
+        _check_gpus(key, run, trainer)
+
+
+def _check_gpus(key: str, run: dict, trainer) -> None:
+    """A run on several GPUs needs a trainer that shares one model among them, and a batch it splits evenly."""
+    gpus = run.get("gpus", 1)
+    if gpus == 1:
+        return
+    if not trainer.several_gpus:
+        raise ConfigError(
+            f"config key '{key}.gpus': {run['model']!r} is trained by {trainer.title}, in one process; gpus above 1 "
+            "take a torch model"
+        )
+    batch_size = run["training"]["batch_size"]
+    if batch_size % gpus:
+        raise ConfigError(
+            f"config key '{key}.training.batch_size': {batch_size} examples do not split evenly over gpus: {gpus} "
+            f"(each GPU trains on an equal share of every batch); choose a batch_size that divides by {gpus}"
+        )
 
 
 def _check_weights(config: dict) -> None:

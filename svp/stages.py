@@ -26,6 +26,7 @@ import svp
 from svp import data
 from svp.models import specs
 from svp.errors import ConfigError, StageInputError
+from svp.schema import training_schema_defaults
 from svp.io import atomic_path, check_writable, write_json
 from svp.selection.methods import METHODS, MethodInputs, selection_method
 from svp.selection.uncertainty import METRICS, uncertainty_from_logits, uncertainty_from_probabilities
@@ -34,6 +35,7 @@ from svp.trainers import (
     first_sentence, implementation,
 )  # fmt: skip
 from svp.training.checkpoint import save_torch
+from svp.training.distributed import ONE_PROCESS, Ranks
 from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY
 
 RESUME_FILE = "resume.pt"
@@ -75,6 +77,25 @@ def check_input_size(model_name: str, manifest: dict, data_dir: str | Path) -> N
     """Refuse images smaller than the model takes (``svp.models.specs.input_problem``), before any epoch."""
     if problem := specs.input_problem(model_name, manifest.get("image_shape")):
         raise ConfigError(f"{data_dir}: {problem}")
+
+
+def check_processes(model_name: str, trainer, processes: int) -> None:
+    """Refuse several processes (GPUs) for a model whose trainer trains in one."""
+    if processes > 1 and not trainer.several_gpus:
+        raise ConfigError(
+            f"model {model_name!r} is trained by {trainer.title}, in one process; one model on several GPUs "
+            "(a run's gpus, --processes) takes a torch model"
+        )
+
+
+def check_launch(model_name: str, training: dict, processes: int) -> None:
+    """What `svp train --processes N` refuses before starting any rank (each rank checks again,
+    and the rest): a model whose trainer trains in one process, a batch that does not split evenly."""
+    if model_name in specs.list_models():
+        check_processes(model_name, specs.model_spec(model_name).trainer, processes)
+    batch_size = training.get("batch_size", training_schema_defaults()["batch_size"])
+    if isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1:
+        Ranks(world_size=processes).local_batch_size(batch_size)
 
 
 # What a model.pt must hold whichever trainer wrote it, besides the model (its trainer's checkpoint_keys).
@@ -161,17 +182,20 @@ def train_run(
     subset: str | Path | None = None,
     run_info: dict | None = None,
     threads: int | None = None,
-) -> dict:
+    ranks: Ranks = ONE_PROCESS,
+) -> dict | None:
     """Train ``model_name`` on the prepared data (or its ``subset``); write model, history, metrics.
 
     The reported test metrics are those of the final model: the test set is never used
-    to pick an epoch.
+    to pick an epoch. On several GPUs (``ranks``, svp.training.distributed) every rank
+    runs this and rank 0 alone writes the files and returns the metrics; the others None.
     """
     set_threads(threads)
     started = time.perf_counter()
     manifest = data.read_manifest(data_dir)
     declared = check_modality(model_name, manifest, data_dir).trainer
     check_seed(seed, model_name, declared)
+    check_processes(model_name, declared, ranks.world_size)
     check_input_size(model_name, manifest, data_dir)
     trainer = implementation(declared)
     check_writable(model_out, history_out, metrics_out)  # before any epoch: a run's work is lost if its outputs cannot be written
@@ -181,9 +205,11 @@ def train_run(
         model_name=model_name, training=training, settings=settings, seed=seed, train=train_split, test=test_split,
         manifest=manifest, train_index=_subset_index(subset, len(train_split[1])), workdir=Path(model_out).parent,
         # Saved after every epoch beside the outputs, so a killed job resumes where it stopped.
-        resume_path=Path(model_out).with_name(RESUME_FILE),
+        resume_path=Path(model_out).with_name(RESUME_FILE), ranks=ranks,
     )
     fitted = trainer.fit(job)
+    if fitted is None:  # a rank other than 0: rank 0 writes the run's files
+        return None
     validation_split = data.load_validation(data_dir)
     metrics = {
         **(run_info or {}),
@@ -200,6 +226,8 @@ def train_run(
         "seconds": fitted.seconds,
         "stage_seconds": time.perf_counter() - started,
         "device": fitted.device,
+        # Runs on one GPU (or none) keep the keys they always had.
+        **({"processes": ranks.world_size} if ranks.several else {}),
         "svp_version": svp.__version__,
     }
     checkpoint = {

@@ -66,6 +66,13 @@ class JobSettings:
     def proxy_info(self, wildcards) -> str:
         return json.dumps(proxy_run_facts(wildcards.proxy, wildcards.seed))
 
+    def proxy_gpus(self, wildcards) -> int:
+        """GPUs that train one run of the proxy together (its `gpus`, default 1)."""
+        return self.config["proxies"][wildcards.proxy].get("gpus", 1)
+
+    def target_gpus(self, wildcards) -> int:
+        return self.config["targets"][wildcards.target].get("gpus", 1)
+
     def target_model(self, wildcards) -> str:
         return self.config["targets"][wildcards.target]["model"]
 
@@ -121,6 +128,21 @@ def target_subset(selection: str, fraction: str, seed: int | str, subset_pattern
     if selection == plan.FULL:
         return {}
     return {"subset": subset_pattern.format(subset=plan.subset_name(selection, seed), fraction=fraction)}
+
+
+def capped_gpus_message(key: str, gpus: int, limit: int) -> str:
+    """What a run whose `gpus` exceeds `--resources gpu=` is told: Snakemake lowers a job's
+    resources to the limit, so it trains on fewer GPUs."""
+    return (
+        f"config key '{key}.gpus' is {gpus}, but --resources gpu={limit} gives a job at most {limit}: its runs train "
+        f"on {limit} GPU{'s' if limit != 1 else ''}. Run with --resources gpu={gpus} (or more) to train them on {gpus}"
+    )
+
+
+def processes_args(gpus: int) -> str:
+    """``svp train``'s ``--processes`` option for a job granted ``gpus`` GPUs: one process (rank)
+    per GPU, started by torchrun; nothing for one GPU or none."""
+    return f"--processes {gpus}" if gpus > 1 else ""
 
 
 def subset_args(subset: str | None) -> str:

@@ -1,6 +1,7 @@
 """Active learning (svp.active): the plan of rounds, the pool stages, the config section."""
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,13 @@ def test_a_selector_trains_with_its_round_seed_only():
     job_inputs.checked_round_seed(2, 3, rounds.round_seed(2, 3))
     with pytest.raises(ConfigError, match="trains with seed"):
         job_inputs.checked_round_seed(2, 3, 7)
+
+
+def test_a_selector_trains_on_the_gpus_of_its_proxies_or_targets_entry():
+    config = validate_config({**with_active(selectors=["cnn", "net"]), "targets": {"net": {"model": "preact_resnet8", "gpus": 2}}})
+    settings = job_inputs.ActiveJobSettings(config)
+    assert settings.selector_gpus(SimpleNamespace(selector="net")) == (2, "targets.net")
+    assert settings.selector_gpus(SimpleNamespace(labelling="cnn-entropy")) == (1, "proxies.cnn")
 
 
 def test_round_one_adds_to_the_shared_start_and_later_rounds_to_their_own_pool():

@@ -80,6 +80,15 @@ BAD_CONFIGS = {
         lambda c: c["targets"]["big"].update(training={"fasttext": {"dim": 5}}),
         ["targets.big.training.fasttext", "'fasttext' is for fasttext, not 'preact_resnet20'"],
     ),
+    "gpus that do not share the batch evenly": (
+        lambda c: c["targets"]["big"].update(gpus=3, training={"batch_size": 128}),
+        ["targets.big.training.batch_size", "128 examples do not split evenly over gpus: 3", "divides by 3"],
+    ),
+    "no gpus": (lambda c: c["targets"]["big"].update(gpus=0), ["targets.big.gpus", "less than the minimum of 1"]),
+    "gpus for fastText": (
+        lambda c: c.update(dataset={"name": "imdb"}, proxies={"ft": {"model": "fasttext", "gpus": 2}}, targets={"ft": {"model": "fasttext"}}),
+        ["proxies.ft.gpus", "'fasttext' is trained by fastText, in one process; gpus above 1 take a torch model"],
+    ),
     "npz without files": (lambda c: c.update(dataset={"name": "npz"}), ["dataset.train", "required"]),
     "npz file missing": (
         lambda c: c.update(dataset={"name": "npz", "train": ["nowhere/train.npz"], "test": ["nowhere/test.npz"]}),

@@ -146,3 +146,17 @@ def test_each_metric_is_read_from_its_own_score_files():
     assert plan.selection_methods(config) == ["kcenter"]
     assert plan.method_runs(config) == [{**run, "method": "kcenter"} for run in plan.selecting_proxy_runs(config)]
     assert [run["target"] for run in plan.target_method_runs(config, "kcenter")] == ["net", "net", "big"]
+
+
+def test_a_run_on_several_gpus_claims_them_and_trains_as_that_many_processes():
+    config = validate_config({**{k: CONFIG[k] for k in ("experiment", "proxies")}, "dataset": {"name": "digits"},
+                              "targets": {"net": {"model": "preact_resnet8", "gpus": 4}}})
+    settings = workflow_inputs.JobSettings(config)
+    assert settings.target_gpus(wildcards(target="net")) == 4
+    assert SETTINGS.target_gpus(wildcards(target="big")) == SETTINGS.proxy_gpus(wildcards(proxy="cnn")) == 1
+    assert "gpus" not in config["proxies"]["cnn"]  # left out, configs resolve as before
+    assert [workflow_inputs.processes_args(gpus) for gpus in (0, 1, 2, 8)] == ["", "", "--processes 2", "--processes 8"]
+    assert workflow_inputs.capped_gpus_message("targets.net", 4, 1) == (
+        "config key 'targets.net.gpus' is 4, but --resources gpu=1 gives a job at most 1: its runs train on 1 GPU. "
+        "Run with --resources gpu=4 (or more) to train them on 4"
+    )

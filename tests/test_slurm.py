@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from svp.data import prepare_dataset
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
 from cluster import Cluster, ClusterUnavailable  # noqa: E402
 
@@ -52,19 +54,25 @@ def profile() -> dict:
     return yaml.safe_load((PROFILE / "config.yaml").read_text())
 
 
+# How a rule declares a GPU: 1, `torch_gpus` (1 on a cluster), or a training rule's run's
+# `gpus` (`proxy_gpus`, `target_gpus`, `selector_gpus`: 1 unless the config says more).
+GPU_DECLARATION = r"^\s+gpu=(1|torch_gpus|proxy_gpus|target_gpus|selector_gpus),?$"
+
+
 def gpu_rules() -> set[str]:
-    """Rules that declare `resources: gpu=1` (or `gpu=torch_gpus`: 1 on a cluster), and the
-    rules made from them with `use rule ... as ... with:` that keep their resources."""
+    """Rules that declare a GPU (GPU_DECLARATION), and the rules made from them with
+    `use rule ... as ... with:` that keep their resources or declare their own."""
     rules, derived = set(), []
     for rules_file in (REPO / "workflow/rules").glob("*.smk"):
         text = rules_file.read_text()
         for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", text, flags=re.M):
-            if re.search(r"^\s+gpu=(1|torch_gpus),?$", body, flags=re.M):
+            if re.search(GPU_DECLARATION, body, flags=re.M):
                 rules.add(name)
         for parent, name, body in re.findall(r"^use rule (\w+) as (\w+) with:\n((?:[ \t]+.*\n|\n)*)", text, flags=re.M):
-            derived.append((parent, name, re.search(r"^\s+resources:", body, flags=re.M) is not None))
-    for parent, name, own_resources in derived:
-        if parent in rules and not own_resources:
+            own_resources = re.search(r"^\s+resources:", body, flags=re.M) is not None
+            derived.append((parent, name, own_resources, re.search(GPU_DECLARATION, body, flags=re.M) is not None))
+    for parent, name, own_resources, own_gpu in derived:
+        if (parent in rules and not own_resources) or own_gpu:
             rules.add(name)
     return rules
 
@@ -161,6 +169,38 @@ def test_the_profile_gives_every_gpu_rule_its_resources():
     missing = gpu_rules() - set(profile()["set-resources"])
     assert not missing, f"add {sorted(missing)} to set-resources in workflow/profiles/slurm/config.yaml"
     assert profile()["executor"] == "slurm" and profile()["retries"] >= 1 and profile()["cores"] >= 1
+
+
+def test_a_run_on_two_gpus_is_submitted_for_two_gpus_on_one_node(tmp_path):
+    """Planning through the profile, without a cluster: SLURM's commands are stand-ins on PATH
+    (sinfo names a default partition; sbatch writes down how it was called, then refuses, as
+    a full cluster would). The full-data target of a `gpus: 2` target, its data prepared
+    here, is submitted with `--gpus=2 --nodes=1` and trains as two processes."""
+    bin_dir, record = tmp_path / "bin", tmp_path / "sbatch-calls.txt"
+    bin_dir.mkdir()
+    tools = {
+        "sinfo": "echo PARTITION; echo 'gpu*'",
+        "squeue": "exit 0",
+        "sacct": "exit 1",
+        "sbatch": f'printf "%s\\n" "$*" >> {record}; echo "sbatch: error: a stand-in" >&2; exit 1',
+    }
+    for name, body in tools.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    config = json.loads(json.dumps(CONFIG))
+    config["targets"]["net"]["gpus"] = 2
+    prepare_dataset({"name": "digits"}, tmp_path / "results" / "slurm" / "data")
+    target = "results/slurm/targets/net/full/1.0/seed0/metrics.json"
+    command = snakemake_command(tmp_path, config, target, "--retries", "0", slurm=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and record.exists(), output[-6000:]
+    calls = record.read_text().splitlines()
+    assert len(calls) == 1 and "rule_train_target_wildcards_net_full_1.0_0" in calls[0], calls
+    assert " --gpus=2 " in calls[0] and " --nodes=1 " in calls[0] and f" --cpus-per-task={THREADS} " in calls[0], calls[0]
+    shell = re.search(r"^Shell command: (svp train .*)$", output, flags=re.M)
+    assert shell and f"--threads {THREADS} --processes 2 >" in shell[1], output[-6000:]
 
 
 def test_every_job_runs_as_a_slurm_job_gpu_rules_with_a_gpu(finished):

@@ -164,3 +164,49 @@ def test_a_new_svp_version_reruns_every_stage(finished_run, tmp_path):
     # All but store_config, which writes the config as it is, whatever the version.
     assert planned_rules(dry) == planned_rules(snakemake(workdir, "--dry-run", "--forceall")) - {"store_config"}
     assert "Params have changed since last execution" in dry.stdout + dry.stderr
+
+
+def test_a_target_on_two_gpus_is_planned_as_one_job_of_two_processes(tmp_path):
+    """Where jobs get GPUs (here nvidia-smi answers with two), a target with `gpus: 2` is one
+    job claiming gpu=2 whose command starts two processes (`svp train --processes 2`: torchrun);
+    its proxy keeps one GPU. `--resources gpu=1` lowers the job to one GPU, and says so."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: Fake (UUID: GPU-0)'\necho 'GPU 1: Fake (UUID: GPU-1)'\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    config = json.loads(json.dumps(TINY))
+    config["targets"]["net"]["gpus"] = 2
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+
+    def dry_run(gpus: int, path: str) -> str:
+        command = [
+            sys.executable, "-m", "snakemake", "--dry-run", "--printshellcmds", "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(tmp_path), "--cores", "2", "--resources", f"gpu={gpus}", "--configfile", str(tmp_path / "tiny.yaml"),
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": path}
+        result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    def jobs(output: str, rule: str) -> list[tuple[str, str]]:
+        """(resources, shell command) of each planned job of ``rule``."""
+        found = re.findall(rf"^rule {rule}:\n(?:    .*\n)*?    resources: (.*)\n(?:.*\n)*?Shell command: (.*)$", output, flags=re.M)
+        assert found, output[-3000:]
+        return found
+
+    output = dry_run(2, f"{fake}{os.pathsep}{os.environ['PATH']}")
+    for resources, command in jobs(output, "train_target"):
+        assert "gpu=2" in resources and command.startswith("svp train ") and " --threads 2 --processes 2 >" in command
+    for resources, command in jobs(output, "train_proxy"):
+        assert "gpu=1" in resources and "--processes" not in command
+    assert "warning" not in output
+
+    capped = dry_run(1, f"{fake}{os.pathsep}{os.environ['PATH']}")
+    assert all("gpu=1" in resources and "--processes" not in command for resources, command in jobs(capped, "train_target"))
+    assert "warning: config key 'targets.net.gpus' is 2, but --resources gpu=1 gives a job at most 1" in capped
+
+    # No GPU on this machine (as on CI): one process, no GPU claimed, and nothing to warn about.
+    without = dry_run(1, os.environ["PATH"]) if shutil.which("nvidia-smi") is None else None
+    if without is not None:
+        assert all("gpu=0" in resources and "--processes" not in command for resources, command in jobs(without, "train_target"))
+        assert "warning" not in without

@@ -72,6 +72,12 @@ class ActiveJobSettings:
     def selector_model(self, wildcards) -> str:
         return self._selector(wildcards)["model"]
 
+    def selector_gpus(self, wildcards) -> tuple[int, str]:
+        """GPUs that train the selector together (its proxies or targets entry's `gpus`), and that entry's key."""
+        selector = getattr(wildcards, "selector", None) or rounds.parse_labelling(wildcards.labelling)[0]
+        role = "proxies" if rounds.selector_role(self.config, selector) == "proxy" else "targets"
+        return self._selector(wildcards).get("gpus", 1), f"{role}.{selector}"
+
     def selector_training(self, wildcards) -> str:
         return json.dumps(self._selector(wildcards)["training"])
 

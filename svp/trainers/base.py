@@ -11,7 +11,8 @@ The train and score stages (``svp.stages``) do what every trainer shares: read t
 data, check the inputs and outputs, write model.pt, history.csv and metrics.json or
 the score parquet. A trainer's module has ``settings(training)`` (the run's ``training``
 mapping checked and completed from the schema's defaults, a ConfigError before any data
-is read), ``fit(job: TrainingJob) -> FittedModel`` and ``predict(job: ScoringJob) ->
+is read), ``fit(job: TrainingJob) -> FittedModel`` (None on the ranks of a run on several GPUs
+that write nothing, all but rank 0) and ``predict(job: ScoringJob) ->
 Predictions``, and for what else it provides, ``embeddings(job)`` and
 ``gradient_norms(job)``: (numpy array, seconds).
 """
@@ -21,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from svp.training.distributed import ONE_PROCESS, Ranks
 
 # What a trained model can give a selection method (svp.selection.methods says which
 # each method needs): class probabilities, penultimate-layer embeddings, what training
@@ -46,6 +49,8 @@ class Trainer:
     # What its trained models give selection (PROBABILITIES, EMBEDDINGS, ...).
     provides: frozenset = frozenset({PROBABILITIES})
     max_seed: int = 2**64 - 1  # the largest seed it takes (torch and NumPy: any 64-bit unsigned)
+    # Whether it trains one model on several GPUs (a run's `gpus`; svp.training.distributed).
+    several_gpus: bool = False
 
     def accepted_settings(self, modality: str) -> tuple[str, ...]:
         """The ``training`` keys a run of one of its models on ``modality`` data takes."""
@@ -63,6 +68,7 @@ TORCH = Trainer(
     text_settings=("text_length",),  # characters a character-level model reads
     checkpoint_keys=frozenset({"state_dict", "in_channels"}),
     provides=frozenset({PROBABILITIES, EMBEDDINGS, TRAINING_DYNAMICS, GRADIENTS}),
+    several_gpus=True,
 )
 
 # fastText decays its rate linearly to 0 from one piece's start. The SVP paper's fastText
@@ -100,6 +106,8 @@ class TrainingJob:
     train_index: Any  # int64 numpy array: the training examples to use, in the subset's order
     workdir: Path  # the folder of model.pt, for scratch files
     resume_path: Path  # where a trainer that can resume keeps its state between epochs
+    # This process's place among those training the run (several: one per GPU, torch only).
+    ranks: Ranks = ONE_PROCESS
 
 
 @dataclass

@@ -20,6 +20,7 @@ from svp.errors import StageInputError
 from svp.models import networks, torchvision_models
 from svp.models.specs import is_torchvision_model
 from svp.trainers.base import REMAKE_CHECKPOINT, FittedModel, Predictions, ScoringJob, TrainingJob, first_sentence
+from svp.training import distributed
 from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY, ForgettingTracker
 from svp.training.loop import (
     EPOCHS, ImageData, StepPlan, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train,
@@ -30,28 +31,43 @@ def settings(training: dict) -> TrainingSettings:
     return TrainingSettings.from_dict(training)
 
 
-def fit(job: TrainingJob) -> FittedModel:
-    """Train the job's model from fresh weights (drawn from its seed), or resume a killed run of it."""
-    settings = job.settings
+def fit(job: TrainingJob) -> FittedModel | None:
+    """Train the job's model from fresh weights (drawn from its seed), or resume a killed run of it.
+
+    On several GPUs (``job.ranks``, svp.training.distributed) every rank runs this; rank 0
+    hands back the model, the others None.
+    """
+    settings, ranks = job.settings, job.ranks
     keep_freed_memory()
-    device = pick_device()
+    device = distributed.rank_device(ranks)  # pick_device's choice for one process
     train_data = model_inputs(*job.train, job.manifest, device, settings.text_length)
     test_data = model_inputs(*job.test, job.manifest, device, settings.text_length)
     train_index = torch.from_numpy(job.train_index).to(device)
-    torch.manual_seed(job.seed)  # the model's initial weights
+    torch.manual_seed(job.seed)  # the model's initial weights, the same on every rank
     model = networks.create_model(job.model_name, job.manifest["num_classes"], train_data.in_channels, settings.weights)
     if is_torchvision_model(job.model_name):  # before any epoch: a size it cannot read would fail in the first step
         torchvision_models.check_input(model, job.model_name, job.manifest["image_shape"])
     model = _in_layout(model, train_data)
+    model = distributed.synchronised_batch_norm(model, ranks, device)
     plan = StepPlan.of(settings, len(train_data), len(train_index))
     length = f"{settings.epochs} epochs" if settings.length == EPOCHS else (
         f"{plan.total_steps:,} steps (the full data's {settings.epochs} epochs; {plan.passes} passes over the subset)"
     )
-    print(
-        f"training {job.model_name} ({networks.count_parameters(model):,} parameters) on {len(train_index):,} "
-        f"of {len(train_data):,} examples for {length} on {device}, seed {job.seed}",
-        flush=True,
-    )
+    where = str(device)
+    if ranks.several:
+        where = (
+            f"{ranks.world_size} processes ({device.type}; global batch {settings.batch_size}, "
+            f"{ranks.local_batch_size(settings.batch_size)} per process"
+        )
+        if device.type == "cpu" and distributed.has_batch_norm(model):
+            where += "; BatchNorm statistics per process: torch has no SyncBatchNorm on the CPU"
+        where += ")"
+    if ranks.writes:
+        print(
+            f"training {job.model_name} ({networks.count_parameters(model):,} parameters) on {len(train_index):,} "
+            f"of {len(train_data):,} examples for {length} on {where}, seed {job.seed}",
+            flush=True,
+        )
     # A state saved by a killed run resumes only if it was saved for this very run.
     fingerprint = {
         "model": job.model_name,
@@ -64,8 +80,10 @@ def fit(job: TrainingJob) -> FittedModel:
     forgetting = ForgettingTracker(len(train_data), device)
     history = train(
         model, train_data, train_index, settings, job.manifest.get("augment", {}), job.seed, test_data,
-        resume_path=job.resume_path, fingerprint=fingerprint, forgetting=forgetting,
+        resume_path=job.resume_path, fingerprint=fingerprint, forgetting=forgetting, ranks=ranks,
     )
+    if not ranks.writes:
+        return None
     final = history[-1] if "test_error" in history[-1] else evaluate(model, test_data, settings)
     weights = {
         "in_channels": train_data.in_channels,

@@ -7,7 +7,9 @@
 - ``disk_data``: images read from disk by DataLoader workers as the loop asks for batches,
   for data sets too large to hold (``svp.data.disk``);
 - ``per_example``: GraNd gradient norms and penultimate-layer embeddings of a trained model;
-- ``gpus``: which GPU a job gets (no torch: the Snakefile asks it how many there are).
+- ``gpus``: which GPU a job gets (no torch: the Snakefile asks it how many there are);
+- ``distributed``: one run on several GPUs, a process each (DistributedDataParallel started
+  by torchrun): which share of each batch a rank trains on, the launcher, the process group.
 
 Nothing is imported here, so ``svp.training.gpus`` stays light.
 """

@@ -25,6 +25,7 @@ import torch
 
 from svp.data.disk import DiskSplit, loader_workers
 from svp.errors import DataError, StageInputError
+from svp.training.distributed import ONE_PROCESS, Ranks
 
 REPREPARE = "rerun the prepare step (`snakemake --forcerun prepare_data ...`, or `svp prepare`)"
 
@@ -100,14 +101,26 @@ class DiskImageData:
         images = pixels.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         return images.float().div_(255).sub_(self.mean).div_(self.std)
 
-    def training_batches(self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator):
-        """(index, inputs, labels) of each batch of ``order`` (indices), in order, always random-resized
-        crops (flipped where the data set flips): ``augment``, the in-memory path's crop and flip, is not read."""
-        # One draw per epoch from the run's generator seeds the workers' crops and flips.
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-        indices = order.cpu().tolist()
-        batches = [indices[start : start + batch_size] for start in range(0, len(indices), batch_size)]
-        yield from self._batches(batches, train=True, seed=seed)
+    def training_batches(
+        self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator,
+        ranks: Ranks = ONE_PROCESS,
+    ):
+        """(index, inputs, labels) of this rank's share of each batch of ``order`` (indices), in order,
+        always random-resized crops (flipped where the data set flips): ``augment``, the in-memory
+        path's crop and flip, is not read. On several processes (``ranks``) the shares come from
+        :meth:`Ranks.batches`; a share left empty (a last global batch smaller than the ranks)
+        is handed over as an empty batch, a step on nothing that keeps the ranks in step."""
+        # One draw per epoch from the run's generator (the same on every rank) seeds the
+        # workers' crops and flips; each rank adds its own number so ranks crop differently.
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)) + ranks.rank
+        batches = ranks.batches(order.cpu().tolist(), batch_size)
+        filled = [batch for batch in batches if batch]  # a DataLoader cannot collate an empty batch
+        last = None
+        for last in self._batches(filled, train=True, seed=seed):
+            yield last
+        for _ in range(len(batches) - len(filled)):
+            index, inputs, labels = last
+            yield index[:0], inputs[:0], labels[:0]
 
     def inference_batches(self, batch_size: int):
         """(inputs, labels) of every example, in order, un-augmented."""

@@ -63,6 +63,11 @@ def claim_device(n_devices: int, lock_dir: str | Path, timeout: float = 600.0, p
         time.sleep(poll)
 
 
+def holds_device() -> bool:
+    """Whether this process claimed a GPU of its own (then CUDA_VISIBLE_DEVICES shows it alone)."""
+    return bool(_held_locks)
+
+
 def release_devices() -> None:
     while _held_locks:
         _held_locks.pop().close()

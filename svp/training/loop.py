@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from svp.training.checkpoint import load_training_state, restore_training_state, save_training_state
+from svp.training.distributed import ONE_PROCESS, Ranks, parallel, summed
 from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY, ForgettingTracker
 from svp.schema import training_schema_defaults
 from svp.data.encoding import encode_characters
@@ -248,21 +249,33 @@ class ImageData:
         return self.normalise(self.pixels(index)), _rows(self.labels, index)
 
     def augmented_batch(
-        self, index: torch.Tensor, augment: dict, generator: torch.Generator
+        self, index: torch.Tensor, augment: dict, generator: torch.Generator, drawn: int | None = None,
+        positions: slice = slice(None),
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """As ``batch``, randomly cropped and flipped (``augment``: the manifest's) before normalising.
 
         Augmenting the uint8 pixels pads with black, as torchvision's RandomCrop does, and
-        moves a quarter of the bytes that float images would.
+        moves a quarter of the bytes that float images would. ``drawn`` and ``positions``:
+        a rank's share of a global batch (``augment_batch``).
         """
-        images = augment_batch(self.pixels(index), augment["crop_padding"], augment["flip"], generator)
+        images = augment_batch(self.pixels(index), augment["crop_padding"], augment["flip"], generator, drawn, positions)
         return self.normalise(images), self.labels.index_select(0, index)
 
-    def training_batches(self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator):
-        """(index, inputs, labels) of each batch of ``order``, augmented unless ``augment`` is None."""
+    def training_batches(
+        self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator,
+        ranks: Ranks = ONE_PROCESS,
+    ):
+        """(index, inputs, labels) of this rank's share of each batch of ``order``, augmented
+        unless ``augment`` is None. The crops and flips are drawn for each whole (global)
+        batch, so every rank draws what one process would and their generators stay in step."""
+        mine = ranks.own()
         for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            yield (index, *(self.batch(index) if augment is None else self.augmented_batch(index, augment, generator)))
+            global_batch = order[start : start + batch_size]
+            index = global_batch[mine]  # all of it for one process
+            if augment is None:
+                yield (index, *self.batch(index))
+            else:
+                yield (index, *self.augmented_batch(index, augment, generator, len(global_batch), mine))
 
     def inference_batches(self, batch_size: int):
         return _inference_batches(self, batch_size)
@@ -274,7 +287,7 @@ class ImageData:
         (exactly: float32 holds every uint8), so the batch is written twice, not three times.
         """
         batch, channels, height, width = images.shape
-        values = images.permute(0, 2, 3, 1).reshape(batch, -1)  # a view of a channels-last batch
+        values = images.permute(0, 2, 3, 1).reshape(batch, height * width * channels)  # a view of a channels-last batch
         normalised = torch.sub(values, self._shift).div_(self._scale)
         return normalised.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
@@ -312,10 +325,12 @@ class TextData:
         """Character codes (int64, for an embedding) and labels of the examples in ``index``."""
         return _rows(self.characters, index).long(), _rows(self.labels, index)
 
-    def training_batches(self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator):
-        """(index, inputs, labels) of each batch of ``order``; texts are not augmented."""
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
+    def training_batches(
+        self, order: torch.Tensor, batch_size: int, augment: dict | None, generator: torch.Generator,
+        ranks: Ranks = ONE_PROCESS,
+    ):
+        """(index, inputs, labels) of this rank's share of each batch of ``order``; texts are not augmented."""
+        for index in ranks.batches(order, batch_size):
             yield (index, *self.batch(index))
 
     def inference_batches(self, batch_size: int):
@@ -342,7 +357,8 @@ def _rows(tensor: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
 
 
 def augment_batch(
-    images: torch.Tensor, crop_padding: int, flip: bool, generator: torch.Generator
+    images: torch.Tensor, crop_padding: int, flip: bool, generator: torch.Generator, drawn: int | None = None,
+    positions: slice = slice(None),
 ) -> torch.Tensor:
     """Random crop after zero padding, and random horizontal flip, for a whole batch.
 
@@ -351,27 +367,34 @@ def augment_batch(
     augmentation (advanced indexing, or a flip after the crop, would copy it several times).
     ``images`` is (B, C, H, W); the result has the same values whatever its memory
     layout, and is channels-last (all of a pixel's channels move together).
+
+    Under DistributedDataParallel ``images`` is a rank's share of a global batch: the
+    offsets and flips are drawn for all ``drawn`` examples of the global batch and those at
+    ``positions`` (the rank's, ``svp.training.distributed.Ranks.own``) are applied, so each
+    example is augmented as in a single process and the generators of all ranks stay in step.
     """
     if not crop_padding and not flip:  # draws no random numbers either
         return images
     batch, channels, height, width = images.shape
+    drawn = batch if drawn is None else drawn
     device = images.device
     pixels = images.permute(0, 2, 3, 1)  # (B, H, W, C): a view of a channels-last batch
     padded = F.pad(pixels, (0, 0, crop_padding, crop_padding, crop_padding, crop_padding)) if crop_padding else pixels
     padded_width = width + 2 * crop_padding
     if crop_padding:
-        top = torch.randint(0, 2 * crop_padding + 1, (batch, 1, 1), generator=generator, device=device)
-        left = torch.randint(0, 2 * crop_padding + 1, (batch, 1, 1), generator=generator, device=device)
+        top = torch.randint(0, 2 * crop_padding + 1, (drawn, 1, 1), generator=generator, device=device)[positions]
+        left = torch.randint(0, 2 * crop_padding + 1, (drawn, 1, 1), generator=generator, device=device)[positions]
     else:
         top = left = torch.zeros((batch, 1, 1), dtype=torch.long, device=device)
     columns = torch.arange(width, device=device).view(1, 1, width)
     if flip:
-        flipped = torch.rand(batch, generator=generator, device=device) < 0.5
+        flipped = (torch.rand(drawn, generator=generator, device=device) < 0.5)[positions]
         columns = torch.where(flipped.view(batch, 1, 1), width - 1 - columns, columns)
     rows = torch.arange(height, device=device).view(1, height, 1)
     positions = (top + rows) * padded_width + left + columns  # (batch, height, width) in the padded image
     positions = positions.view(batch, height * width, 1).expand(batch, height * width, channels)
-    cropped = padded.reshape(batch, -1, channels).gather(1, positions)
+    # Sizes spelt out: a rank's share of a global batch may be empty (the last, smallest one).
+    cropped = padded.reshape(batch, (height + 2 * crop_padding) * padded_width, channels).gather(1, positions)
     return cropped.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
@@ -445,6 +468,7 @@ def train(
     resume_path: str | Path | None = None,
     fingerprint: dict | None = None,
     forgetting: ForgettingTracker | None = None,
+    ranks: Ranks = ONE_PROCESS,
 ) -> list[dict]:
     """Train ``model`` in place on ``train_data[train_index]``; return one history row per epoch.
 
@@ -460,13 +484,22 @@ def train(
     texts: nothing to augment). ``forgetting``, if given, records every example's
     outcome at each presentation (``svp.training.forgetting``); its state is saved and
     resumed with the rest.
+
+    With several ``ranks`` (DistributedDataParallel, ``svp.training.distributed``) each
+    process trains on its share of every global batch of ``settings.batch_size``; the
+    history, the forgetting counts and the weights are those of one process training on
+    the global batches (up to float rounding), and only rank 0 logs, evaluates and saves.
     """
     device = train_data.device
     augmenting = bool(augment.get("crop_padding") or augment.get("flip"))
+    ranks.local_batch_size(settings.batch_size)  # refuses a global batch the ranks cannot share evenly
+    if not ranks.writes:
+        log = _quiet
     generator = torch.Generator(device=device).manual_seed(seed)
     optimizer, step = sgd(model, settings)
     plan = StepPlan.of(settings, len(train_data), len(train_index))
     history = []
+    # Every rank reads the state rank 0 saved, so all resume from the same epoch.
     state = load_training_state(resume_path, fingerprint or {}, log) if resume_path else None
     if state is not None and forgetting is not None and FORGETTING_KEY not in state:
         log(f"checkpoint {resume_path} holds no forgetting counts; training from scratch")
@@ -476,67 +509,94 @@ def train(
         if forgetting is not None:
             forgetting.load_state_dict(state[FORGETTING_KEY])
         log(f"resuming from {resume_path} after epoch {len(history)} of {plan.passes}")
+    network = parallel(model, ranks)  # after restoring: every rank starts from the same weights
+    mine = ranks.own()
     _remember_interrupts()
-    epochs = progress(range(len(history), plan.passes), "epochs", total=plan.passes, initial=len(history))
+    epochs = progress(
+        range(len(history), plan.passes), "epochs", total=plan.passes, initial=len(history), disable=not ranks.writes
+    )
     for epoch in epochs:
         first_step = epoch * plan.batches_per_pass
         batches = plan.batches_in_pass(epoch)
         lr = start_lr = plan.lr_at_step(first_step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        model.train()
+        network.train()
         started = time.perf_counter()
+        # The epoch's global order: the same generator state on every rank, so the same order.
         shuffled = train_index[torch.randperm(len(train_index), generator=generator, device=device)]
+        presented = min(len(shuffled), batches * settings.batch_size)  # all, or the steps left of a stretched schedule
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        # A stretched schedule's last pass may stop part way: only its batches are asked for
-        # (read from disk, only their files are opened).
-        order = shuffled[: batches * settings.batch_size]
-        # In memory, gathered from the device's copy; from disk, decoded by DataLoader workers (svp.training.disk_data).
-        pass_batches = train_data.training_batches(order, settings.batch_size, augment if augmenting else None, generator)
-        for batch, (index, inputs, labels) in enumerate(progress(pass_batches, f"epoch {epoch + 1}", total=batches, leave=False)):
+        # Each presentation's outcome, by its position in the order; every rank fills in its own.
+        outcomes = torch.zeros(presented, device=device, dtype=torch.uint8) if forgetting is not None else None
+        # The rank's share of each batch of the examples this pass presents: in memory, gathered
+        # from the device's copy; from disk, decoded by DataLoader workers (svp.training.disk_data),
+        # and a stretched schedule's partial last pass opens only the files it trains on.
+        rank_batches = train_data.training_batches(
+            shuffled[:presented], settings.batch_size, augment if augmenting else None, generator, ranks
+        )
+        for batch, (index, inputs, labels) in enumerate(
+            progress(rank_batches, f"epoch {epoch + 1}", total=batches, leave=False, disable=not ranks.writes)
+        ):
             rate = plan.lr_at_step(first_step + batch)
             if rate != lr:  # only a stretched schedule changes the rate within a pass
                 lr = rate
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+            first = batch * settings.batch_size
+            global_size = min(settings.batch_size, presented - first)
+            # The rank's summed loss over its share of the global batch: DDP averages the
+            # gradients over the ranks, which makes them the gradient of the global batch's
+            # mean loss even where the shares differ (the last batch). For one process, the mean.
+            share = global_size / ranks.world_size
             with autocast(device, settings.mixed_precision):
-                logits = model(inputs)
-                loss = F.cross_entropy(logits.float(), labels)
+                logits = network(inputs)
+                loss = F.cross_entropy(logits.float(), labels, reduction="sum") / share
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             step()
             # Accumulate on the device: a .item() per batch would stall a GPU.
-            loss_sum += loss.detach() * len(index)
+            loss_sum += loss.detach() * share
             hits = logits.argmax(1) == labels
             correct += hits.sum()
-            seen += len(index)
-            if forgetting is not None:
-                forgetting.update(index, hits)
+            if outcomes is not None:
+                outcomes[first : first + global_size][mine] = hits
             if _interrupt_requests:  # a Ctrl-C that a finaliser swallowed
                 raise KeyboardInterrupt
+        summed(loss_sum, ranks)
+        summed(correct, ranks)
+        if outcomes is not None:
+            # Every rank replays the whole epoch's outcomes batch by batch, as one process records them.
+            summed(outcomes, ranks)
+            for first in range(0, presented, settings.batch_size):
+                forgetting.update(shuffled[first : first + settings.batch_size], outcomes[first : first + settings.batch_size].bool())
         row = {
             "epoch": epoch + 1,
             "lr": start_lr,
             "steps": first_step + batches,
-            "train_loss": loss_sum.item() / seen,
-            "train_accuracy": 100.0 * correct.item() / seen,
+            "train_loss": loss_sum.item() / presented,
+            "train_accuracy": 100.0 * correct.item() / presented,
             "epoch_seconds": time.perf_counter() - started,
         }
         last_epoch = epoch + 1 == plan.passes
         periodic = settings.eval_every and (epoch + 1) % settings.eval_every == 0
-        if test_data is not None and (periodic or last_epoch):  # eval_every 0: the final epoch only
+        # eval_every 0: the final epoch only; rank 0 only, the other ranks go on to the next epoch.
+        if test_data is not None and ranks.writes and (periodic or last_epoch):
             row.update(evaluate(model, test_data, settings))
         history.append(row)
         log(_epoch_line(row, plan.passes))
-        if resume_path:
+        if resume_path and ranks.writes:
             save_training_state(
                 resume_path, model=model, optimizer=optimizer, generator=generator, history=history,
                 fingerprint=fingerprint or {},
                 extra={} if forgetting is None else {FORGETTING_KEY: forgetting.state_dict()},
             )
     return history
+
+
+def _quiet(message: str) -> None:
+    """The log of the ranks other than 0: rank 0 says it all."""
 
 
 def sgd(model: torch.nn.Module, settings: TrainingSettings) -> tuple[torch.optim.SGD, Callable[[], None]]:

@@ -43,6 +43,8 @@ use rule train_proxy as train_first_selector with:
         f"{RESULTS}/logs/train_first_selector/{{selector}}/seed{{run_seed}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_first_selector/{{selector}}/seed{{run_seed}}/seed{{seed}}.tsv"
+    resources:
+        gpu=selector_gpus,
     params:
         model=active_settings.selector_model,
         training=active_settings.selector_training,
@@ -78,6 +80,8 @@ use rule train_proxy as train_selector with:
         f"{RESULTS}/logs/train_selector/{{labelling}}/seed{{run_seed}}/round{{round}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_selector/{{labelling}}/seed{{run_seed}}/round{{round}}/seed{{seed}}.tsv"
+    resources:
+        gpu=selector_gpus,
     params:
         model=active_settings.selector_model,
         training=active_settings.selector_training,
@@ -140,6 +144,8 @@ use rule train_proxy as train_active_target with:
         f"{RESULTS}/logs/train_active_target/{{labelling}}/seed{{seed}}/round{{round}}/{{target}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_active_target/{{labelling}}/seed{{seed}}/round{{round}}/{{target}}.tsv"
+    resources:
+        gpu=target_gpus,
     params:
         model=settings.target_model,
         training=settings.target_training,

@@ -76,6 +76,10 @@ def batch_threads(wildcards):
     )
 
 
+def selector_gpus(wildcards):
+    return run_gpus(*active_settings.selector_gpus(wildcards))
+
+
 def batch_gpus(wildcards):
     return torch_gpus(wildcards) if active_job_inputs.embeds(wildcards.labelling) else 0
 

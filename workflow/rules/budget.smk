@@ -14,6 +14,8 @@ use rule train_proxy as train_budget_target with:
         f"{RESULTS}/logs/train_budget_target/{{target}}/{{fraction}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_budget_target/{{target}}/{{fraction}}/seed{{seed}}.tsv"
+    resources:
+        gpu=target_gpus,
     params:
         model=settings.target_model,
         training=settings.budget_training,

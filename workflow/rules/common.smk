@@ -80,6 +80,37 @@ def torch_gpus(wildcards):
     return 1 if jobs_use_gpus() else 0
 
 
+def run_gpus(gpus, key):
+    """GPUs a training job claims: its run's `gpus` (config key `key`), where jobs get GPUs;
+    none elsewhere, where it trains in one process."""
+    if not jobs_use_gpus():
+        return 0
+    limit = workflow.global_resources.get("gpu").value
+    if limit is not None and gpus > limit:
+        warn_once(workflow_inputs.capped_gpus_message(key, gpus, limit))
+    return gpus
+
+
+@functools.cache
+def warn_once(message):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def proxy_gpus(wildcards):
+    return run_gpus(settings.proxy_gpus(wildcards), f"proxies.{wildcards.proxy}")
+
+
+def target_gpus(wildcards):
+    return run_gpus(settings.target_gpus(wildcards), f"targets.{wildcards.target}")
+
+
+def training_processes(wildcards, resources):
+    """`svp train --processes N` for a job granted N > 1 GPUs. It reads the job's resources,
+    so Snakemake does not count it among the params that rerun a job: a run trains the
+    same on one GPU or several, and a finished one is kept when its gpus change."""
+    return workflow_inputs.processes_args(resources.gpu)
+
+
 wildcard_constraints:
     proxy=r"[A-Za-z0-9_]+",
     target=r"[A-Za-z0-9_]+",

@@ -1,7 +1,8 @@
 # The one `svp train` command of every training rule: train_target and
 # train_budget_target are this rule with other files and settings (`use rule ... with:`),
-# keeping its threads, resources and command. A proxy trains on all the data, so its
-# `--subset` option (params.subset) is empty.
+# keeping its threads and command; each names its run's GPUs. A proxy trains on all the
+# data, so its `--subset` option (params.subset) is empty. A run with `gpus: N` claims N
+# GPUs and trains as N processes, one per GPU (`--processes N`: torchrun, DDP).
 rule train_proxy:
     input:
         **rules.prepare_data.output,
@@ -15,11 +16,12 @@ rule train_proxy:
         f"{RESULTS}/benchmarks/train_proxy/{{proxy}}/seed{{seed}}.tsv"
     threads: torch_threads
     resources:
-        gpu=torch_gpus,
+        gpu=proxy_gpus,
     params:
         model=settings.proxy_model,
         training=settings.proxy_training,
         subset=subset_args,
+        processes=training_processes,
         info=settings.proxy_info,
         data_dir=data_dir,
         svp_version=SVP_VERSION,
@@ -27,7 +29,7 @@ rule train_proxy:
         "svp train --model {params.model:q} --training {params.training:q} --seed {wildcards.seed}"
         " --data {params.data_dir:q} {params.subset} --model-out {output.model:q}"
         " --history-out {output.history:q} --metrics-out {output.metrics:q} --info {params.info:q}"
-        " --threads {threads} > {log:q} 2>&1"
+        " --threads {threads} {params.processes} > {log:q} 2>&1"
 
 
 rule score_examples:

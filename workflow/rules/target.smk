@@ -12,6 +12,8 @@ use rule train_proxy as train_target with:
         f"{RESULTS}/logs/train_target/{{target}}/{{selection}}/{{fraction}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_target/{{target}}/{{selection}}/{{fraction}}/seed{{seed}}.tsv"
+    resources:
+        gpu=target_gpus,
     params:
         model=settings.target_model,
         training=settings.target_training,
