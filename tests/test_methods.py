@@ -225,28 +225,36 @@ def test_unknown_method_is_refused_by_the_stage(tmp_path):
         stages.score_method_run(method="herding", checkpoint=tmp_path / "m.pt", data_dir=tmp_path, scores_out=tmp_path / "s.parquet")
 
 
-class _SwallowingTracker(ForgettingTracker):
-    """Delivers a Ctrl-C during the first batch and swallows it, as a finaliser does
-    (Python prints "Exception ignored" for an exception raised in a __del__)."""
+class _SwallowingModel(torch.nn.Module):
+    """Delivers a Ctrl-C during its first forward pass and swallows it, as a finaliser does
+    (Python prints "Exception ignored" for an exception raised in a __del__); counts its
+    forward passes."""
 
-    def update(self, index, correct):
-        super().update(index, correct)
-        if self.presentations.sum() == len(index):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.forwards = 0
+
+    def forward(self, inputs):
+        self.forwards += 1
+        if self.forwards == 1:
             try:
                 signal.raise_signal(signal.SIGINT)
             except KeyboardInterrupt:
                 pass
+        return self.model(inputs)
 
 
 @pytest.mark.skipif(signal.getsignal(signal.SIGINT) is not signal.default_int_handler, reason="a test runner handles SIGINT here")
 def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_training():
     data = _images()
-    model = networks.create_model("tiny_cnn", 4, 3)
+    model = _SwallowingModel(networks.create_model("tiny_cnn", 4, 3))
     settings = TrainingSettings.from_dict({**TRAINING, "batch_size": 16})
-    tracker = _SwallowingTracker(len(data), torch.device("cpu"))
+    tracker = ForgettingTracker(len(data), torch.device("cpu"))
     try:
         with pytest.raises(KeyboardInterrupt):
             train(model, data, torch.arange(len(data)), settings, {}, 5, forgetting=tracker, log=lambda _: None)
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    assert int(tracker.presentations.sum()) == 16  # stopped after the batch it came in
+    assert model.forwards == 1  # stopped after the batch it came in, not at the epoch's end (6 batches)
+    assert int(tracker.presentations.sum()) == 0  # the unfinished epoch counts no presentation

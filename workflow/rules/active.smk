@@ -43,6 +43,7 @@ use rule train_proxy as train_first_selector with:
         f"{RESULTS}/logs/train_first_selector/{{selector}}/seed{{run_seed}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_first_selector/{{selector}}/seed{{run_seed}}/seed{{seed}}.tsv"
+    threads: selector_threads
     resources:
         gpu=selector_gpus,
     params:
@@ -80,6 +81,7 @@ use rule train_proxy as train_selector with:
         f"{RESULTS}/logs/train_selector/{{labelling}}/seed{{run_seed}}/round{{round}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_selector/{{labelling}}/seed{{run_seed}}/round{{round}}/seed{{seed}}.tsv"
+    threads: selector_threads
     resources:
         gpu=selector_gpus,
     params:
@@ -144,6 +146,7 @@ use rule train_proxy as train_active_target with:
         f"{RESULTS}/logs/train_active_target/{{labelling}}/seed{{seed}}/round{{round}}/{{target}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_active_target/{{labelling}}/seed{{seed}}/round{{round}}/{{target}}.tsv"
+    threads: target_threads
     resources:
         gpu=target_gpus,
     params:

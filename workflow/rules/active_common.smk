@@ -80,6 +80,10 @@ def selector_gpus(wildcards):
     return run_gpus(*active_settings.selector_gpus(wildcards))
 
 
+def selector_threads(wildcards):
+    return gpu_share_threads(selector_gpus(wildcards))
+
+
 def batch_gpus(wildcards):
     return torch_gpus(wildcards) if active_job_inputs.embeds(wildcards.labelling) else 0
 

@@ -14,6 +14,7 @@ use rule train_proxy as train_budget_target with:
         f"{RESULTS}/logs/train_budget_target/{{target}}/{{fraction}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_budget_target/{{target}}/{{fraction}}/seed{{seed}}.tsv"
+    threads: target_threads
     resources:
         gpu=target_gpus,
     params:

@@ -75,6 +75,21 @@ def torch_threads(wildcards):
     )
 
 
+def gpu_share_threads(gpus):
+    """Threads for a job on `gpus` GPUs: a GPU's share of the cores (torch_threads) for each
+    of them, at most all the cores. A job of two processes on two GPUs gets two shares, so
+    each process keeps the threads a one-GPU job has."""
+    return min(workflow.cores, torch_threads(None) * max(1, gpus))
+
+
+def proxy_threads(wildcards):
+    return gpu_share_threads(proxy_gpus(wildcards))
+
+
+def target_threads(wildcards):
+    return gpu_share_threads(target_gpus(wildcards))
+
+
 def torch_gpus(wildcards):
     """GPUs a torch job claims (`--resources gpu=N` runs N at once): none where there is none."""
     return 1 if jobs_use_gpus() else 0

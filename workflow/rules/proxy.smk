@@ -14,7 +14,7 @@ rule train_proxy:
         f"{RESULTS}/logs/train_proxy/{{proxy}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_proxy/{{proxy}}/seed{{seed}}.tsv"
-    threads: torch_threads
+    threads: proxy_threads
     resources:
         gpu=proxy_gpus,
     params:

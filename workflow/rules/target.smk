@@ -12,6 +12,7 @@ use rule train_proxy as train_target with:
         f"{RESULTS}/logs/train_target/{{target}}/{{selection}}/{{fraction}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_target/{{target}}/{{selection}}/{{fraction}}/seed{{seed}}.tsv"
+    threads: target_threads
     resources:
         gpu=target_gpus,
     params:
