@@ -270,40 +270,52 @@ def score_run(
     batch_size: int = 1024,
     run_info: dict | None = None,
     threads: int | None = None,
-) -> "pd.DataFrame":
-    """Score every training example with a trained model, on un-augmented inputs."""
-    import pandas as pd
+) -> int:
+    """Score every training example with a trained model, on un-augmented inputs; the
+    number of examples scored.
 
-    from svp.parquet import write_parquet
+    The scores are written as the model gives them, a parquet row group per chunk of
+    examples (``predict_chunks``), so the stage's memory does not grow with the data set.
+    """
+    from svp.parquet import parquet_row_groups
 
     set_threads(threads)
     check_writable(scores_out)
     job, trainer = scoring_job(checkpoint=checkpoint, data_dir=data_dir, batch_size=batch_size, workdir=Path(scores_out).parent)
-    predictions = trainer.predict(job)
-    labels, outputs, seconds = predictions.labels, predictions.outputs, predictions.seconds
+    seconds = 0.0
+    with parquet_row_groups(scores_out) as scores:
+        for predictions in trainer.predict_chunks(job):
+            started = time.perf_counter()
+            scores.write(_score_rows(predictions, first=scores.rows, checkpoint=checkpoint))
+            seconds += predictions.seconds + time.perf_counter() - started
+        scores.metadata = {**(run_info or {}), "scoring_seconds": seconds}
+    print(f"scored {scores.rows:,} examples in {seconds:.2f} s", flush=True)
+    return scores.rows
+
+
+def _score_rows(predictions, *, first: int, checkpoint) -> "pd.DataFrame":
+    """The score file's rows for a chunk of predictions whose first example is ``first``."""
+    import pandas as pd
+
+    labels, outputs = predictions.labels, predictions.outputs
     not_finite = ~np.isfinite(outputs).all(axis=1)
     if not_finite.any():
         raise StageInputError(
-            f"{checkpoint}: the model's outputs are not finite (NaN or infinite) for {not_finite.sum():,} of "
-            f"{len(outputs):,} training examples, the first being example {np.flatnonzero(not_finite)[0]}: its "
-            "training diverged (see the test error in its metrics.json). Retrain it, e.g. with a lower learning rate"
+            f"{checkpoint}: the model's outputs are not finite (NaN or infinite) for training example "
+            f"{first + np.flatnonzero(not_finite)[0]} ({not_finite.sum():,} of examples {first} to {first + len(outputs) - 1}): "
+            "its training diverged (see the test error in its metrics.json). Retrain it, e.g. with a lower learning rate"
         )
-    started = time.perf_counter()
     uncertainty = (uncertainty_from_logits if predictions.are_logits else uncertainty_from_probabilities)(outputs, labels)
-    seconds += time.perf_counter() - started
     prediction = uncertainty["prediction"]
-    scores = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "index": np.arange(len(labels), dtype=np.int64),
+            "index": np.arange(first, first + len(labels), dtype=np.int64),
             "label": labels,
             "prediction": prediction,
             "correct": prediction == labels,
             **{metric: uncertainty[metric] for metric in METRICS},
         }
     )
-    write_parquet(scores, scores_out, {**(run_info or {}), "scoring_seconds": seconds})
-    print(f"scored {len(scores):,} examples in {seconds:.2f} s", flush=True)
-    return scores
 
 
 def score_method_run(

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -122,9 +123,11 @@ def test_a_model_trains_and_scores_on_data_read_from_disk_through_the_stages(pre
         history_out=tmp_path / "history.csv", metrics_out=tmp_path / "metrics.json", threads=1,
     )
     assert metrics["n_train"] == 10 and np.isfinite(metrics["test_error"])
-    scores = score_run(checkpoint=tmp_path / "model.pt", data_dir=prepared, scores_out=tmp_path / "scores.parquet", threads=1)
+    assert score_run(checkpoint=tmp_path / "model.pt", data_dir=prepared, scores_out=tmp_path / "scores.parquet", threads=1) == 30
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
     assert len(scores) == 30 and list(scores["label"]) == list(load_labels(prepared))
-    again = score_run(checkpoint=tmp_path / "model.pt", data_dir=prepared, scores_out=tmp_path / "again.parquet", threads=1)
+    score_run(checkpoint=tmp_path / "model.pt", data_dir=prepared, scores_out=tmp_path / "again.parquet", threads=1)
+    again = pd.read_parquet(tmp_path / "again.parquet")
     assert np.array_equal(scores["entropy"], again["entropy"])  # centre crops: scoring is deterministic
 
 
@@ -275,8 +278,8 @@ def test_a_run_on_disk_data_reports_its_validation_error_and_never_trains_or_sco
                      train=(x_held, y_held), manifest=manifest, data_dir=prepared_with_validation, batch_size=4, workdir=tmp_path)
     predictions = torch_trainer.predict(job)
     assert metrics["validation_error"] == pytest.approx(100.0 * np.mean(predictions.outputs.argmax(1) != y_held))
-    scores = score_run(checkpoint=tmp_path / "model.pt", data_dir=prepared_with_validation, scores_out=tmp_path / "s.parquet", threads=1)
-    assert len(scores) == 24  # the training list only: never scored, so never selected
+    scored = score_run(checkpoint=tmp_path / "model.pt", data_dir=prepared_with_validation, scores_out=tmp_path / "s.parquet", threads=1)
+    assert scored == len(pd.read_parquet(tmp_path / "s.parquet")) == 24  # the training list only: never scored, so never selected
 
 
 def test_a_change_to_the_training_folder_is_told_against_both_lists(prepared_with_validation, tree, tmp_path):

@@ -339,6 +339,30 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(experiment, tmp_path):
     assert result.stdout.strip() == "left:"
 
 
+def test_a_disk_that_fills_while_scoring_is_one_line_and_leaves_nothing(experiment, tmp_path):
+    """`svp score` writing its row groups onto a real file system that fills: an 8 KiB tmpfs
+    (the digits' scores take about 40 KiB), mounted in a user namespace."""
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare command")
+    full = tmp_path / "full"
+    full.mkdir()
+    score = [sys.executable, "-m", "svp", "score", "--checkpoint", experiment / "proxy/model.pt", "--data", experiment / "data",
+             "--out", full / "scores.parquet", "--threads", "1"]  # fmt: skip
+    script = (
+        f"mount -t tmpfs -o size=8k none {full} || exit 99; {' '.join(f'{a}' for a in score)}; "
+        f"status=$?; echo left: $(ls -A {full}); exit $status"
+    )
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True)
+    if result.returncode == 99 or "unshare:" in result.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"svp score: error: no space left on device while writing {full / 'scores.parquet'}; nothing partial was left "
+        "(the temporary file was removed): free some space, or choose another output folder, and rerun"
+    )
+    assert result.stdout.strip().splitlines()[-1] == "left:"
+
+
 @pytest.mark.parametrize(("size", "writing"), [("40k", RESUME_FILE), ("600k", "model.pt")])
 def test_a_full_disk_while_training_is_one_line_not_a_bug(experiment, tmp_path, size, writing):
     """`svp train` onto a full tmpfs: torch's zip writer hides the OSError behind a RuntimeError

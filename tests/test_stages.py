@@ -26,10 +26,11 @@ def _proxy_scores(digits, out, seed):
         model_name="small_cnn", training=TRAINING, seed=seed, data_dir=digits, model_out=run / "model.pt",
         history_out=run / "history.csv", metrics_out=run / "metrics.json", threads=1,
     )
-    return score_run(
+    score_run(
         checkpoint=run / "model.pt", data_dir=digits, scores_out=out / f"scores{seed}.parquet",
         run_info={"proxy": "cnn", "seed": seed},
     )
+    return pd.read_parquet(out / f"scores{seed}.parquet")
 
 
 def test_same_seed_gives_the_same_scores_on_cpu(digits, tmp_path):
@@ -105,11 +106,11 @@ def test_scores_come_from_float32_logits_whatever_the_training_precision(digits,
 
     asked = []
 
-    def recording_predict_logits(model, data, batch_size, mixed_precision=None):
-        asked.append(mixed_precision)  # None: left to predict_logits' default, which may change
-        return loop.predict_logits(model, data, batch_size, bool(mixed_precision))
+    def recording_logit_chunks(model, data, batch_size, mixed_precision=None):
+        asked.append(mixed_precision)  # None: left to logit_chunks' default, which may change
+        return loop.logit_chunks(model, data, batch_size, bool(mixed_precision))
 
-    monkeypatch.setattr(torch_trainer, "predict_logits", recording_predict_logits)
+    monkeypatch.setattr(torch_trainer, "logit_chunks", recording_logit_chunks)
     run = tmp_path / "run"
     train_run(
         model_name="small_cnn", training={**TRAINING, "mixed_precision": True}, seed=0, data_dir=digits,
@@ -118,3 +119,48 @@ def test_scores_come_from_float32_logits_whatever_the_training_precision(digits,
     asked.clear()
     score_run(checkpoint=run / "model.pt", data_dir=digits, scores_out=tmp_path / "scores.parquet")
     assert asked == [False]
+
+
+def test_scores_are_written_a_chunk_at_a_time_and_read_as_one(digits, tmp_path, monkeypatch):
+    """Scoring streams: with chunks of one 64-example batch, the file has a row group per
+    chunk and the same rows, indices and facts as the file scored in one chunk."""
+    import pyarrow.parquet as pq
+
+    from svp.trainers import torch_trainer
+    from svp.training import loop
+
+    whole = _proxy_scores(digits, tmp_path, 0)
+    chunked = tmp_path / "chunked.parquet"
+    monkeypatch.setattr(
+        torch_trainer, "logit_chunks", lambda *args, **kwargs: loop.logit_chunks(*args, **kwargs, values=64 * 10)
+    )
+    scored = score_run(checkpoint=tmp_path / "seed0/model.pt", data_dir=digits, scores_out=chunked, batch_size=64, run_info={"proxy": "cnn", "seed": 0})
+    assert scored == len(whole)
+    assert pq.ParquetFile(chunked).metadata.num_row_groups == -(-len(whole) // 64) > 1
+    pd.testing.assert_frame_equal(pd.read_parquet(chunked), whole, check_exact=False, rtol=1e-6)
+    facts = read_parquet_metadata(chunked)
+    assert facts["proxy"] == "cnn" and facts["scoring_seconds"] > 0
+    assert not [path.name for path in tmp_path.iterdir() if path.name.startswith(".")]  # no temporary file left
+
+
+def test_a_chunk_of_non_finite_outputs_names_its_first_example_and_leaves_no_file(digits, tmp_path, monkeypatch):
+    import torch
+
+    from svp.errors import StageInputError
+    from svp.trainers import torch_trainer
+    from svp.training import loop
+
+    _proxy_scores(digits, tmp_path, 0)
+
+    def poisoned(*args, **kwargs):
+        for number, logits in enumerate(loop.logit_chunks(*args, **kwargs, values=64 * 10)):
+            if number == 2:
+                logits = logits.clone()
+                logits[5, 3] = torch.nan
+            yield logits
+
+    monkeypatch.setattr(torch_trainer, "logit_chunks", poisoned)
+    out = tmp_path / "out" / "scores.parquet"
+    with pytest.raises(StageInputError, match=r"not finite \(NaN or infinite\) for training example 133 \(1 of examples 128 to 191\)"):
+        score_run(checkpoint=tmp_path / "seed0/model.pt", data_dir=digits, scores_out=out, batch_size=64)
+    assert not list(out.parent.iterdir())

@@ -48,11 +48,11 @@ def run(model: str, training: dict, seed: int, data_dir: Path, out: Path, subset
         history_out=out / "history.csv", metrics_out=out / "metrics.json", subset=subset,
         run_info={"role": "proxy", "proxy": model, "seed": seed}, threads=2,
     )
-    scores = score_run(
+    score_run(
         checkpoint=out / "model.pt", data_dir=data_dir, scores_out=out / "scores.parquet",
         run_info={"proxy": model, "seed": seed}, threads=2,
     )
-    return metrics, scores
+    return metrics, pd.read_parquet(out / "scores.parquet")
 
 
 def test_fasttext_proxy_is_deterministic_and_scores_every_example(imdb, tmp_path):

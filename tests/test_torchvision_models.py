@@ -163,7 +163,8 @@ def test_a_torchvision_proxy_from_a_local_checkpoint_trains_scores_and_embeds(co
     assert metrics["n_train"] == 36 and np.isfinite(metrics["test_error"])
     stored = torch.load(tmp_path / "model.pt", weights_only=True)
     assert stored["model_name"] == "torchvision/resnet18" and stored["state_dict"]["fc.weight"].shape == (3, 512)
-    scores = score_run(checkpoint=tmp_path / "model.pt", data_dir=data, scores_out=tmp_path / "scores.parquet", threads=1)
+    score_run(checkpoint=tmp_path / "model.pt", data_dir=data, scores_out=tmp_path / "scores.parquet", threads=1)
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
     assert len(scores) == 36 and scores["entropy"].notna().all()
     kcenter = score_method_run(
         method="kcenter", checkpoint=tmp_path / "model.pt", data_dir=data, scores_out=tmp_path / "kc.parquet", threads=1

@@ -8,7 +8,7 @@
 
 Importing this package loads only the protocol; :func:`implementation` imports a
 trainer's module when a stage runs it. A new trainer (a library that is not torch) is a
-:class:`Trainer` in ``base`` and a module here with ``settings``, ``fit`` and ``predict``
+:class:`Trainer` in ``base`` and a module here with ``settings``, ``fit``, ``predict_chunks`` and ``predict``
 (and ``embeddings``, ``gradient_norms`` for what it provides), named in :func:`implementation`.
 """
 

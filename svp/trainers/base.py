@@ -12,8 +12,10 @@ data, check the inputs and outputs, write model.pt, history.csv and metrics.json
 the score parquet. A trainer's module has ``settings(training)`` (the run's ``training``
 mapping checked and completed from the schema's defaults, a ConfigError before any data
 is read), ``fit(job: TrainingJob) -> FittedModel`` (None on the ranks of a run on several GPUs
-that write nothing, all but rank 0) and ``predict(job: ScoringJob) ->
-Predictions``, and for what else it provides, ``embeddings(job)`` and
+that write nothing, all but rank 0), ``predict_chunks(job: ScoringJob)`` (an iterator of
+:class:`Predictions` for consecutive chunks of the examples, which the score stage writes as
+they come, so its memory need not grow with the data set) and ``predict(job) -> Predictions``
+(all at once), and for what else it provides, ``embeddings(job)`` and
 ``gradient_norms(job)``: (numpy array, seconds).
 """
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from svp.training.distributed import ONE_PROCESS, Ranks
 
@@ -140,6 +142,19 @@ class Predictions:
     outputs: Any  # (N, classes) numpy logits or probabilities
     are_logits: bool
     seconds: float  # the model's time, without reading the data or the model
+
+    @classmethod
+    def joined(cls, chunks: Iterable[Predictions]) -> Predictions:
+        """The predictions of consecutive chunks of examples (``predict_chunks``) as one."""
+        import numpy as np
+
+        chunks = list(chunks)
+        if not chunks:
+            raise ValueError("no predictions to join")
+        return cls(
+            np.concatenate([chunk.labels for chunk in chunks]), np.concatenate([chunk.outputs for chunk in chunks]),
+            chunks[0].are_logits, sum(chunk.seconds for chunk in chunks),
+        )  # fmt: skip
 
 
 # For the messages of the stages and trainers alike about a model.pt that cannot be used.

@@ -232,6 +232,12 @@ def predict(job: ScoringJob) -> Predictions:
     return Predictions(y_train, probs, False, time.perf_counter() - started)
 
 
+def predict_chunks(job: ScoringJob):
+    """Class probabilities of every training example, in one chunk: fastText's data is text
+    held in memory, and its probabilities are a few per example."""
+    yield predict(job)
+
+
 def embeddings(job: ScoringJob):
     """fastText's sentence vector of every training example, and the seconds it took.
 

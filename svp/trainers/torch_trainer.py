@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import time
+from collections.abc import Iterator
 
 import torch
 
@@ -23,7 +24,7 @@ from svp.trainers.base import REMAKE_CHECKPOINT, FittedModel, Predictions, Scori
 from svp.training import distributed
 from svp.training.forgetting import MODEL_KEY as FORGETTING_KEY, ForgettingTracker
 from svp.training.loop import (
-    EPOCHS, ImageData, StepPlan, TextData, TrainingSettings, evaluate, pick_device, predict_logits, train,
+    EPOCHS, ImageData, StepPlan, TextData, TrainingSettings, evaluate, logit_chunks, pick_device, train,
 )
 
 
@@ -98,14 +99,26 @@ def fit(job: TrainingJob) -> FittedModel | None:
     return FittedModel(weights, history, test, seconds, str(device))
 
 
-def predict(job: ScoringJob) -> Predictions:
-    """Logits of every training example, on un-augmented inputs."""
+def predict_chunks(job: ScoringJob) -> Iterator[Predictions]:
+    """Logits of every training example, on un-augmented inputs, a chunk of consecutive
+    examples at a time (``svp.training.loop.logit_chunks``): memory that does not grow with
+    the data set. Each chunk's seconds are the model's time on it."""
     model, train_data = _scoring_model(job)
+    labels = train_data.labels.cpu().numpy()
+    first = 0
     started = time.perf_counter()
     # Scores come from float32 logits whatever the model trained with: under bfloat16
     # autocast the top 10 % by least confidence or margin kept only 78-80 % of its examples.
-    logits = predict_logits(model, train_data, job.batch_size, mixed_precision=False)
-    return Predictions(train_data.labels.cpu().numpy(), logits.numpy(), True, time.perf_counter() - started)
+    for logits in logit_chunks(model, train_data, job.batch_size, mixed_precision=False):
+        seconds = time.perf_counter() - started
+        yield Predictions(labels[first : first + len(logits)], logits.numpy(), True, seconds)
+        first += len(logits)
+        started = time.perf_counter()
+
+
+def predict(job: ScoringJob) -> Predictions:
+    """Logits of every training example, on un-augmented inputs, at once."""
+    return Predictions.joined(predict_chunks(job))
 
 
 # Per-example gradients held at once by GraNd: chunk x parameters float32 values, about 512 MiB.
