@@ -111,6 +111,30 @@ def test_augmented_batches_are_drawn_from_the_runs_generator_across_workers(prep
     assert evaluated.shape == (30, 3, 16, 16) and not torch.equal(evaluated, first)
 
 
+def test_each_of_two_ranks_reads_its_share_of_every_global_batch_from_disk(prepared, monkeypatch):
+    """What `svp train --processes 2` asks data read from disk for: rank r gets positions
+    r, r + 2, ... of each global batch of the single process, in order, and an empty batch
+    where the last global batch (1 example) leaves it none, so the ranks step together."""
+    from svp.training.distributed import Ranks
+
+    data = _data(prepared, monkeypatch, workers=1)
+    order = torch.randperm(30, generator=torch.Generator().manual_seed(4))[:25]  # 3 batches of 8, one of 1
+
+    def shares(ranks):
+        batches = data.training_batches(order, 8, None, torch.Generator().manual_seed(0), ranks)
+        return [(index, inputs, labels) for index, inputs, labels in batches]
+
+    one = shares(Ranks())
+    two = [shares(Ranks(rank=rank, world_size=2, local_rank=rank, local_world_size=2)) for rank in range(2)]
+    assert len(one) == len(two[0]) == len(two[1]) == 4
+    for k, (index, _, labels) in enumerate(one):
+        for rank in range(2):
+            own_index, own_inputs, own_labels = two[rank][k]
+            assert torch.equal(own_index, index[rank::2]) and torch.equal(own_labels, labels[rank::2]), (k, rank)
+            assert own_inputs.shape == (len(own_index), 3, 16, 16)
+    assert [len(index) for index, _, _ in two[1]] == [4, 4, 4, 0]  # the last share is empty, not missing
+
+
 def test_a_model_trains_and_scores_on_data_read_from_disk_through_the_stages(prepared, tmp_path, monkeypatch):
     monkeypatch.setenv("SVP_LOADER_WORKERS", "1")
     subset = tmp_path / "subset.parquet"
