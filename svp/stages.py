@@ -354,7 +354,10 @@ def score_method_run(
     labels = np.asarray(job.train[1])
     values, seconds = _model_gives(chosen.needs, job, trainer)
     started = time.perf_counter()
-    inputs = MethodInputs(values, len(labels), int(job.checkpoint["seed"]), str(checkpoint), {"kcenter_fraction": kcenter_fraction})
+    inputs = MethodInputs(
+        values, len(labels), int(job.checkpoint["seed"]), str(checkpoint),
+        {"kcenter_fraction": kcenter_fraction, "scratch": job.workdir},
+    )  # fmt: skip
     columns = chosen.score(inputs)
     seconds += time.perf_counter() - started
     scores = pd.DataFrame({"index": np.arange(len(labels), dtype=np.int64), "label": labels.astype(np.int64), **columns})

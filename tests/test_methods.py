@@ -170,6 +170,44 @@ def test_kcenter_scores_follow_k_center_greedy_on_the_embeddings(digits_proxy):
     assert list(pd.read_parquet(folder / "kcenter.parquet").columns) == ["index", "label", "kcenter"]
 
 
+def test_embeddings_and_kcenter_beyond_memory_go_to_scratch_files_and_pick_the_same(digits_proxy, tmp_path, monkeypatch):
+    """With svp.scratch's in-memory limit at 0, the embeddings are written a 10-row chunk at a
+    time into a memory-mapped file and k-center centres them into another: the same
+    embeddings, the same order, and no file left behind."""
+    from svp import scratch
+    from svp.data import load_prepared
+    from svp.trainers.torch_trainer import model_inputs, torch_model
+    from svp.training import per_example
+
+    folder = digits_proxy
+    (x, y), _, manifest = load_prepared(folder / "data")
+    model = torch_model(stages.read_model_checkpoint(folder / "model.pt"), "model.pt")
+    data = model_inputs(x, y, manifest, torch.device("cpu"))
+    in_memory = penultimate_embeddings(model, data, 256)
+    in_memory_scores = stages.score_method_run(
+        method="kcenter", checkpoint=folder / "model.pt", data_dir=folder / "data", scores_out=tmp_path / "memory.parquet", threads=1
+    )
+    monkeypatch.setattr(scratch, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(per_example, "CHUNK_VALUES", 10 * in_memory.shape[1])
+    mapped = penultimate_embeddings(model, data, 4, scratch=tmp_path)
+    assert isinstance(mapped, np.memmap) and np.array_equal(mapped, in_memory)
+    out = tmp_path / "out"
+    scores = stages.score_method_run(method="kcenter", checkpoint=folder / "model.pt", data_dir=folder / "data", scores_out=out / "kcenter.parquet", threads=1)
+    assert scores["kcenter"].equals(in_memory_scores["kcenter"])
+    assert np.array_equal(k_center_greedy(mapped, 50, seed=4, scratch=tmp_path), k_center_greedy(in_memory, 50, seed=4))
+    del mapped
+    assert sorted(path.name for path in out.iterdir()) == ["kcenter.parquet"]  # the scratch files were never named
+
+
+def test_a_scratch_file_the_disk_cannot_hold_is_refused_naming_the_folder(tmp_path, monkeypatch):
+    from svp import scratch
+    from svp.errors import OutputError
+
+    monkeypatch.setattr(scratch, "IN_MEMORY_BYTES", 0)
+    with pytest.raises(OutputError, match=rf"cannot make a 1024.0 GiB scratch file in {tmp_path}.*free space there"):
+        scratch.scratch_array((1 << 28, 1024), np.float32, tmp_path)
+
+
 def test_forgetting_and_grand_score_files(digits_proxy):
     folder = digits_proxy
     forgetting = stages.score_method_run(method="forgetting", checkpoint=folder / "model.pt", data_dir=folder / "data", scores_out=folder / "f.parquet")

@@ -33,7 +33,10 @@ def test_a_torchvision_model_gets_the_datas_classes_and_its_embeddings_are_the_h
     assert model.fc.out_features == 7
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
 
-    class Images:  # the interface penultimate_embeddings reads: batches of inputs, in order
+    class Images:  # the interface penultimate_embeddings reads: the count, and batches of inputs in order
+        def __len__(self):
+            return 5
+
         def inference_batches(self, batch_size):
             images = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
             return ((images[start : start + batch_size], None) for start in range(0, 5, batch_size))

@@ -65,7 +65,7 @@ def kcenter_next_batch(
             raise RuntimeError(f"{checkpoint}: {len(embedded):,} embeddings for {n_examples:,} training examples")
         check_finite(embedded, checkpoint, "penultimate-layer embeddings")
         started = time.perf_counter()
-        batch = k_center_greedy(embedded, count, initial=labelled)
+        batch = k_center_greedy(embedded, count, initial=labelled, scratch=job.workdir)
         kcenter_seconds = time.perf_counter() - started
         print(
             f"k-center greedy chose {count:,} of {n_examples - len(labelled):,} unlabelled examples "

@@ -7,7 +7,8 @@ from any point to its nearest centre) is at most twice the best possible for k c
 
 Memory is linear in the pool: each point keeps only its squared distance to its nearest
 centre (one float per point), updated from the newest centre's distances, which are
-computed in blocks of rows. The SVP authors' code instead fills a (selected + budget) x
+computed in blocks of rows. The float32 copy of the embeddings it works on may be a
+memory-mapped file (``scratch``), so a million-image pool need not fit in memory. The SVP authors' code instead fills a (selected + budget) x
 pool distance matrix (bench/kcenter.py compares the two).
 
 torch is imported when the function runs, not when this module is imported, so that the
@@ -37,6 +38,7 @@ def k_center_greedy(
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device=None,
+    scratch=None,
 ) -> np.ndarray:
     """Indices of ``budget`` new centres, in the order k-center greedy chooses them.
 
@@ -61,7 +63,11 @@ def k_center_greedy(
 
     ``batch_size``: how many point-centre distances are computed at once.
     ``device``: a torch device; the GPU when there is one, else the CPU.
+    ``scratch``: a folder for the centred float32 copy on the CPU when it would exceed
+    ``svp.scratch.IN_MEMORY_BYTES`` (a memory-mapped temporary file; ``svp.scratch``). Each
+    pick then reads it whole from the page cache, or from the disk where it does not fit.
     """
+    from svp.scratch import scratch_array
     import torch
 
     points, mean = _checked_embeddings(embeddings)
@@ -78,7 +84,10 @@ def k_center_greedy(
     # Centred in float64 on the host, batch_size values at a time, so that a float32 pool
     # never has a whole float64 copy; only float32 reaches the device.
     copy_rows = max(1, min(n_points, int(batch_size) // points.shape[1]))
-    x = torch.empty((n_points, points.shape[1]), dtype=torch.float32, device=device)
+    if device.type == "cpu":
+        x = torch.from_numpy(scratch_array((n_points, points.shape[1]), np.float32, scratch))
+    else:
+        x = torch.empty((n_points, points.shape[1]), dtype=torch.float32, device=device)
     squared_norms = torch.empty(n_points, dtype=torch.float32, device=device)
     for start in range(0, n_points, copy_rows):
         centred = np.asarray(points[start : start + copy_rows], dtype=np.float64) - mean

@@ -45,7 +45,8 @@ class MethodInputs:
     n_examples: int
     seed: int  # the scored model's training seed
     path: str  # the model.pt, for messages
-    options: dict = field(default_factory=dict)  # the method's own options (kcenter_fraction)
+    # The method's own options (kcenter_fraction), and "scratch": a folder for arrays too large for memory.
+    options: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def _kcenter(inputs: MethodInputs) -> dict:
         raise ConfigError(f"kcenter_fraction must be in (0, 1], got {fraction}")
     embedded, n = inputs.values, inputs.n_examples
     budget = min(n, max(1, math.ceil(fraction * n)))
-    order = k_center_greedy(embedded, budget, seed=inputs.seed)
+    order = k_center_greedy(embedded, budget, seed=inputs.seed, scratch=inputs.options.get("scratch"))
     print(f"k-center greedy ordered {budget:,} of {n:,} examples ({embedded.shape[1]}-d embeddings)")
     return {"kcenter": order_scores(order, n)}
 

@@ -141,7 +141,8 @@ def embeddings(job: ScoringJob):
 
     model, train_data = _scoring_model(job)
     started = time.perf_counter()
-    return penultimate_embeddings(model, train_data, job.batch_size), time.perf_counter() - started
+    # Beyond memory's share (a million images), a memory-mapped file in the scores' folder.
+    return penultimate_embeddings(model, train_data, job.batch_size, scratch=job.workdir), time.perf_counter() - started
 
 
 def _scoring_model(job: ScoringJob) -> tuple[torch.nn.Module, ImageData | TextData]:

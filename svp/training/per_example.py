@@ -13,12 +13,15 @@ batch's), in chunks so that memory stays bounded.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from svp.errors import StageInputError
-from svp.training.loop import ImageData, TextData
+from svp.scratch import scratch_array
+from svp.training.loop import CHUNK_VALUES, ImageData, TextData
 
 
 def gradient_norms(model: torch.nn.Module, data: ImageData | TextData, batch_size: int) -> np.ndarray:
@@ -56,16 +59,40 @@ def last_linear(model: torch.nn.Module) -> torch.nn.Linear:
 
 
 @torch.no_grad()
-def penultimate_embeddings(model: torch.nn.Module, data: ImageData | TextData, batch_size: int) -> np.ndarray:
-    """(examples, features) float32 inputs of the model's last ``nn.Linear``, read by a forward hook."""
+def penultimate_embeddings(
+    model: torch.nn.Module, data: ImageData | TextData, batch_size: int, scratch: str | Path | None = None
+) -> np.ndarray:
+    """(examples, features) float32 inputs of the model's last ``nn.Linear``, read by a forward hook.
+
+    Written into the array as they come, a chunk of about ``CHUNK_VALUES`` at a time: one that
+    would exceed ``svp.scratch.IN_MEMORY_BYTES`` is a memory-mapped temporary file in the
+    folder ``scratch`` (``svp.scratch.scratch_array``), so memory does not grow with the data.
+    """
     model.eval()
     captured: list[torch.Tensor] = []
-    hook = last_linear(model).register_forward_hook(lambda module, args, output: captured.append(args[0].detach().float()))
+    hook = last_linear(model).register_forward_hook(lambda module, args, output: captured.append(args[0].detach().float().flatten(1)))
+    embedded, written, held = None, 0, 0
+
+    def flush() -> None:
+        nonlocal embedded, written, held
+        if not captured:
+            return
+        chunk = torch.cat(captured).cpu().numpy()  # one copy a chunk: a copy per batch would stall a GPU
+        captured.clear()
+        if embedded is None:
+            embedded = scratch_array((len(data), chunk.shape[1]), np.float32, scratch)
+        embedded[written : written + len(chunk)] = chunk
+        written, held = written + len(chunk), 0
+
     try:
         for inputs, _ in data.inference_batches(batch_size):
             model(inputs)
+            held += captured[-1].numel() if captured else 0
+            if held >= CHUNK_VALUES:
+                flush()
+        flush()
     finally:
         hook.remove()
-    if not captured:
+    if embedded is None:
         return np.empty((0, 0), dtype=np.float32)
-    return torch.cat([c.flatten(1) for c in captured]).cpu().numpy()
+    return embedded
