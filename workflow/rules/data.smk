@@ -8,6 +8,8 @@ rule prepare_data:
         manifest=f"{DATA_DIR}/manifest.json",
     log:
         f"{RESULTS}/logs/prepare_data.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_data.tsv"
     params:
         dataset=json.dumps(config["dataset"]),
         svp_version=SVP_VERSION,
