@@ -406,9 +406,11 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
 
-# Logits held at once by a chunk of scoring: about 32 MiB of float32 values, whatever the
-# data set's size (8,192 examples of 1,000 classes, 838,860 of 10).
-CHUNK_VALUES = 1 << 23
+# Logits held at once by a chunk of scoring: about 8 MiB of float32 values, whatever the
+# data set's size (2,097 examples of 1,000 classes, 209,715 of 10). The score stage's
+# float64 work on a chunk takes several times that: at 2^23 values, scoring 98,000
+# images of 100 classes peaked 570 MiB above 24,500 (BENCHMARKS.md).
+CHUNK_VALUES = 1 << 21
 
 
 def logit_chunks(
