@@ -2,23 +2,27 @@
 # svp on one GPU in under 10 minutes, everything printed: the environment (made if
 # missing), the whole config/cifar10-gpu-fast.yaml grid through Snakemake with its
 # tables, then training throughput (bench/gpu_throughput.py: svp's on-device loop, with
-# and without torch.compile, against a torchvision DataLoader).
+# and without torch.compile, against a torchvision DataLoader), then an ImageNet-shaped
+# step (bench/gpu_imagenet.py: synthetic JPEGs read from disk, ResNet18 scoring and
+# ResNet50 training, on one GPU and with DDP on all of them, each against a bare loop).
 #
 #   bash bench/gpu.sh            # on a GPU machine (BENCHMARKS.md, "GPU")
 #   bash bench/gpu.sh --smoke    # a CPU check of the same code paths: 128 images, one epoch
 #
-# Options: --data DIR, --budget SECONDS, --skip-throughput, --skip-grid, --smoke,
+# Options: --data DIR, --budget SECONDS, --skip-throughput, --skip-grid, --skip-imagenet, --smoke,
 # --grid-config FILE (another config over the CIFAR-10 npz copy, e.g.
 # config/cifar10-cpu-grid.yaml; default config/cifar10-gpu-fast.yaml).
 # Variables: SVP_DATA (the CIFAR-10 npz folder; default ../shared/data/cifar10 beside the
 # checkout), OUT (tables and logs; default /tmp/svp-gpu), SVP_GPU_WORK (the grid's work
 # folder, results/ inside; default /tmp/svp-gpu-work), TIME_BUDGET (seconds for the whole
-# script; default 570, 300 with --smoke), THROUGHPUT_RESERVE (seconds the grid leaves to
+# script; default 570, 420 with --smoke), THROUGHPUT_RESERVE (seconds the grid leaves to
 # the throughput part; default 100), THROUGHPUT_BUDGET (at most this many seconds for the
 # throughput part; default 150), SVP_WHEELS (a folder of wheels to install svp's
 # dependencies from, offline; default .whl), SVP_PYTHON (use this Python, make no
 # environment), GRID_GPU_JOBS (GPU jobs Snakemake runs at once, sharing one GPU when the
-# machine has one; default 1). The grid's results, less models and data, come back as
+# machine has one; default 1), IMAGENET_RESERVE (seconds the earlier parts leave to the
+# ImageNet-shaped step; default 150, 90 with --smoke), IMAGENET_IMAGES (its synthetic
+# training JPEGs; default 12800). The grid's results, less models and data, come back as
 # $OUT/grid-results.tar.gz. Parts that would not fit the budget are skipped with a message.
 set -uo pipefail
 
@@ -26,6 +30,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SMOKE=0
 RUN_THROUGHPUT=1
 RUN_GRID=1
+RUN_IMAGENET=1
 DATA=${SVP_DATA:-$REPO/../shared/data/cifar10}
 BUDGET=${TIME_BUDGET:-}
 GRID_CONFIG=$REPO/config/cifar10-gpu-fast.yaml
@@ -37,16 +42,21 @@ while [ $# -gt 0 ]; do
         --budget) BUDGET=$2; shift ;;
         --skip-throughput) RUN_THROUGHPUT=0 ;;
         --skip-grid) RUN_GRID=0 ;;
-        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+        --skip-imagenet) RUN_IMAGENET=0 ;;
+        -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "bench/gpu.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
-if [ -z "$BUDGET" ]; then BUDGET=$([ $SMOKE = 1 ] && echo 300 || echo 570); fi
+if [ -z "$BUDGET" ]; then BUDGET=$([ $SMOKE = 1 ] && echo 420 || echo 570); fi
 THROUGHPUT_BUDGET=${THROUGHPUT_BUDGET:-150}
 # The grid runs first (it is the longer, and a part stopped half-way loses most); it
 # leaves this much of the budget to the throughput part, which skips what does not fit.
 THROUGHPUT_RESERVE=${THROUGHPUT_RESERVE:-$([ $SMOKE = 1 ] && echo 40 || echo 100)}
+IMAGENET_RESERVE=${IMAGENET_RESERVE:-$([ $SMOKE = 1 ] && echo 90 || echo 150)}
+[ $RUN_IMAGENET = 0 ] && IMAGENET_RESERVE=0
+# The parts before the ImageNet-shaped step leave it its reserve.
+THROUGHPUT_RESERVE=$((THROUGHPUT_RESERVE + IMAGENET_RESERVE))
 OUT=${OUT:-/tmp/svp-gpu}
 WORK=${SVP_GPU_WORK:-/tmp/svp-gpu-work}
 WHEELS=${SVP_WHEELS:-$REPO/.whl}
@@ -156,7 +166,7 @@ if [ $RUN_GRID = 0 ]; then
 elif ! "$PY" -c 'import snakemake' 2>/dev/null; then
     skip grid "snakemake is not installed: put its wheels in SVP_WHEELS (BENCHMARKS.md, GPU)"
 elif [ $(($(left) - THROUGHPUT_RESERVE)) -lt 60 ]; then
-    skip grid "$(left) s left, $THROUGHPUT_RESERVE s of them kept for the throughput part"
+    skip grid "$(left) s left, $THROUGHPUT_RESERVE s of them kept for the parts after it"
 else
     begin grid
     rm -rf "$WORK"  # a fresh grid: leftover results would make Snakemake skip jobs
@@ -195,11 +205,26 @@ elif [ "$(left)" -lt 30 ]; then
     skip throughput "$(left) s left"
 else
     begin throughput
-    allowed=$(($(left) - 5))
+    allowed=$(($(left) - 5 - IMAGENET_RESERVE))
     [ $allowed -gt $THROUGHPUT_BUDGET ] && allowed=$THROUGHPUT_BUDGET
     args=(--data "$DATA" --out "$OUT" --time-budget $((allowed * 2 / 3)))
     [ $SMOKE = 1 ] && args+=(--smoke)
     timeout --kill-after=10 "$allowed" "$PY" "$REPO/bench/gpu_throughput.py" "${args[@]}"
+    status=$?
+    if [ $status = 0 ]; then finish "done"; else finish "stopped (exit $status; 124: over its $allowed s)"; fi
+fi
+
+# --- ImageNet-shaped step ----------------------------------------------------------------
+if [ $RUN_IMAGENET = 0 ]; then
+    skip imagenet "--skip-imagenet"
+elif [ "$(left)" -lt 40 ]; then
+    skip imagenet "$(left) s left"
+else
+    begin imagenet
+    allowed=$(($(left) - 5))
+    args=(--tree /tmp/svp-imagenet --make "${IMAGENET_IMAGES:-12800}" --out "$OUT" --time-budget $((allowed * 2 / 3)))
+    [ $SMOKE = 1 ] && args=(--smoke --out "$OUT")
+    timeout --kill-after=10 "$allowed" "$PY" "$REPO/bench/gpu_imagenet.py" "${args[@]}"
     status=$?
     if [ $status = 0 ]; then finish "done"; else finish "stopped (exit $status; 124: over its $allowed s)"; fi
 fi

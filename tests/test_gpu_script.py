@@ -1,4 +1,4 @@
-"""bench/gpu.sh in its CPU smoke mode: environment check, throughput and the grid, end to end.
+"""bench/gpu.sh in its CPU smoke mode: environment check, throughput, the grid and the ImageNet-shaped step, end to end.
 
 On a GPU the same script measures the figures of BENCHMARKS.md; here it runs on a tiny
 synthetic CIFAR-shaped data set, so the test checks the script's plumbing (every part
@@ -50,7 +50,7 @@ def test_smoke_mode_runs_every_part_and_writes_its_tables(tmp_path):
     result = run_script(tmp_path, "--smoke", "--data", str(data))
     assert result.returncode == 0, result.stdout + result.stderr
     printed = result.stdout
-    for part in ("=== environment", "=== throughput", "=== grid", "=== time per part"):
+    for part in ("=== environment", "=== throughput", "=== grid", "=== imagenet", "=== time per part"):
         assert part in printed, part
     assert "Training throughput" in printed and "--- results" in printed
     out = tmp_path / "out"
@@ -61,6 +61,11 @@ def test_smoke_mode_runs_every_part_and_writes_its_tables(tmp_path):
         selections = {row["selection"] for row in csv.DictReader(handle)}
     assert selections == {"full", "cnn-entropy", "random"}
     assert (out / "grid-results.md").is_file() and (out / "snakemake.log").is_file()
+    # The ImageNet-shaped step: JPEGs read from disk, svp against the bare loop, one process and DDP (gloo, 2).
+    with open(out / "imagenet.csv") as handle:
+        parts = {row["part"]: float(row["svp_over_bare"]) for row in csv.DictReader(handle)}
+    assert set(parts) == {"resnet18 scoring, 1 cpu", "resnet50 training, 1 cpu", "resnet50 training, DDP on 2 CPU processes"}
+    assert all(ratio > 0 for ratio in parts.values())
     assert (out / "gpu.log").read_text().strip().endswith(f"tables and logs: {out}")
 
 
