@@ -86,6 +86,14 @@ skip() {
     echo
     echo "=== $1 skipped: $2"
 }
+# run_within SECONDS COMMAND...: run a part's script, stopped after SECONDS; finish the part.
+run_within() {
+    local allowed=$1
+    shift
+    timeout --kill-after=10 "$allowed" "$@"
+    local status=$?
+    if [ $status = 0 ]; then finish "done"; else finish "stopped (exit $status; 124: over its $allowed s)"; fi
+}
 summary() {
     echo
     echo "=== time per part (budget $BUDGET s, used $(elapsed) s)"
@@ -201,17 +209,15 @@ fi
 # --- throughput --------------------------------------------------------------------------
 if [ $RUN_THROUGHPUT = 0 ]; then
     skip throughput "--skip-throughput"
-elif [ "$(left)" -lt 30 ]; then
-    skip throughput "$(left) s left"
+elif [ $(($(left) - IMAGENET_RESERVE)) -lt 30 ]; then
+    skip throughput "$(left) s left, $IMAGENET_RESERVE s of them kept for the ImageNet-shaped step"
 else
     begin throughput
     allowed=$(($(left) - 5 - IMAGENET_RESERVE))
     [ $allowed -gt $THROUGHPUT_BUDGET ] && allowed=$THROUGHPUT_BUDGET
     args=(--data "$DATA" --out "$OUT" --time-budget $((allowed * 2 / 3)))
     [ $SMOKE = 1 ] && args+=(--smoke)
-    timeout --kill-after=10 "$allowed" "$PY" "$REPO/bench/gpu_throughput.py" "${args[@]}"
-    status=$?
-    if [ $status = 0 ]; then finish "done"; else finish "stopped (exit $status; 124: over its $allowed s)"; fi
+    run_within "$allowed" "$PY" "$REPO/bench/gpu_throughput.py" "${args[@]}"
 fi
 
 # --- ImageNet-shaped step ----------------------------------------------------------------
@@ -224,7 +230,5 @@ else
     allowed=$(($(left) - 5))
     args=(--tree /tmp/svp-imagenet --make "${IMAGENET_IMAGES:-12800}" --out "$OUT" --time-budget $((allowed * 2 / 3)))
     [ $SMOKE = 1 ] && args=(--smoke --out "$OUT")
-    timeout --kill-after=10 "$allowed" "$PY" "$REPO/bench/gpu_imagenet.py" "${args[@]}"
-    status=$?
-    if [ $status = 0 ]; then finish "done"; else finish "stopped (exit $status; 124: over its $allowed s)"; fi
+    run_within "$allowed" "$PY" "$REPO/bench/gpu_imagenet.py" "${args[@]}"
 fi

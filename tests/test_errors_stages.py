@@ -317,49 +317,46 @@ def test_learning_curves_and_report_cope_with_eval_every_0(experiment, tmp_path,
     assert pd.read_csv(tmp_path / "runs.csv")["test_error"].tolist() == [pytest.approx(json.loads(target.read_text())["test_error"])]
 
 
-def test_a_full_disk_is_one_line_and_leaves_nothing(experiment, tmp_path):
-    """`svp rank` writing onto a real, full file system: a 4 KiB tmpfs, mounted in a user namespace."""
+def _on_a_full_tmpfs(folder: Path, size: str, command: list) -> subprocess.CompletedProcess:
+    """``command`` run with a real tmpfs of ``size`` mounted on ``folder`` (in a user namespace);
+    its stdout ends with the line "left: <what the folder holds after it>"."""
     if not shutil.which("unshare"):
         pytest.skip("no unshare command")
-    full = tmp_path / "full"
-    full.mkdir()
-    script = (
-        f"mount -t tmpfs -o size=4k none {full} || exit 99; "
-        f"{sys.executable} -m svp rank {experiment / 'scores.parquet'} --metric entropy --out {full / 'ranks.parquet'}; "
-        f"status=$?; echo left: $(ls -A {full}); exit $status"
-    )
+    folder.mkdir()
+    quoted = " ".join(f"'{argument}'" for argument in command)
+    script = f"mount -t tmpfs -o size={size} none {folder} || exit 99; {quoted}; status=$?; echo left: $(ls -A {folder}); exit $status"
     result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True)
     if result.returncode == 99 or "unshare:" in result.stderr:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    assert result.returncode == 2, result.stderr
-    assert result.stderr == (
-        f"svp rank: error: no space left on device while writing {full / 'ranks.parquet'}; nothing partial was left "
-        "(the temporary file was removed): free some space, or choose another output folder, and rerun\n"
+    return result
+
+
+def _full_disk_line(command: str, path: Path) -> str:
+    return (
+        f"svp {command}: error: no space left on device while writing {path}; nothing partial was left "
+        "(the temporary file was removed): free some space, or choose another output folder, and rerun"
     )
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(experiment, tmp_path):
+    """`svp rank` writing onto a real, full file system: a 4 KiB tmpfs."""
+    full = tmp_path / "full"
+    rank = [sys.executable, "-m", "svp", "rank", experiment / "scores.parquet", "--metric", "entropy", "--out", full / "ranks.parquet"]
+    result = _on_a_full_tmpfs(full, "4k", rank)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == _full_disk_line("rank", full / "ranks.parquet") + "\n"
     assert result.stdout.strip() == "left:"
 
 
 def test_a_disk_that_fills_while_scoring_is_one_line_and_leaves_nothing(experiment, tmp_path):
     """`svp score` writing its row groups onto a real file system that fills: an 8 KiB tmpfs
-    (the digits' scores take about 40 KiB), mounted in a user namespace."""
-    if not shutil.which("unshare"):
-        pytest.skip("no unshare command")
+    (the digits' scores take about 40 KiB)."""
     full = tmp_path / "full"
-    full.mkdir()
     score = [sys.executable, "-m", "svp", "score", "--checkpoint", experiment / "proxy/model.pt", "--data", experiment / "data",
              "--out", full / "scores.parquet", "--threads", "1"]  # fmt: skip
-    script = (
-        f"mount -t tmpfs -o size=8k none {full} || exit 99; {' '.join(f'{a}' for a in score)}; "
-        f"status=$?; echo left: $(ls -A {full}); exit $status"
-    )
-    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True)
-    if result.returncode == 99 or "unshare:" in result.stderr:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    result = _on_a_full_tmpfs(full, "8k", score)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"svp score: error: no space left on device while writing {full / 'scores.parquet'}; nothing partial was left "
-        "(the temporary file was removed): free some space, or choose another output folder, and rerun"
-    )
+    assert result.stderr.strip().splitlines()[-1] == _full_disk_line("score", full / "scores.parquet")
     assert result.stdout.strip().splitlines()[-1] == "left:"
 
 
@@ -368,22 +365,12 @@ def test_a_full_disk_while_training_is_one_line_not_a_bug(experiment, tmp_path, 
     """`svp train` onto a full tmpfs: torch's zip writer hides the OSError behind a RuntimeError
     ("unexpected pos") as it closes the archive. With 40 KiB the first resume.pt fills it; with
     600 KiB resume.pt fits and model.pt does not."""
-    if not shutil.which("unshare"):
-        pytest.skip("no unshare command")
     full = tmp_path / "full"
-    full.mkdir()
     training = dict(TRAINING, lr_schedule=[{"epochs": 1, "lr": 0.05}])
-    command = " ".join(f"'{a}'" for a in [sys.executable, "-m", "svp", *_train_arguments(experiment / "data", full, training)])
-    script = f"mount -t tmpfs -o size={size} none {full} || exit 99; {command}; status=$?; echo left: $(ls -A {full}); exit $status"
-    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True)
-    if result.returncode == 99 or "unshare:" in result.stderr:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    result = _on_a_full_tmpfs(full, size, [sys.executable, "-m", "svp", *_train_arguments(experiment / "data", full, training)])
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"svp train: error: no space left on device while writing {full / writing}; nothing partial was left "
-        "(the temporary file was removed): free some space, or choose another output folder, and rerun"
-    )
+    assert result.stderr.strip().splitlines()[-1] == _full_disk_line("train", full / writing)
     # A finished epoch's state may stay (a rerun resumes from it); no temporary file, no model.
     assert result.stdout.strip().splitlines()[-1] == ("left: resume.pt" if writing == "model.pt" else "left:")
 
