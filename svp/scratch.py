@@ -10,6 +10,7 @@ after a crash, so no scratch file is ever left beside the outputs.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -32,8 +33,14 @@ def scratch_array(shape: tuple[int, ...], dtype, folder: str | Path | None) -> n
         return np.empty(shape, dtype=dtype)
     try:
         with tempfile.TemporaryFile(dir=folder) as file:  # unlinked at once; the mapping keeps it until unmapped
-            # Reserved now, so that a disk too small is an error here, not a SIGBUS at some later write.
-            os.posix_fallocate(file.fileno(), 0, size)
+            # Reserved now, so that a disk too small is an error here, not a SIGBUS at some later write;
+            # a file system that cannot reserve gets a sparse file.
+            try:
+                os.posix_fallocate(file.fileno(), 0, size)
+            except OSError as error:
+                if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                file.truncate(size)
             return np.memmap(file, dtype=dtype, mode="r+", shape=shape)
     except OSError as error:
         raise OutputError(
