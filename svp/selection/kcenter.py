@@ -8,8 +8,9 @@ from any point to its nearest centre) is at most twice the best possible for k c
 Memory is linear in the pool: each point keeps only its squared distance to its nearest
 centre (one float per point), updated from the newest centre's distances, which are
 computed in blocks of rows. The float32 copy of the embeddings it works on may be a
-memory-mapped file (``scratch``), so a million-image pool need not fit in memory. The SVP authors' code instead fills a (selected + budget) x
-pool distance matrix (bench/kcenter.py compares the two).
+memory-mapped file (``scratch``), so a million-image pool need not fit in memory. The SVP
+authors' code instead fills a (selected + budget) x pool distance matrix
+(bench/kcenter.py compares the two).
 
 torch is imported when the function runs, not when this module is imported, so that the
 stages that only read subsets stay torch-free (tests/test_torch_free.py).
