@@ -45,6 +45,11 @@ class RowGroups:
         self._writer.write_table(table)
         self.rows += len(frame)
 
+    def abort(self) -> None:
+        """Close the file unfinished (``parquet_row_groups`` then removes it)."""
+        if self._writer is not None:
+            self._writer.close()
+
     def close(self) -> None:
         if self._writer is None:
             raise ValueError(f"{self._path}: no rows were written")
@@ -63,8 +68,7 @@ def parquet_row_groups(path: str | Path) -> Iterator[RowGroups]:
         try:
             yield groups
         except BaseException:
-            if groups._writer is not None:
-                groups._writer.close()
+            groups.abort()
             raise
         groups.close()
 

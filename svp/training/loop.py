@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -413,6 +413,21 @@ def autocast(device: torch.device, enabled: bool):
 CHUNK_VALUES = 1 << 21
 
 
+def on_cpu_in_chunks(tensors: Iterable[torch.Tensor], values: int = CHUNK_VALUES) -> Iterator[torch.Tensor]:
+    """``tensors`` (rows of consecutive examples, on any device) joined into chunks of about
+    ``values`` values (whole tensors), each copied to the CPU once: a copy per batch would
+    stall a GPU at every batch."""
+    pending, held = [], 0
+    for tensor in tensors:
+        pending.append(tensor)
+        held += tensor.numel()
+        if held >= values:
+            yield torch.cat(pending).cpu()
+            pending, held = [], 0
+    if pending:
+        yield torch.cat(pending).cpu()
+
+
 def logit_chunks(
     model: torch.nn.Module, data: ImageData | TextData, batch_size: int, mixed_precision: bool = False,
     values: int = CHUNK_VALUES,
@@ -424,18 +439,13 @@ def logit_chunks(
     evaluation of a run trained that way does; otherwise in float32, as scoring always does.
     """
     model.eval()
-    device = data.device
-    pending, held = [], 0
-    for inputs, _ in data.inference_batches(batch_size):
-        with torch.no_grad(), autocast(device, mixed_precision):
-            pending.append(model(inputs).float())
-        held += pending[-1].numel()
-        if held >= values:
-            # Copied to the CPU once a chunk: a copy per batch would stall a GPU at every batch.
-            yield torch.cat(pending).cpu()
-            pending, held = [], 0
-    if pending:
-        yield torch.cat(pending).cpu()
+
+    def logits():
+        for inputs, _ in data.inference_batches(batch_size):
+            with torch.no_grad(), autocast(data.device, mixed_precision):
+                yield model(inputs).float()
+
+    return on_cpu_in_chunks(logits(), values)
 
 
 def predict_logits(

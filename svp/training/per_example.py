@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from svp.errors import StageInputError
 from svp.scratch import scratch_array
-from svp.training.loop import CHUNK_VALUES, ImageData, TextData
+from svp.training.loop import CHUNK_VALUES, ImageData, TextData, on_cpu_in_chunks
 
 
 def gradient_norms(model: torch.nn.Module, data: ImageData | TextData, batch_size: int) -> np.ndarray:
@@ -71,26 +71,20 @@ def penultimate_embeddings(
     model.eval()
     captured: list[torch.Tensor] = []
     hook = last_linear(model).register_forward_hook(lambda module, args, output: captured.append(args[0].detach().float().flatten(1)))
-    embedded, written, held = None, 0, 0
 
-    def flush() -> None:
-        nonlocal embedded, written, held
-        if not captured:
-            return
-        chunk = torch.cat(captured).cpu().numpy()  # one copy a chunk: a copy per batch would stall a GPU
-        captured.clear()
-        if embedded is None:
-            embedded = scratch_array((len(data), chunk.shape[1]), np.float32, scratch)
-        embedded[written : written + len(chunk)] = chunk
-        written, held = written + len(chunk), 0
-
-    try:
+    def features():
         for inputs, _ in data.inference_batches(batch_size):
             model(inputs)
-            held += captured[-1].numel() if captured else 0
-            if held >= CHUNK_VALUES:
-                flush()
-        flush()
+            yield from captured
+            captured.clear()
+
+    embedded, written = None, 0
+    try:
+        for chunk in on_cpu_in_chunks(features(), CHUNK_VALUES):
+            if embedded is None:
+                embedded = scratch_array((len(data), chunk.shape[1]), np.float32, scratch)
+            embedded[written : written + len(chunk)] = chunk.numpy()
+            written += len(chunk)
     finally:
         hook.remove()
     if embedded is None:
