@@ -28,6 +28,8 @@ BENCHMARKS = [
     # svp's disk pipeline against a bare ImageFolder loop, and a 30 % subset's cost: 4,000
     # synthetic JPEGs (about 2 minutes); BENCHMARKS.md has the 25,000-image run.
     ("disk_pipeline.py", ["results/bench/imagenet-tree", "--make", "4000", "--classes", "20", "--workers", "2"]),
+    # What reader processes copy of ImageNet's 1.28 million paths in an epoch (about a minute).
+    ("path_memory.py", ["--paths", "1281167", "--workers", "2"]),
 ]
 
 

@@ -218,6 +218,54 @@ def test_an_empty_class_folder_is_refused(copy, tmp_path):
         prepare_dataset({"name": "imagenet", "path": str(copy)}, tmp_path / "out")
 
 
+def test_class_names_that_sort_apart_from_their_paths_keep_the_prepared_listing(tmp_path):
+    """Labels follow the sorted class names (n01 before n01-a, as ImageFolder's), while the listing's
+    digest, computed a class at a time, is that of the sorted paths (n01-a/... before n01/...):
+    the two orders differ here, and a job reading the prepared data finds the folder unchanged."""
+    from svp.data.disk import list_split, listing_digest
+
+    make_tree(tmp_path / "tree", classes=2, train_per_class=2, val_per_class=1, min_side=16, max_side=24)
+    (tmp_path / "tree" / "val").rename(tmp_path / "tree" / "test")  # an image_folder's layout
+    for split in ("train", "test"):
+        folders = sorted((tmp_path / "tree" / split).iterdir())
+        folders[0].rename(folders[0].parent / "n01")
+        folders[1].rename(folders[1].parent / "n01-a")
+    classes, paths, labels, digest = list_split(tmp_path / "tree" / "train")
+    assert classes == ["n01", "n01-a"] and list(labels) == [0, 0, 1, 1] and paths[0].startswith("n01/")
+    assert digest == listing_digest(paths) and sorted(paths)[0].startswith("n01-a/")
+    prepare_dataset({"name": "image_folder", "path": str(tmp_path / "tree"), "image_size": 16, "storage": "disk"}, tmp_path / "out")
+    (x_train, y_train), _, _ = load_prepared(tmp_path / "out")
+    assert list(x_train.paths) == list(paths) and list(y_train) == [0, 0, 1, 1]
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_naming_it(copy, tmp_path):
+    os.rename(copy / "train" / wnid(1) / f"{wnid(1)}_3.JPEG", os.fsencode(copy / "train" / wnid(1)) + b"/caf\xe9.JPEG")
+    with pytest.raises(DataError, match=rf"/train/{wnid(1)}/caf\ufffd.JPEG: a file or folder name that is not UTF-8 .*rename it"):
+        prepare_dataset({"name": "imagenet", "path": str(copy)}, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda a: {**a, "path_ends": a["path_ends"][:-1]},  # the last path's bytes unaccounted for
+        lambda a: {**a, "path_ends": a["path_ends"][::-1].copy()},  # ends out of order
+        lambda a: {**a, "path_ends": a["path_ends"].astype(np.int32)},
+        lambda a: {**a, "path_bytes": np.concatenate([[0xC3], a["path_bytes"][1:]]).astype(np.uint8)},  # not UTF-8
+        # A two-byte character split across two paths: the whole decodes, the second path does not.
+        lambda a: {**a, "path_bytes": np.concatenate([a["path_bytes"][: a["path_ends"][0] - 1], [0xC3, 0xA9],
+                                                      a["path_bytes"][a["path_ends"][0] + 1 :]]).astype(np.uint8)},
+    ],
+)
+def test_a_damaged_file_list_is_refused_before_any_worker_reads_it(prepared, damage):
+    from svp.data.disk import paths_of
+
+    with np.load(prepared / "train.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    assert len(paths_of(arrays, Path("train.npz"), "hint")) == 30
+    with pytest.raises(DataError, match=r"train.npz: not a disk data set's file list \(inconsistent path_bytes and path_ends\); hint"):
+        paths_of(damage(arrays), Path("train.npz"), "hint")
+
+
 def test_a_reader_process_that_dies_is_reported_not_a_traceback(prepared, monkeypatch):
     data = _data(prepared, monkeypatch, workers=1)
     monkeypatch.setattr(disk_data.DiskImages, "__getitem__", lambda self, i: os.kill(os.getpid(), signal.SIGKILL))
@@ -254,7 +302,7 @@ def test_a_validation_split_of_disk_data_is_a_share_of_the_training_list(tree, p
     (x_train, y_train), (x_test, _), _ = load_prepared(prepared_with_validation)
     x_held, y_held = load_validation(prepared_with_validation)
     (x_all, y_all), _, _ = load_prepared(prepared)
-    assert x_held.folder == x_train.folder == tree / "train" and x_test.paths == load_prepared(prepared)[1][0].paths
+    assert x_held.folder == x_train.folder == tree / "train" and list(x_test.paths) == list(load_prepared(prepared)[1][0].paths)
     assert not set(x_held.paths) & set(x_train.paths) and set(x_held.paths) | set(x_train.paths) == set(x_all.paths)
     # Labels and sizes travel with their paths.
     row = {path: (label, tuple(size)) for path, label, size in zip(x_all.paths, y_all, x_all.sizes)}
@@ -273,7 +321,7 @@ def test_an_image_folders_statistics_come_from_its_training_images_only(copy, tm
     x_held, _ = load_validation(tmp_path / "out")
     assert len(x_train) == 21 and len(x_held) == 9
     assert (manifest["mean"], manifest["std"]) == _channel_statistics(copy / "train", x_train.paths, 16)
-    everything = _channel_statistics(copy / "train", sorted(x_train.paths + x_held.paths), 16)
+    everything = _channel_statistics(copy / "train", sorted([*x_train.paths, *x_held.paths]), 16)
     assert manifest["mean"] != everything[0]  # the held-out images would have moved it
 
 

@@ -241,3 +241,12 @@ def test_registry_has_the_text_data_sets():
     assert {data.dataset_modality(n) for n in ("amazon_polarity", "amazon_full", "text_csv")} == {"text"}
     assert data.dataset_modality("cifar10") == "image"
     assert text.AMAZON["amazon_polarity"].rows == {"train": 3_600_000, "test": 400_000}
+
+
+def test_taking_texts_by_index_copies_their_bytes_a_block_of_rows_at_a_time():
+    strings = ["ab", "", "é€", "xyz", "q", "é"]
+    texts = TextArray.from_strings(strings)
+    for index in ([5, 0, 2, 2, 1], [], [3], list(range(6))[::-1]):
+        for rows_at_once in (1, 2, 4, 1 << 16):
+            taken = texts.take(index, rows_at_once=rows_at_once)
+            assert taken.strings() == [strings[i] for i in index] and taken.offsets.dtype == np.int64

@@ -32,6 +32,7 @@ import hashlib
 import os
 import re
 import warnings
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from svp.data.registry import (
     register_dataset,
     required_option,
 )
+from svp.data.encoding import TextArray
 from svp.errors import ConfigError, DataError
 
 # torchvision's ImageFolder's extensions: the files a class folder's images may end with.
@@ -78,11 +80,57 @@ IMAGENET_LAYOUT = (
 # --------------------------------------------------------------------------- listing
 
 
-def list_split(folder: Path, option: str = "path") -> tuple[list[str], list[tuple[str, int]]]:
-    """(classes, [(path relative to ``folder``, label)]) of a folder of class folders, sorted.
+def digest_order(classes) -> list[str]:
+    """Class folder names in the order their paths sort: every path of a class starts with
+    "name/", so the sorted list of all paths is each class's sorted files, class after class in
+    this order (not the labels' order: "n01-a/" sorts before "n01/", though "n01" < "n01-a")."""
+    return sorted(classes, key=lambda name: name + "/")
+
+
+def _class_files(folder: Path, name: str, real: Path) -> list[str]:
+    """The sorted image file names of the class folder ``folder/name``, checked."""
+    files = []
+    for entry in sorted(os.scandir(folder / name), key=lambda e: e.name):
+        if entry.is_dir():
+            raise DataError(
+                f"{entry.path}: a folder inside the class folder {folder / name}; its images would silently join "
+                "that class. Images must sit directly in their class folder: move them up, or delete the folder"
+            )
+        if not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+            continue
+        if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(real):
+            raise DataError(
+                f"{entry.path}: a symbolic link that leads outside {folder}; it would pull other files into this "
+                "split: replace it with a copy of the file, or remove it"
+            )
+        files.append(entry.name)
+    if not files:
+        raise DataError(
+            f"{folder / name}: an empty class folder (no file ending in {', '.join(IMAGE_EXTENSIONS)}); a class "
+            "needs images to be learnt: add its images, or remove the folder"
+        )
+    return files
+
+
+def _utf8(path: str, folder: Path) -> bytes:
+    try:
+        return path.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir hands undecodable bytes over as surrogates
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise DataError(
+            f"{folder / shown}: a file or folder name that is not UTF-8 (the \ufffd marks the bytes); svp lists "
+            "paths as UTF-8: rename it"
+        ) from None
+
+
+def list_split(folder: Path, option: str = "path") -> tuple[list[str], TextArray, np.ndarray, str]:
+    """(classes, relative paths, labels, listing digest) of a folder of class folders, sorted.
 
     As torchvision's ImageFolder, but a class folder without an image, a folder inside a
-    class folder, or a link leading out of ``folder`` is refused rather than skipped or followed.
+    class folder, or a link leading out of ``folder`` is refused rather than skipped or
+    followed. The paths come packed (UTF-8 bytes and offsets: tens of bytes an image, where a
+    list of str takes about a hundred, and ImageNet has 1.28 million), listed a class at a time.
+    The digest is ``listing_digest`` of the paths, computed as they are listed.
     """
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -94,30 +142,19 @@ def list_split(folder: Path, option: str = "path") -> tuple[list[str], list[tupl
     if len(classes) > MAX_CLASSES:
         raise DataError(f"{folder}: {len(classes):,} class folders, more than the {MAX_CLASSES:,} svp accepts")
     real = folder.resolve()
-    samples: list[tuple[str, int]] = []
-    for label, name in enumerate(classes):
-        found = 0
-        for entry in sorted(os.scandir(folder / name), key=lambda e: e.name):
-            if entry.is_dir():
-                raise DataError(
-                    f"{entry.path}: a folder inside the class folder {folder / name}; its images would silently join "
-                    "that class. Images must sit directly in their class folder: move them up, or delete the folder"
-                )
-            if not entry.name.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(real):
-                raise DataError(
-                    f"{entry.path}: a symbolic link that leads outside {folder}; it would pull other files into this "
-                    "split: replace it with a copy of the file, or remove it"
-                )
-            samples.append((f"{name}/{entry.name}", label))
-            found += 1
-        if not found:
-            raise DataError(
-                f"{folder / name}: an empty class folder (no file ending in {', '.join(IMAGE_EXTENSIONS)}); a class "
-                "needs images to be learnt: add its images, or remove the folder"
-            )
-    return classes, samples
+    digest = hashlib.sha256()
+    packed: dict[str, tuple[bytes, np.ndarray]] = {}
+    for name in digest_order(classes):
+        encoded = [_utf8(f"{name}/{file}", folder) for file in _class_files(folder, name, real)]
+        for path in encoded:
+            digest.update(path + b"\0")
+        packed[name] = (b"".join(encoded), np.array([len(path) for path in encoded], dtype=np.int64))
+    lengths = [packed[name][1] for name in classes]
+    offsets = np.zeros(sum(map(len, lengths)) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    data = np.frombuffer(b"".join(packed.pop(name)[0] for name in classes), dtype=np.uint8).copy()
+    labels = np.repeat(np.arange(len(classes), dtype=np.int64), [len(counts) for counts in lengths])
+    return classes, TextArray(data, offsets), labels, digest.hexdigest()
 
 
 def count_images(folder: Path) -> int:
@@ -132,7 +169,8 @@ def count_images(folder: Path) -> int:
 
 
 def listing_digest(paths) -> str:
-    """sha256 of a split's sorted relative paths: the checksum of the list."""
+    """sha256 of a split's sorted relative paths: the checksum of the list (computed a class at a
+    time by ``list_split`` and ``check_listing``, which hold no list of all paths)."""
     digest = hashlib.sha256()
     for path in sorted(paths):
         digest.update(path.encode("utf-8") + b"\0")
@@ -169,9 +207,40 @@ def inspect_image(path: str, decode: bool) -> tuple[int, int, str, str, str | No
         return 0, 0, "", "", f"cannot be decoded ({str(error).strip() or type(error).__name__}): truncated or corrupt"
 
 
-def _inspect_chunk(args) -> list[tuple]:
-    folder, paths, decode = args
-    return [inspect_image(os.path.join(folder, path), decode) for path in paths]
+@dataclass
+class Headers:
+    """What reading a split's headers found: each image's (width, height), the problem of each
+    one that cannot be read (by position), and the modes and formats of the readable ones."""
+
+    sizes: np.ndarray  # int32 (N, 2)
+    problems: dict[int, str]
+    modes: Counter
+    formats: Counter
+
+
+# The split the reader processes inspect, (folder, paths, decode), set as each starts: the
+# packed list is handed over once a process, and each task is a range of positions.
+_SPLIT: tuple | None = None
+
+
+def _start_reader(folder: str, paths: TextArray, decode: bool) -> None:
+    global _SPLIT
+    _SPLIT = (folder, paths, decode)
+
+
+def _inspect_range(bounds: tuple[int, int], split: tuple | None = None) -> Headers:
+    folder, paths, decode = split or _SPLIT
+    first, last = bounds
+    found = Headers(np.zeros((last - first, 2), dtype=np.int32), {}, Counter(), Counter())
+    for row, index in enumerate(range(first, last)):
+        width, height, mode, kind, problem = inspect_image(os.path.join(folder, paths[index]), decode)
+        found.sizes[row] = width, height
+        if problem is None:
+            found.modes[mode] += 1
+            found.formats[kind] += 1
+        else:
+            found.problems[index] = problem
+    return found
 
 
 def loader_workers() -> int:
@@ -184,38 +253,31 @@ def loader_workers() -> int:
     return min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def inspect_split(folder: Path, samples: list[tuple[str, int]], decode: bool) -> list[tuple]:
-    """inspect_image of every sample, in order, over the reader processes."""
-    paths = [path for path, _ in samples]
+def inspect_split(folder: Path, paths: TextArray, decode: bool) -> Headers:
+    """inspect_image of every path, over the reader processes."""
     chunk = 512
-    jobs = [(str(folder), paths[start : start + chunk], decode) for start in range(0, len(paths), chunk)]
+    ranges = [(start, min(start + chunk, len(paths))) for start in range(0, len(paths), chunk)]
     workers = loader_workers()
-    if workers <= 1 or len(jobs) <= 1:
-        return [row for job in jobs for row in _inspect_chunk(job)]
-    with ProcessPoolExecutor(workers) as pool:
-        return [row for rows in pool.map(_inspect_chunk, jobs) for row in rows]
+    if workers <= 1 or len(ranges) <= 1:
+        parts = [_inspect_range(bounds, (str(folder), paths, decode)) for bounds in ranges]
+    else:
+        with ProcessPoolExecutor(workers, initializer=_start_reader, initargs=(str(folder), paths, decode)) as pool:
+            parts = list(pool.map(_inspect_range, ranges))
+    return Headers(
+        np.concatenate([part.sizes for part in parts]) if parts else np.zeros((0, 2), dtype=np.int32),
+        {index: problem for part in parts for index, problem in part.problems.items()},
+        sum((part.modes for part in parts), Counter()),
+        sum((part.formats for part in parts), Counter()),
+    )
 
 
 # --------------------------------------------------------------------------- the prepared form
 
 
-def pack_paths(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Paths as one UTF-8 byte array and each one's end offset: a few bytes a path, not numpy's 4 a character."""
-    encoded = [path.encode("utf-8") for path in paths]
-    ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), ends
-
-
-def unpack_paths(blob: np.ndarray, ends: np.ndarray) -> list[str]:
-    data = blob.tobytes()
-    starts = np.concatenate([[0], ends[:-1]])
-    return [data[s:e].decode("utf-8") for s, e in zip(starts.tolist(), ends.tolist())]
-
-
-def list_arrays(paths: list[str], y: np.ndarray, sizes: np.ndarray) -> dict:
-    """A split's list as its .npz holds it: labels, the packed paths and each image's (width, height)."""
-    blob, ends = pack_paths(paths)
-    return {"y": y, "path_bytes": blob, "path_ends": ends, "sizes": sizes}
+def list_arrays(paths: TextArray, y: np.ndarray, sizes: np.ndarray) -> dict:
+    """A split's list as its .npz holds it: labels, the packed paths (UTF-8 bytes and each path's
+    end) and each image's (width, height)."""
+    return {"y": y, "path_bytes": paths.data, "path_ends": paths.offsets[1:], "sizes": sizes}
 
 
 @dataclass
@@ -226,7 +288,7 @@ class PreparedDisk:
     root: Path
     split_folders: dict  # split -> folder name under root ("train", "val")
     classes: list[str]
-    paths: dict  # split -> relative paths
+    paths: dict  # split -> relative paths, packed (TextArray)
     y: dict  # split -> int64 labels
     sizes: dict  # split -> int32 (N, 2) width, height
     listings: dict  # split -> listing_digest of every image file found (skipped ones too)
@@ -261,8 +323,8 @@ class PreparedDisk:
         keeping ``train``; return the split's list {"paths", "y", "sizes"}: a share of the
         training folder's images, which stay where they are."""
         paths, y, sizes = self.paths["train"], self.y["train"], self.sizes["train"]
-        validation = {"paths": [paths[i] for i in held], "y": y[held], "sizes": sizes[held]}
-        self.paths["train"], self.y["train"], self.sizes["train"] = [paths[i] for i in train], y[train], sizes[train]
+        validation = {"paths": paths.take(held), "y": y[held], "sizes": sizes[held]}
+        self.paths["train"], self.y["train"], self.sizes["train"] = paths.take(train), y[train], sizes[train]
         return validation
 
     def split_arrays(self) -> dict:
@@ -287,22 +349,23 @@ class PreparedDisk:
         }
 
 
-def _check_split(folder: Path, samples, rows, skip: bool, decode: bool, split: str):
-    """Keep the readable samples; refuse the bad ones, or (``skip``) leave them out, listed."""
-    bad = [(path, row[4]) for (path, _), row in zip(samples, rows) if row[4] is not None]
+def _check_split(folder: Path, paths: TextArray, problems: dict[int, str], skip: bool, split: str) -> np.ndarray:
+    """The positions of the readable images; the bad ones refused, or (``skip``) left out, listed."""
+    bad = sorted(problems.items())
     if bad and not skip:
-        shown = "; ".join(f"{folder / path}: {problem}" for path, problem in bad[:SHOWN])
+        shown = "; ".join(f"{folder / paths[index]}: {problem}" for index, problem in bad[:SHOWN])
         more = f" (and {len(bad) - SHOWN:,} more)" if len(bad) > SHOWN else ""
         raise DataError(
-            f"{len(bad):,} of the {len(samples):,} images in {folder} cannot be read: {shown}{more}. Replace or remove "
+            f"{len(bad):,} of the {len(paths):,} images in {folder} cannot be read: {shown}{more}. Replace or remove "
             f"them, or set {config_key('skip_bad_images')}: true to leave them out (counted and listed in the manifest)"
         )
-    for path, problem in bad:
-        print(f"skipped {folder / path}: {problem}", flush=True)
+    for index, problem in bad:
+        print(f"skipped {folder / paths[index]}: {problem}", flush=True)
     if bad:
-        print(f"skipped {len(bad):,} of {len(samples):,} images of the {split} split ({config_key('skip_bad_images')})", flush=True)
-    keep = [i for i, row in enumerate(rows) if row[4] is None]
-    return keep, bad
+        print(f"skipped {len(bad):,} of {len(paths):,} images of the {split} split ({config_key('skip_bad_images')})", flush=True)
+    keep = np.ones(len(paths), dtype=bool)
+    keep[[index for index, _ in bad]] = False
+    return np.flatnonzero(keep)
 
 
 def prepare_disk(
@@ -331,30 +394,29 @@ def prepare_disk(
             f"{split_folders['train']}: {lacking[:SHOWN]}); both splits need the same class folders"
         )
     prepared = dict(paths={}, y={}, sizes={}, listings={}, skipped={})
-    modes: dict = {}
-    formats: dict = {}
+    modes: Counter = Counter()
+    formats: Counter = Counter()
     for split, folder in split_folders.items():
-        samples = listed[split][1]
-        print(f"reading the {'pixels' if check == 'decode' else 'headers'} of {len(samples):,} {split} images in {root / folder}", flush=True)
-        rows = inspect_split(root / folder, samples, decode=check == "decode")
-        keep, bad = _check_split(root / folder, samples, rows, skip, check == "decode", split)
-        prepared["paths"][split] = [samples[i][0] for i in keep]
-        prepared["y"][split] = np.array([samples[i][1] for i in keep], dtype=np.int64)
-        prepared["sizes"][split] = np.array([rows[i][:2] for i in keep], dtype=np.int32).reshape(-1, 2)
-        prepared["listings"][split] = listing_digest(path for path, _ in samples)
-        prepared["skipped"][split] = bad
-        for i in keep:
-            modes[rows[i][2]] = modes.get(rows[i][2], 0) + 1
-            formats[rows[i][3]] = formats.get(rows[i][3], 0) + 1
+        _, paths, labels, prepared["listings"][split] = listed[split]
+        print(f"reading the {'pixels' if check == 'decode' else 'headers'} of {len(paths):,} {split} images in {root / folder}", flush=True)
+        headers = inspect_split(root / folder, paths, decode=check == "decode")
+        keep = _check_split(root / folder, paths, headers.problems, skip, split)
+        whole = len(keep) == len(paths)
+        prepared["paths"][split] = paths if whole else paths.take(keep)
+        prepared["y"][split] = labels if whole else labels[keep]
+        prepared["sizes"][split] = headers.sizes if whole else headers.sizes[keep]
+        prepared["skipped"][split] = [(paths[index], problem) for index, problem in sorted(headers.problems.items())]
+        modes.update(headers.modes)
+        formats.update(headers.formats)
     return PreparedDisk(
         name=name, root=root, split_folders=dict(split_folders), classes=classes, image_size=size, mean=mean, std=std,
-        flip=flip, modes=modes, formats=formats, **prepared,
+        flip=flip, modes=dict(modes), formats=dict(formats), **prepared,
         source=f"image files in {root} ({', '.join(f'{s}: {f}/' for s, f in split_folders.items())}), read from disk at "
         f"{size}x{size}; nothing copied",
     )
 
 
-def _channel_statistics(folder: Path, paths: list[str], size: int) -> tuple[list[float], list[float]]:
+def _channel_statistics(folder: Path, paths: TextArray, size: int) -> tuple[list[float], list[float]]:
     """Channel mean and std in [0, 1] of up to STATISTICS_SAMPLE training images, evenly spaced, centre-cropped."""
     from PIL import Image, ImageOps
 
@@ -381,7 +443,10 @@ class DiskSplit:
     """A prepared split's images as files: what ``load_prepared`` returns as ``x`` for disk data."""
 
     folder: Path
-    paths: list[str]
+    # Packed, not a list of str: a DataLoader worker reading an element of a list writes its
+    # reference count, so over an epoch each worker would copy the whole list (some 110 MB at
+    # ImageNet's 1.28 million paths; bench/path_memory.py), where numpy's arrays are only read.
+    paths: TextArray
     sizes: np.ndarray
     image_size: int
     resize: int
@@ -400,16 +465,28 @@ class DiskSplit:
 FOLDER_OF = {"train": "train", "test": "test", "validation": "train"}
 
 
-def paths_of(arrays: Mapping, npz_path: Path, hint: str) -> list[str]:
-    """The relative paths a split's .npz lists."""
+def paths_of(arrays: Mapping, npz_path: Path, hint: str) -> TextArray:
+    """The relative paths a split's .npz lists, checked: each a non-empty piece of valid UTF-8."""
     try:
-        return unpack_paths(arrays["path_bytes"], arrays["path_ends"])
-    except (KeyError, UnicodeDecodeError, ValueError) as error:
-        raise DataError(f"{npz_path}: not a disk data set's file list ({error}); {hint}") from None
+        data, ends = arrays["path_bytes"], arrays["path_ends"]
+    except KeyError as error:
+        raise DataError(f"{npz_path}: not a disk data set's file list (no {error}); {hint}") from None
+    ok = data.dtype == np.uint8 and data.ndim == 1 and ends.dtype == np.int64 and ends.ndim == 1
+    offsets = np.concatenate([np.zeros(1, dtype=np.int64), ends]) if ok else None
+    ok = ok and offsets[-1] == len(data) and bool(np.all(np.diff(offsets) > 0))
+    try:
+        # The whole is UTF-8 and no path starts inside a character (a continuation byte, 10xxxxxx):
+        # then every path decodes, and workers need not find out one at a time.
+        ok = ok and (data.tobytes().decode("utf-8") is not None) and not np.any((data[offsets[:-1]] & 0xC0) == 0x80)
+    except UnicodeDecodeError:
+        ok = False
+    if not ok:
+        raise DataError(f"{npz_path}: not a disk data set's file list (inconsistent path_bytes and path_ends); {hint}")
+    return TextArray(data, offsets)
 
 
 def read_split(
-    arrays: Mapping, manifest: dict, split: str, npz_path: Path, hint: str, also_listed: Callable[[], list[str]] | None = None
+    arrays: Mapping, manifest: dict, split: str, npz_path: Path, hint: str, also_listed: Callable[[], TextArray] | None = None
 ) -> tuple[DiskSplit, np.ndarray]:
     """(DiskSplit, labels) of a split's .npz (``train``, ``test`` or ``validation``), after checking its
     folder's listing is the one prepared. ``also_listed`` gives the paths of the other split prepared
@@ -427,7 +504,7 @@ def read_split(
 
 
 def check_listing(
-    folder: Path, paths: list[str], manifest: dict, split: str, also_listed: Callable[[], list[str]] | None = None
+    folder: Path, paths: TextArray, manifest: dict, split: str, also_listed: Callable[[], TextArray] | None = None
 ) -> None:
     """The folder still holds the files it held when prepared: none gone, none added (names only, no reads).
 
@@ -436,12 +513,18 @@ def check_listing(
     """
     if not folder.is_dir():
         raise DataError(f"{folder}: the images of the prepared data set are gone (moved or deleted); restore them, or {REPREPARE}")
-    found = []
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_dir():
-            found += [f"{entry.name}/{f.name}" for f in os.scandir(entry.path) if f.name.lower().endswith(IMAGE_EXTENSIONS)]
-    if listing_digest(found) == manifest["listings"][split]:
+    # listing_digest of the folder's paths, a class folder at a time (digest_order), so that no job
+    # holds the whole listing as Python strings: it is only needed to say what changed.
+    digest = hashlib.sha256()
+    for name in digest_order(entry.name for entry in os.scandir(folder) if entry.is_dir()):
+        for file in sorted(f.name for f in os.scandir(folder / name) if f.name.lower().endswith(IMAGE_EXTENSIONS)):
+            digest.update(f"{name}/{file}".encode("utf-8", "surrogateescape") + b"\0")
+    if digest.hexdigest() == manifest["listings"][split]:
         return
+    found = [
+        f"{entry.name}/{f.name}" for entry in os.scandir(folder) if entry.is_dir()
+        for f in os.scandir(entry.path) if f.name.lower().endswith(IMAGE_EXTENSIONS)
+    ]
     skipped = {row.split(": ", 1)[0] for row in manifest.get("skipped", {}).get(split, [])}
     before, now = set(paths) | skipped | set(also_listed() if also_listed else ()), set(found)
     gone, added = sorted(before - now), sorted(now - before)

@@ -46,6 +46,26 @@ class TextArray:
     def __getitem__(self, index: int) -> str:
         return self.data[self.offsets[index] : self.offsets[index + 1]].tobytes().decode("utf-8")
 
+    def __iter__(self):
+        return iter(self.strings())
+
+    def take(self, index: Sequence[int] | np.ndarray, rows_at_once: int = 1 << 16) -> "TextArray":
+        """The texts at ``index``, in that order, packed: bytes copied by numpy a block of rows at a
+        time, so no Python string is made and the byte positions never take 8 bytes a byte at once."""
+        index = np.asarray(index, dtype=np.int64)
+        starts, ends = self.offsets[:-1][index], self.offsets[1:][index]
+        lengths = ends - starts
+        offsets = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        data = np.empty(int(offsets[-1]), dtype=np.uint8)
+        for first in range(0, len(index), rows_at_once):
+            last = min(first + rows_at_once, len(index))
+            low, high = offsets[first], offsets[last]
+            # Each output byte's source: its text's start plus its place within the text.
+            source = np.arange(low, high) + np.repeat(starts[first:last] - offsets[first:last], lengths[first:last])
+            data[low:high] = self.data[source]
+        return TextArray(data, offsets)
+
     def strings(self, index: Sequence[int] | np.ndarray | None = None) -> list[str]:
         """The texts (all, or those at ``index``, in that order) as Python strings."""
         raw = self.data.tobytes()
