@@ -28,6 +28,7 @@ images, and PNGs named .JPEG (ImageNet has one), are read and converted to RGB.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
@@ -474,15 +475,24 @@ def paths_of(arrays: Mapping, npz_path: Path, hint: str) -> TextArray:
     ok = data.dtype == np.uint8 and data.ndim == 1 and ends.dtype == np.int64 and ends.ndim == 1
     offsets = np.concatenate([np.zeros(1, dtype=np.int64), ends]) if ok else None
     ok = ok and offsets[-1] == len(data) and bool(np.all(np.diff(offsets) > 0))
-    try:
-        # The whole is UTF-8 and no path starts inside a character (a continuation byte, 10xxxxxx):
-        # then every path decodes, and workers need not find out one at a time.
-        ok = ok and (data.tobytes().decode("utf-8") is not None) and not np.any((data[offsets[:-1]] & 0xC0) == 0x80)
-    except UnicodeDecodeError:
-        ok = False
+    # The whole is UTF-8 and no path starts inside a character (a continuation byte, 10xxxxxx):
+    # then every path decodes, and workers need not find out one at a time.
+    ok = ok and _is_utf8(data) and not np.any((data[offsets[:-1]] & 0xC0) == 0x80)
     if not ok:
         raise DataError(f"{npz_path}: not a disk data set's file list (inconsistent path_bytes and path_ends); {hint}")
     return TextArray(data, offsets)
+
+
+def _is_utf8(data: np.ndarray, block: int = 1 << 20) -> bool:
+    """Whether the bytes are UTF-8, decoded a block at a time (not a copy of them all, and their text)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for start in range(0, len(data), block):
+            decoder.decode(data[start : start + block].tobytes())
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_split(
