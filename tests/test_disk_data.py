@@ -222,7 +222,13 @@ def test_class_names_that_sort_apart_from_their_paths_keep_the_prepared_listing(
     """Labels follow the sorted class names (n01 before n01-a, as ImageFolder's), while the listing's
     digest, computed a class at a time, is that of the sorted paths (n01-a/... before n01/...):
     the two orders differ here, and a job reading the prepared data finds the folder unchanged."""
-    from svp.data.disk import list_split, listing_digest
+    import hashlib
+
+    from svp.data.disk import list_split
+
+    def listing_digest(paths):  # the definition: sha256 of the sorted paths, each ended by a NUL
+        return hashlib.sha256(b"".join(path.encode("utf-8") + b"\0" for path in sorted(paths))).hexdigest()
+
 
     make_tree(tmp_path / "tree", classes=2, train_per_class=2, val_per_class=1, min_side=16, max_side=24)
     (tmp_path / "tree" / "val").rename(tmp_path / "tree" / "test")  # an image_folder's layout

@@ -81,11 +81,17 @@ IMAGENET_LAYOUT = (
 # --------------------------------------------------------------------------- listing
 
 
-def digest_order(classes) -> list[str]:
-    """Class folder names in the order their paths sort: every path of a class starts with
-    "name/", so the sorted list of all paths is each class's sorted files, class after class in
-    this order (not the labels' order: "n01-a/" sorts before "n01/", though "n01" < "n01-a")."""
-    return sorted(classes, key=lambda name: name + "/")
+def listing_digest(classes, class_paths: Callable[[str], list[bytes]]) -> str:
+    """The checksum of a split's list: sha256 of its sorted relative paths ("class/file" in UTF-8,
+    each ended by a NUL), fed a class folder at a time (``class_paths``: a class's sorted paths),
+    so that no list of all paths is needed. Every path of a class starts with "name/", so the
+    sorted paths are each class's, class after class in the order of "name/" (not the labels'
+    order: "n01-a/" sorts before "n01/", though "n01" < "n01-a")."""
+    digest = hashlib.sha256()
+    for name in sorted(classes, key=lambda name: name + "/"):
+        for path in class_paths(name):
+            digest.update(path + b"\0")
+    return digest.hexdigest()
 
 
 def _class_files(folder: Path, name: str, real: Path) -> list[str]:
@@ -131,7 +137,7 @@ def list_split(folder: Path, option: str = "path") -> tuple[list[str], TextArray
     class folder, or a link leading out of ``folder`` is refused rather than skipped or
     followed. The paths come packed (UTF-8 bytes and offsets: tens of bytes an image, where a
     list of str takes about a hundred, and ImageNet has 1.28 million), listed a class at a time.
-    The digest is ``listing_digest`` of the paths, computed as they are listed.
+    The digest is ``listing_digest``'s, computed as the paths are listed.
     """
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -143,19 +149,20 @@ def list_split(folder: Path, option: str = "path") -> tuple[list[str], TextArray
     if len(classes) > MAX_CLASSES:
         raise DataError(f"{folder}: {len(classes):,} class folders, more than the {MAX_CLASSES:,} svp accepts")
     real = folder.resolve()
-    digest = hashlib.sha256()
     packed: dict[str, tuple[bytes, np.ndarray]] = {}
-    for name in digest_order(classes):
+
+    def class_paths(name: str) -> list[bytes]:
         encoded = [_utf8(f"{name}/{file}", folder) for file in _class_files(folder, name, real)]
-        for path in encoded:
-            digest.update(path + b"\0")
         packed[name] = (b"".join(encoded), np.array([len(path) for path in encoded], dtype=np.int64))
+        return encoded
+
+    digest = listing_digest(classes, class_paths)
     lengths = [packed[name][1] for name in classes]
     offsets = np.zeros(sum(map(len, lengths)) + 1, dtype=np.int64)
     np.cumsum(np.concatenate(lengths), out=offsets[1:])
     data = np.frombuffer(b"".join(packed.pop(name)[0] for name in classes), dtype=np.uint8).copy()
     labels = np.repeat(np.arange(len(classes), dtype=np.int64), [len(counts) for counts in lengths])
-    return classes, TextArray(data, offsets), labels, digest.hexdigest()
+    return classes, TextArray(data, offsets), labels, digest
 
 
 def count_images(folder: Path) -> int:
@@ -167,15 +174,6 @@ def count_images(folder: Path) -> int:
         )
     except OSError:  # the builder that reads the folder says what is wrong with it
         return 0
-
-
-def listing_digest(paths) -> str:
-    """sha256 of a split's sorted relative paths: the checksum of the list (computed a class at a
-    time by ``list_split`` and ``check_listing``, which hold no list of all paths)."""
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(path.encode("utf-8") + b"\0")
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- headers
@@ -523,17 +521,17 @@ def check_listing(
     """
     if not folder.is_dir():
         raise DataError(f"{folder}: the images of the prepared data set are gone (moved or deleted); restore them, or {REPREPARE}")
-    # listing_digest of the folder's paths, a class folder at a time (digest_order), so that no job
-    # holds the whole listing as Python strings: it is only needed to say what changed.
-    digest = hashlib.sha256()
-    for name in digest_order(entry.name for entry in os.scandir(folder) if entry.is_dir()):
-        for file in sorted(f.name for f in os.scandir(folder / name) if f.name.lower().endswith(IMAGE_EXTENSIONS)):
-            digest.update(f"{name}/{file}".encode("utf-8", "surrogateescape") + b"\0")
-    if digest.hexdigest() == manifest["listings"][split]:
+    # The whole listing as Python strings is only needed to say what changed.
+    def class_paths(name: str) -> list[bytes]:
+        files = sorted(f.name for f in os.scandir(folder / name) if f.name.lower().endswith(IMAGE_EXTENSIONS))
+        return [f"{name}/{file}".encode("utf-8", "surrogateescape") for file in files]
+
+    class_folders = [entry.name for entry in os.scandir(folder) if entry.is_dir()]
+    if listing_digest(class_folders, class_paths) == manifest["listings"][split]:
         return
     found = [
-        f"{entry.name}/{f.name}" for entry in os.scandir(folder) if entry.is_dir()
-        for f in os.scandir(entry.path) if f.name.lower().endswith(IMAGE_EXTENSIONS)
+        f"{name}/{f.name}" for name in class_folders
+        for f in os.scandir(folder / name) if f.name.lower().endswith(IMAGE_EXTENSIONS)
     ]
     skipped = {row.split(": ", 1)[0] for row in manifest.get("skipped", {}).get(split, [])}
     before, now = set(paths) | skipped | set(also_listed() if also_listed else ()), set(found)
