@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--folder", help="where the embeddings and the scratch copy go (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    small, large = args.budgets
+    if not 1 <= small < large <= args.points:
+        parser.error(f"--budgets needs 1 <= first < second <= --points ({args.points:,}), got {small} {large}")
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
         started = time.perf_counter()
         embeddings = random_embeddings(Path(folder) / "embeddings.npy", args.points, args.dims, args.seed)

@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=1_281_167)
     parser.add_argument("--val", type=int, default=50_000)
     args = parser.parse_args()
+    if args.classes < 1 or args.train < args.classes or args.val < 0:
+        parser.error("--classes must be positive, --train at least --classes (a class folder needs a file), --val not negative")
     if args.root.exists():
         sys.exit(f"{args.root} exists; remove it or name another folder")
     args.root.mkdir(parents=True)

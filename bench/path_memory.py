@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
+    if args.paths < 1 or args.workers < 1 or args.batch_size < 1:
+        parser.error("--paths, --workers and --batch-size must be positive: the epoch is read by workers")
     rows = []
     for form in ("list of str", "packed (TextArray)"):
         paths = imagenet_like_paths(args.paths)
